@@ -1,0 +1,229 @@
+//! Node settings: defaults, then a TOML file (`--config`), then the
+//! environment names the seed deployment uses, then command-line flags.
+//! Every error names where the bad value came from (file and key, or the
+//! environment variable).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env { var: &'static str, value: String, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Everything the node reads at start. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public listener (learners and clients).
+    pub listen: String,
+    /// Admin listener: a loopback `IP:PORT` or `unix:/path`. Never public.
+    pub admin_listen: Option<String>,
+    pub data_dir: PathBuf,
+    /// The module directory to serve (for the appliance, the updater's `current` link).
+    pub modules: PathBuf,
+    /// htpasswd file with bcrypt entries for /xapi and /v1.
+    pub credentials: Option<PathBuf>,
+
+    pub cache_enabled: bool,
+    #[serde(deserialize_with = "de_secs")]
+    pub cache_ttl: Duration,
+    pub sync_enabled: bool,
+    #[serde(deserialize_with = "de_secs")]
+    pub sync_interval: Duration,
+
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Wall-clock budget of one module call.
+    #[serde(deserialize_with = "de_secs")]
+    pub module_timeout: Duration,
+    /// Linear-memory cap of one module instance, in bytes.
+    pub module_memory_bytes: u64,
+    /// Module instances that may run at once (pooling allocator slots).
+    pub module_instances: u32,
+    /// `account.homePage` of learner actors (`/v1/learners/{learner}`).
+    pub learner_home_page: String,
+    /// Most statements handed to the progress module for one learner.
+    pub progress_statement_limit: usize,
+    /// Most statement writes committed in one transaction (group commit).
+    pub group_commit_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8080".into(),
+            admin_listen: Some("127.0.0.1:9090".into()),
+            data_dir: PathBuf::from("/data/lms"),
+            modules: PathBuf::from("/data/modules/current"),
+            credentials: None,
+            cache_enabled: true,
+            cache_ttl: Duration::from_secs(300),
+            sync_enabled: false,
+            sync_interval: Duration::from_secs(10),
+            max_body_bytes: 1 << 20,
+            module_timeout: Duration::from_millis(500),
+            module_memory_bytes: 64 << 20,
+            module_instances: 128,
+            learner_home_page: "https://lms.example.org/learners".into(),
+            progress_statement_limit: 10_000,
+            group_commit_max: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })
+    }
+
+    /// Applies the seed deployment's environment names (its ConfigMap keys,
+    /// upper-cased): SYNC_ENABLED, SYNC_INTERVAL, CACHE_ENABLED, CACHE_TTL.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let bad = |var: &'static str, value: &str, message: String| ConfigError::Env {
+            var,
+            value: value.to_string(),
+            message,
+        };
+        if let Some(v) = get("SYNC_ENABLED") {
+            self.sync_enabled = parse_bool(&v).map_err(|m| bad("SYNC_ENABLED", &v, m))?;
+        }
+        if let Some(v) = get("CACHE_ENABLED") {
+            self.cache_enabled = parse_bool(&v).map_err(|m| bad("CACHE_ENABLED", &v, m))?;
+        }
+        if let Some(v) = get("SYNC_INTERVAL") {
+            self.sync_interval = parse_duration(&v).map_err(|m| bad("SYNC_INTERVAL", &v, m))?;
+        }
+        if let Some(v) = get("CACHE_TTL") {
+            self.cache_ttl = parse_duration(&v).map_err(|m| bad("CACHE_TTL", &v, m))?;
+        }
+        Ok(())
+    }
+
+    /// Checks cross-field rules once everything is applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if self.module_timeout.is_zero() {
+            return Err(invalid("module_timeout", "must be above zero"));
+        }
+        if self.module_memory_bytes < (2 << 20) {
+            return Err(invalid("module_memory_bytes", "must be at least 2 MiB"));
+        }
+        if self.module_instances == 0 {
+            return Err(invalid("module_instances", "must be at least 1"));
+        }
+        if self.group_commit_max == 0 {
+            return Err(invalid("group_commit_max", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Seconds clients may cache cacheable responses; 0 when caching is off.
+    pub fn effective_cache_ttl(&self) -> u64 {
+        if self.cache_enabled { self.cache_ttl.as_secs() } else { 0 }
+    }
+}
+
+pub fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// `300` (seconds), `300s`, `500ms`, `10m`, `1h`.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("expected a duration like 10s, 500ms, 5m; got {v:?}"))?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(d)
+}
+
+fn de_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(n) => Ok(Duration::from_secs(n)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn file_errors_name_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\ncache_tll = 5\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("node.toml") && e.contains("cache_tll"), "{e}");
+        std::fs::write(&p, "cache_ttl = \"5 parsecs\"\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("cache_ttl"), "{e}");
+        std::fs::write(&p, "cache_ttl = \"120s\"\nsync_interval = 3\n").unwrap();
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.sync_interval, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn env_overrides_and_names_the_variable() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "SYNC_ENABLED" => Some("true".into()),
+            "CACHE_TTL" => Some("60".into()),
+            "CACHE_ENABLED" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(c.sync_enabled);
+        assert_eq!(c.cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.effective_cache_ttl(), 0);
+        let e = c.apply_env(|k| (k == "SYNC_INTERVAL").then(|| "soon".into())).unwrap_err();
+        assert!(e.to_string().contains("SYNC_INTERVAL"), "{e}");
+    }
+}

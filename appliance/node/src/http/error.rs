@@ -1,0 +1,86 @@
+//! The one place where errors become HTTP statuses. Every error body is JSON:
+//! `{"error": code, "message": text, "field"?: path}`.
+
+use crate::wasm::CallError;
+use crate::xapi::store::StoreError;
+use crate::xapi::validate::Invalid;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, field: Option<String> },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Module(#[from] CallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { code, message: message.into(), field: None }
+    }
+
+    pub fn field(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { code, message: message.into(), field: Some(field.into()) }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Module(e) => match e {
+                CallError::NoSuchModule(_) | CallError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "module_unavailable"),
+                CallError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "module_timeout"),
+                CallError::MemoryLimit { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "module_memory_limit"),
+                CallError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "module_trap"),
+                CallError::BadResponse { .. } => (StatusCode::BAD_GATEWAY, "module_bad_response"),
+            },
+            ApiError::Store(StoreError::Conflict { .. }) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::BadRequest { code: "invalid_statement", message: e.to_string(), field: Some(e.field) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, code, "request failed");
+        }
+        let mut body = serde_json::json!({"error": code, "message": self.to_string()});
+        if let ApiError::BadRequest { field: Some(f), .. } = &self {
+            body["field"] = f.clone().into();
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::Unauthorized = self {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"lms\", charset=\"UTF-8\""));
+        }
+        resp
+    }
+}

@@ -1,0 +1,205 @@
+//! The learner API under /v1: each route is one call into an LMS module.
+//! The node supplies what a module cannot have (the clock, a request id, the
+//! learner's actor, the learner's statements) and applies what it returns
+//! (statements are stored durably before the response goes out).
+
+use super::auth::User;
+use super::error::ApiError;
+use super::{AppState, JsonBody, Params, query_pairs};
+use crate::xapi::{self, ifi_key, store::Query};
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use lms_abi::{Context, Request};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Learner ids appear in paths and in xAPI account names.
+fn check_learner(id: &str) -> Result<(), ApiError> {
+    let ok = (1..=128).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field("invalid_learner", "learner", "learner ids are 1-128 characters of A-Z a-z 0-9 . _ @ -"))
+    }
+}
+
+pub fn learner_actor(node: &AppState, learner: &str) -> Value {
+    json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": learner}})
+}
+
+/// The authority recorded on statements stored under `user`'s credentials.
+pub fn authority(node: &AppState, user: &str) -> Value {
+    json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": format!("credential:{user}")}})
+}
+
+struct Call {
+    module: &'static str,
+    op: &'static str,
+    params: BTreeMap<String, String>,
+    query: BTreeMap<String, String>,
+    body: Option<Value>,
+    if_none_match: Option<String>,
+    actor: Option<Value>,
+    statements: Vec<Value>,
+}
+
+impl Call {
+    fn new(module: &'static str, op: &'static str) -> Call {
+        Call {
+            module,
+            op,
+            params: BTreeMap::new(),
+            query: BTreeMap::new(),
+            body: None,
+            if_none_match: None,
+            actor: None,
+            statements: vec![],
+        }
+    }
+
+    fn param(mut self, k: &str, v: String) -> Call {
+        self.params.insert(k.to_string(), v);
+        self
+    }
+}
+
+async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiError> {
+    let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let req = Request {
+        op: call.op.to_string(),
+        params: call.params,
+        query: call.query,
+        body: call.body,
+        if_none_match: call.if_none_match,
+        statements: call.statements,
+        ctx: Context {
+            cache_ttl: node.cfg.effective_cache_ttl(),
+            actor: call.actor,
+            now: xapi::format_stored(now),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        },
+    };
+    let host = node.host.clone();
+    let module = call.module;
+    let resp = tokio::task::spawn_blocking(move || host.call(&set, module, &req))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))??;
+
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status.is_success() && !resp.statements.is_empty() {
+        let auth = authority(node, user);
+        let mut batch = Vec::with_capacity(resp.statements.len());
+        for (i, s) in resp.statements.into_iter().enumerate() {
+            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now).map_err(|e| {
+                ApiError::Module(crate::wasm::CallError::BadResponse {
+                    module: module.to_string(),
+                    message: format!("emitted an invalid statement: {e}"),
+                })
+            })?;
+            batch.push(p);
+        }
+        node.store.write(batch).await?;
+    }
+
+    let mut builder = Response::builder().status(status);
+    if let Some(etag) = resp.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        builder = builder.header(header::ETAG, etag);
+    }
+    if let Some(cc) = resp.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        builder = builder.header(header::CACHE_CONTROL, cc);
+    }
+    let body = if status == StatusCode::NOT_MODIFIED {
+        Body::empty()
+    } else {
+        builder = builder.header(header::CONTENT_TYPE, "application/json");
+        Body::from(resp.body.get().to_string())
+    };
+    builder.body(body).map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+pub async fn courses(State(node): State<AppState>, Extension(user): Extension<User>) -> Result<Response, ApiError> {
+    run(&node, &user.0, Call::new("catalog", "list_courses")).await
+}
+
+pub async fn course(State(node): State<AppState>, Extension(user): Extension<User>, p: Params) -> Result<Response, ApiError> {
+    run(&node, &user.0, Call::new("catalog", "get_course").param("course", p.get("course"))).await
+}
+
+pub async fn lesson(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    p: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut call = Call::new("catalog", "get_lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
+    call.if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+    run(&node, &user.0, call).await
+}
+
+pub async fn quiz(State(node): State<AppState>, Extension(user): Extension<User>, p: Params) -> Result<Response, ApiError> {
+    run(&node, &user.0, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
+}
+
+/// Body: `{"learner": "...", "answers": {"q1": "b"}, "registration"?: UUID, "duration"?: "PT2M"}`.
+pub async fn attempt(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    p: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let learner = match body.get("learner") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::field("invalid_field", "learner", "learner: must be a string")),
+        None => return Err(ApiError::field("missing_field", "learner", "learner: required")),
+    };
+    check_learner(&learner)?;
+    if let Some(r) = body.get("registration")
+        && !r.as_str().is_some_and(xapi::validate::is_uuid)
+    {
+        return Err(ApiError::field("invalid_field", "registration", "registration: must be a UUID"));
+    }
+    if let Some(d) = body.get("duration")
+        && !d.as_str().is_some_and(xapi::validate::is_duration)
+    {
+        return Err(ApiError::field("invalid_field", "duration", "duration: must be an ISO 8601 duration"));
+    }
+    let mut call = Call::new("quiz", "attempt").param("quiz", p.get("quiz"));
+    call.actor = Some(learner_actor(&node, &learner));
+    call.body = Some(body);
+    run(&node, &user.0, call).await
+}
+
+pub async fn progress(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    p: Params,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let learner = p.get("learner");
+    check_learner(&learner)?;
+    let mut call = Call::new("progress", "progress").param("learner", learner.clone());
+    for (k, v) in query_pairs(raw.as_deref())? {
+        if k != "course" {
+            return Err(ApiError::field("invalid_query", k.clone(), format!("unknown query parameter {k:?} (only course)")));
+        }
+        call.query.insert(k, v);
+    }
+    let actor = learner_actor(&node, &learner);
+    let page = node
+        .store
+        .query(Query {
+            agent: ifi_key(&actor),
+            ascending: true,
+            limit: node.cfg.progress_statement_limit,
+            ..Query::default()
+        })
+        .await?;
+    call.statements = page.statements.iter().filter_map(|s| serde_json::from_str(s).ok()).collect();
+    call.actor = Some(actor);
+    run(&node, &user.0, call).await
+}

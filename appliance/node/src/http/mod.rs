@@ -1,0 +1,139 @@
+//! The HTTP surface: the public router (learners, xAPI clients, probes) and
+//! the admin router (reload; loopback or unix socket only), with the
+//! extractors and middleware they share.
+
+pub mod auth;
+pub mod error;
+mod learner;
+mod ops;
+mod xapi;
+
+use crate::node::Node;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use error::ApiError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type AppState = Arc<Node>;
+
+/// Routes learners and clients reach.
+pub fn public_router(node: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/courses", get(learner::courses))
+        .route("/v1/courses/{course}", get(learner::course))
+        .route("/v1/courses/{course}/lessons/{lesson}", get(learner::lesson))
+        .route("/v1/quizzes/{quiz}", get(learner::quiz))
+        .route("/v1/quizzes/{quiz}/attempts", post(learner::attempt))
+        .route("/v1/learners/{learner}/progress", get(learner::progress))
+        .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
+    let xapi_authed = Router::new()
+        .route("/xapi/statements", get(xapi::get_statements).put(xapi::put_statement).post(xapi::post_statements))
+        .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
+    let xapi = Router::new()
+        .route("/xapi/about", get(xapi::about))
+        .merge(xapi_authed)
+        .route_layer(middleware::from_fn(xapi::version_header));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(v1)
+        .merge(xapi)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(node.cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(node.clone(), observe))
+        .with_state(node)
+}
+
+/// Routes only the operator (and lms-updater) reaches.
+pub fn admin_router(node: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/admin/reload", post(ops::reload))
+        .route("/admin/status", get(ops::status))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(node.clone(), observe))
+        .with_state(node)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Records latency and status per route template (never per raw path, so
+/// learner ids do not explode the series count).
+async fn observe(axum::extract::State(node): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    node.metrics.request(method.as_str(), &route, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// A JSON request body, within the size limit; errors are JSON 4xx.
+pub struct JsonBody(pub serde_json::Value);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.cfg.max_body_bytes)
+            } else {
+                ApiError::bad("unreadable_body", e.body_text())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad("malformed_json", "body: expected JSON, got an empty body"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad("malformed_json", format!("body: {e}")))
+    }
+}
+
+/// Path parameters by name; malformed ones are a JSON 400.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|p| Params(p.0))
+            .map_err(|e| ApiError::bad("invalid_path", e.body_text()))
+    }
+}
+
+impl Params {
+    pub fn get(&self, k: &str) -> String {
+        self.0.get(k).cloned().unwrap_or_default()
+    }
+}
+
+/// Query parameters in order; malformed encoding is a JSON 400.
+pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad("invalid_query", format!("query string: {e}")))
+}

@@ -1,0 +1,81 @@
+//! Probes, metrics and the admin operations.
+
+use super::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The process is up and answering.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+fn modules_json(node: &AppState) -> Value {
+    let state = node.modules.load();
+    match &state.set {
+        None => json!({"bundle_version": null, "modules": [], "last_error": state.last_error}),
+        Some(set) => json!({
+            "bundle_version": set.manifest.bundle_version,
+            "modules": set.manifest.modules.iter().map(|m| {
+                let st = set.self_tests.iter().find(|(n, _)| n == &m.name).map(|(_, s)| s.checks.clone());
+                json!({"name": m.name, "version": m.version, "sha256": m.sha256, "self_test": {"ok": true, "checks": st}})
+            }).collect::<Vec<_>>(),
+            "last_error": state.last_error,
+        }),
+    }
+}
+
+/// 200 only when the database takes writes and every module is loaded and
+/// passed its self-test; 503 with the reason otherwise.
+pub async fn readyz(State(node): State<AppState>) -> Response {
+    let db = match tokio::time::timeout(Duration::from_secs(2), node.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("database write check timed out after 2 s".to_string()),
+    };
+    let modules = node.current();
+    let mut body = modules_json(&node);
+    body["database"] = json!(db.as_ref().map(|_| "ok").unwrap_or_else(|e| e.as_str()));
+    let reasons: Vec<String> = [db.err(), modules.err()].into_iter().flatten().collect();
+    body["ready"] = json!(reasons.is_empty());
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        body["reason"] = json!(reasons.join("; "));
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+pub async fn metrics(State(node): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Loads the module directory again. 200 with the new versions, or 500 with
+/// the reason while the previous modules keep serving.
+pub async fn reload(State(node): State<AppState>) -> Response {
+    match node.reload().await {
+        Ok(r) => (StatusCode::OK, Json(json!({"reloaded": true, "bundle_version": r.bundle_version, "modules": r.modules}))).into_response(),
+        Err(e) => {
+            let serving = node.modules.load().set.as_ref().map(|s| s.manifest.bundle_version.clone());
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "reload_failed", "message": e, "serving": serving})),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn status(State(node): State<AppState>) -> Json<Value> {
+    let mut body = modules_json(&node);
+    body["modules_dir"] = json!(node.cfg.modules);
+    body["database"] = json!(node.store.path());
+    Json(body)
+}

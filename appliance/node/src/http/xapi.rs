@@ -1,0 +1,279 @@
+//! The xAPI 2.0 statement resource under /xapi.
+
+use super::auth::User;
+use super::error::ApiError;
+use super::learner::authority;
+use super::{AppState, JsonBody, query_pairs};
+use crate::xapi::store::Query;
+use crate::xapi::validate::{self, is_uuid, parse_timestamp};
+use crate::xapi::{self, XAPI_VERSION, format_stored, ifi_key};
+use axum::Extension;
+use axum::Json;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+const VERSION_HEADER: &str = "x-experience-api-version";
+/// The most statements one GET returns.
+const MAX_LIMIT: usize = 500;
+
+/// Every /xapi response carries the version header; every request except
+/// /xapi/about must send one we speak (2.0.x, or 1.0.x from older clients).
+pub async fn version_header(req: Request, next: Next) -> Response {
+    let is_about = req.uri().path() == "/xapi/about";
+    let sent = req.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut resp = match (is_about, sent) {
+        (true, _) => next.run(req).await,
+        (false, None) => ApiError::field("missing_version", "X-Experience-API-Version", "the X-Experience-API-Version header is required").into_response(),
+        (false, Some(v)) if v.starts_with("2.0") || v.starts_with("1.0") => next.run(req).await,
+        (false, Some(v)) => ApiError::field(
+            "unsupported_version",
+            "X-Experience-API-Version",
+            format!("version {v:?} is not supported (2.0.x, 1.0.x)"),
+        )
+        .into_response(),
+    };
+    resp.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(XAPI_VERSION));
+    resp
+}
+
+pub async fn about() -> Json<Value> {
+    Json(json!({"version": ["1.0.3", XAPI_VERSION]}))
+}
+
+/// PUT /xapi/statements?statementId=ID: stores one statement under ID. 204.
+pub async fn put_statement(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    RawQuery(raw): RawQuery,
+    JsonBody(mut body): JsonBody,
+) -> Result<Response, ApiError> {
+    let q = query_pairs(raw.as_deref())?;
+    let mut id = None;
+    for (k, v) in q {
+        match k.as_str() {
+            "statementId" => id = Some(v),
+            _ => return Err(ApiError::field("invalid_query", k.clone(), format!("unknown parameter {k:?}"))),
+        }
+    }
+    let id = id.ok_or_else(|| ApiError::field("missing_param", "statementId", "statementId is required"))?;
+    if !is_uuid(&id) {
+        return Err(ApiError::field("invalid_param", "statementId", format!("{id:?} is not a UUID")));
+    }
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::field("invalid_statement", "statement", "must be one statement object"))?;
+    match obj.get("id") {
+        None => {
+            obj.insert("id".into(), Value::String(id.clone()));
+        }
+        Some(Value::String(s)) if s.eq_ignore_ascii_case(&id) => {}
+        Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
+    }
+    let p = xapi::prepare(body, "", &authority(&node, &user.0), time::OffsetDateTime::now_utc())?;
+    node.store.write(vec![p]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// POST /xapi/statements: one statement or an array, all or nothing. 200 with the ids in order.
+pub async fn post_statements(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    RawQuery(raw): RawQuery,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    if let Some((k, _)) = query_pairs(raw.as_deref())?.into_iter().next() {
+        return Err(ApiError::field("invalid_query", k.clone(), format!("unknown parameter {k:?}")));
+    }
+    let (items, batch) = match body {
+        Value::Array(a) => (a, true),
+        other => (vec![other], false),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let auth = authority(&node, &user.0);
+    let mut prepared = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
+    for (i, s) in items.into_iter().enumerate() {
+        let path = if batch { format!("[{i}]") } else { String::new() };
+        let p = xapi::prepare(s, &path, &auth, now)?;
+        match seen.get(&p.id) {
+            Some(fp) if *fp != p.fingerprint => {
+                return Err(ApiError::field("invalid_statement", format!("{path}.id"), format!("id {} appears twice in the batch with different content", p.id)));
+            }
+            Some(_) => continue,
+            None => {
+                seen.insert(p.id.clone(), p.fingerprint);
+            }
+        }
+        prepared.push(p);
+    }
+    let ids: Vec<String> = prepared.iter().map(|p| p.id.clone()).collect();
+    if !prepared.is_empty() {
+        node.store.write(prepared).await?;
+    }
+    Ok(Json(ids).into_response())
+}
+
+/// GET /xapi/statements: one statement by id, or a filtered page.
+pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref())?;
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in pairs {
+        const KNOWN: [&str; 16] = [
+            "statementId", "voidedStatementId", "agent", "verb", "activity", "registration", "related_activities",
+            "related_agents", "since", "until", "limit", "format", "attachments", "ascending", "cursor", "",
+        ];
+        if !KNOWN.contains(&k.as_str()) || k.is_empty() {
+            return Err(ApiError::field("invalid_query", k.clone(), format!("unknown parameter {k:?}")));
+        }
+        if params.insert(k.clone(), v).is_some() {
+            return Err(ApiError::field("invalid_query", k.clone(), format!("parameter {k:?} given twice")));
+        }
+    }
+    let format = params.get("format").map(String::as_str).unwrap_or("exact");
+    if !["exact", "ids", "canonical"].contains(&format) {
+        return Err(ApiError::field("invalid_param", "format", "format must be exact, ids or canonical"));
+    }
+    for flag in ["attachments", "ascending", "related_activities", "related_agents"] {
+        if let Some(v) = params.get(flag)
+            && v != "true"
+            && v != "false"
+        {
+            return Err(ApiError::field("invalid_param", flag, format!("{flag} must be true or false")));
+        }
+    }
+    for flag in ["related_activities", "related_agents"] {
+        if params.get(flag).map(String::as_str) == Some("true") {
+            return Err(ApiError::field("unsupported_param", flag, format!("{flag}=true is not supported by this LRS yet")));
+        }
+    }
+    let consistent = format_stored(time::OffsetDateTime::now_utc());
+
+    let single = match (params.get("statementId"), params.get("voidedStatementId")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field("invalid_query", "voidedStatementId", "statementId and voidedStatementId exclude each other"));
+        }
+        (Some(id), None) => Some((id.clone(), false, "statementId")),
+        (None, Some(id)) => Some((id.clone(), true, "voidedStatementId")),
+        (None, None) => None,
+    };
+    if let Some((id, voided, name)) = single {
+        if let Some(other) = params.keys().find(|k| !["statementId", "voidedStatementId", "format", "attachments"].contains(&k.as_str())) {
+            return Err(ApiError::field("invalid_query", other.clone(), format!("{other} cannot be combined with {name}")));
+        }
+        if !is_uuid(&id) {
+            return Err(ApiError::field("invalid_param", name, format!("{id:?} is not a UUID")));
+        }
+        let body = node
+            .store
+            .get(id.clone(), voided)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
+        let body = if format == "ids" { ids_format(&body) } else { body };
+        return Ok(statement_response(body, &consistent));
+    }
+
+    let mut q = Query { limit: MAX_LIMIT, ..Query::default() };
+    if let Some(a) = params.get("agent") {
+        let agent: Value = serde_json::from_str(a)
+            .map_err(|e| ApiError::field("invalid_param", "agent", format!("agent must be JSON: {e}")))?;
+        validate::actor(&agent, "agent").map_err(ApiError::from)?;
+        q.agent = Some(ifi_key(&agent).ok_or_else(|| ApiError::field("invalid_param", "agent", "agent must have an identifier"))?);
+    }
+    if let Some(v) = params.get("verb") {
+        if !validate::is_iri(v) {
+            return Err(ApiError::field("invalid_param", "verb", "verb must be an IRI"));
+        }
+        q.verb = Some(v.clone());
+    }
+    if let Some(v) = params.get("activity") {
+        if !validate::is_iri(v) {
+            return Err(ApiError::field("invalid_param", "activity", "activity must be an IRI"));
+        }
+        q.activity = Some(v.clone());
+    }
+    if let Some(v) = params.get("registration") {
+        if !is_uuid(v) {
+            return Err(ApiError::field("invalid_param", "registration", "registration must be a UUID"));
+        }
+        q.registration = Some(v.clone());
+    }
+    for (name, slot) in [("since", &mut q.since), ("until", &mut q.until)] {
+        if let Some(v) = params.get(name) {
+            let t = parse_timestamp(v).ok_or_else(|| ApiError::field("invalid_param", name, format!("{name} must be an ISO 8601 timestamp")))?;
+            *slot = Some(format_stored(t));
+        }
+    }
+    if let Some(v) = params.get("limit") {
+        let n: usize = v.parse().map_err(|_| ApiError::field("invalid_param", "limit", "limit must be a non-negative integer"))?;
+        q.limit = if n == 0 { MAX_LIMIT } else { n.min(MAX_LIMIT) };
+    }
+    q.ascending = params.get("ascending").map(String::as_str) == Some("true");
+    if let Some(v) = params.get("cursor") {
+        q.cursor = Some(v.parse().map_err(|_| ApiError::field("invalid_param", "cursor", "cursor must come from a more link"))?);
+    }
+    let page = node.store.query(q).await?;
+    let more = match page.next {
+        None => String::new(),
+        Some(cursor) => {
+            let mut next: Vec<(&str, String)> =
+                params.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| (k.as_str(), v.clone())).collect();
+            next.push(("cursor", cursor.to_string()));
+            format!("/xapi/statements?{}", serde_urlencoded::to_string(next).unwrap_or_default())
+        }
+    };
+    let mut out = String::with_capacity(page.statements.iter().map(|s| s.len() + 1).sum::<usize>() + 64);
+    out.push_str("{\"statements\":[");
+    for (i, s) in page.statements.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if format == "ids" {
+            out.push_str(&ids_format(s));
+        } else {
+            out.push_str(s);
+        }
+    }
+    out.push_str("],\"more\":");
+    out.push_str(&serde_json::to_string(&more).expect("json"));
+    out.push('}');
+    Ok(statement_response(out, &consistent))
+}
+
+fn statement_response(body: String, consistent: &str) -> Response {
+    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(consistent) {
+        resp.headers_mut().insert("x-experience-api-consistent-through", v);
+    }
+    resp
+}
+
+/// `format=ids`: agents, groups, activities and verbs reduced to their identifiers.
+fn ids_format(body: &str) -> String {
+    fn reduce_agent(a: &mut Value) {
+        if let Some(m) = a.as_object_mut() {
+            m.retain(|k, _| ["objectType", "mbox", "mbox_sha1sum", "openid", "account", "member"].contains(&k.as_str()));
+            if let Some(Value::Array(members)) = m.get_mut("member") {
+                members.iter_mut().for_each(reduce_agent);
+            }
+        }
+    }
+    let Ok(mut s) = serde_json::from_str::<Value>(body) else { return body.to_string() };
+    reduce_agent(&mut s["actor"]);
+    if let Some(v) = s["verb"].as_object_mut() {
+        v.retain(|k, _| k == "id");
+    }
+    match s["object"].get("objectType").and_then(Value::as_str).unwrap_or("Activity") {
+        "Agent" | "Group" => reduce_agent(&mut s["object"]),
+        "Activity" => {
+            if let Some(o) = s["object"].as_object_mut() {
+                o.retain(|k, _| k == "id" || k == "objectType");
+            }
+        }
+        _ => {}
+    }
+    s.to_string()
+}

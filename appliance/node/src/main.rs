@@ -1,0 +1,126 @@
+//! `lms-node serve ...`: parses flags, sets up logging, runs the server.
+//!
+//! Exit codes: 0 clean shutdown; 1 runtime error; 2 bad configuration.
+
+use clap::{Parser, Subcommand};
+use lms_node::server::{AdminAddr, AdminListener};
+use lms_node::{Config, Node};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "LMS edge node", after_help = "Exit codes: 0 clean shutdown, 1 runtime error, 2 bad configuration.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve learners (public listener) and operators (admin listener).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Public listener, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Database, module cache and node state.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The module directory (manifest.json + modules + content pack).
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// htpasswd file with bcrypt entries.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Admin listener: loopback IP:PORT or unix:/path.
+    #[arg(long)]
+    admin_listen: Option<String>,
+    /// TOML settings file (keys as in Config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn settings(a: ServeArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = a.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = a.data_dir {
+        cfg.data_dir = v;
+    }
+    if let Some(v) = a.modules {
+        cfg.modules = v;
+    }
+    if let Some(v) = a.credentials {
+        cfg.credentials = Some(v);
+    }
+    if let Some(v) = a.admin_listen {
+        cfg.admin_listen = Some(v);
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: draining requests in flight");
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let admin_addr: Option<AdminAddr> = cfg.admin_listen.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let public = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let admin = match &admin_addr {
+        Some(a) => Some(AdminListener::bind(a).await.with_context(|| format!("binding admin listener {a:?}"))?),
+        None => None,
+    };
+    let node = Node::new(cfg)?;
+    tracing::info!(listen = %public.local_addr()?, admin = ?admin_addr, modules = %node.cfg.modules.display(), "lms-node serving");
+
+    let reloader = node.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading modules and credentials");
+            let _ = reloader.reload().await;
+        }
+    });
+    lms_node::server::run(node, public, admin, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LMS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let Cmd::Serve(args) = Cli::parse().cmd;
+    let cfg = match settings(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lms-node: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lms-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

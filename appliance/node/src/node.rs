@@ -1,0 +1,122 @@
+//! The node's shared state: settings, statement store, wasm host, the module
+//! set currently served, credentials and metrics; and the reload operation
+//! (SIGHUP and POST /admin/reload).
+
+use crate::config::Config;
+use crate::http::auth::{Auth, CredentialsError};
+use crate::metrics::Metrics;
+use crate::wasm::{Host, Limits, ModuleSet};
+use crate::xapi::store::{Store, StoreError};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// What the node serves right now.
+#[derive(Default)]
+pub struct ModuleState {
+    /// The set requests run on; `None` until one has loaded.
+    pub set: Option<Arc<ModuleSet>>,
+    /// Why the last load or reload failed, if it did.
+    pub last_error: Option<String>,
+}
+
+pub struct Node {
+    pub cfg: Config,
+    pub store: Store,
+    pub host: Arc<Host>,
+    pub modules: ArcSwap<ModuleState>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// The result of a successful reload, for the admin API and logs.
+#[derive(Debug, serde::Serialize)]
+pub struct Reloaded {
+    pub bundle_version: String,
+    pub modules: Vec<(String, String)>,
+}
+
+impl Node {
+    /// Opens the store and builds the engine. Modules are not loaded here:
+    /// call [`Node::reload`] (the server does, right after it starts
+    /// listening), so /healthz answers while they load or when they are broken.
+    pub fn new(cfg: Config) -> Result<Arc<Node>, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let store = Store::open(&cfg.data_dir, cfg.group_commit_max, metrics.clone())?;
+        let limits = Limits {
+            timeout: cfg.module_timeout,
+            memory_bytes: cfg.module_memory_bytes,
+            instances: cfg.module_instances,
+        };
+        let host = Host::new(limits, Some(cfg.data_dir.join("module-cache")), metrics.clone()).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let auth = Arc::new(Auth::load(cfg.credentials.as_deref())?);
+        Ok(Arc::new(Node {
+            cfg,
+            store,
+            host: Arc::new(host),
+            modules: ArcSwap::from_pointee(ModuleState {
+                set: None,
+                last_error: Some("modules are loading".into()),
+            }),
+            auth,
+            metrics,
+            reload_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The module set to run a request on, or why there is none.
+    pub fn current(&self) -> Result<Arc<ModuleSet>, String> {
+        let state = self.modules.load();
+        state
+            .set
+            .clone()
+            .ok_or_else(|| state.last_error.clone().unwrap_or_else(|| "no modules loaded".into()))
+    }
+
+    /// Loads the module directory again and swaps it in. Requests already
+    /// running finish on the set they started with. On failure the previous
+    /// set keeps serving and the reason is kept for /readyz.
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, String> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        if let Err(e) = self.auth.reload() {
+            tracing::error!(error = %e, "credentials not reloaded; the previous ones stay in force");
+        }
+        let (host, dir) = (self.host.clone(), self.cfg.modules.clone());
+        let loaded = tokio::task::spawn_blocking(move || host.load(&dir))
+            .await
+            .map_err(|e| format!("loader panicked: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let previous = self.modules.load_full();
+        match loaded {
+            Ok(set) => {
+                let out = Reloaded {
+                    bundle_version: set.manifest.bundle_version.clone(),
+                    modules: set.manifest.modules.iter().map(|m| (m.name.clone(), m.version.clone())).collect(),
+                };
+                tracing::info!(bundle = %out.bundle_version, dir = %self.cfg.modules.display(), "modules loaded");
+                self.modules.store(Arc::new(ModuleState { set: Some(Arc::new(set)), last_error: None }));
+                self.metrics.reloads_ok.fetch_add(1, Relaxed);
+                self.metrics.modules_ready.store(1, Relaxed);
+                Ok(out)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, dir = %self.cfg.modules.display(), "module load failed; previous modules keep serving");
+                self.modules.store(Arc::new(ModuleState { set: previous.set.clone(), last_error: Some(e.clone()) }));
+                self.metrics.reloads_failed.fetch_add(1, Relaxed);
+                self.metrics.modules_ready.store(previous.set.is_some() as u64, Relaxed);
+                Err(e)
+            }
+        }
+    }
+}

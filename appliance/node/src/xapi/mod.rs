@@ -1,0 +1,157 @@
+//! The xAPI 2.0 statement resource: validation, preparation for storage and
+//! the SQLite store with group commit. HTTP handling is in `http::xapi`.
+
+pub mod store;
+pub mod validate;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+pub const XAPI_VERSION: &str = "2.0.0";
+pub const VERB_VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
+
+/// A validated statement with the columns the store indexes.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: String,
+    /// SHA-256 of the statement as received (minus the fields the LRS sets),
+    /// to tell a repeat of the same statement from a conflicting one.
+    pub fingerprint: [u8; 32],
+    pub actor: String,
+    pub object_agent: Option<String>,
+    pub verb: String,
+    pub activity: Option<String>,
+    pub registration: Option<String>,
+    pub voiding_target: Option<String>,
+    pub stored: String,
+    /// The statement as it will be returned, JSON text.
+    pub body: String,
+}
+
+/// The inverse-functional identifier of an Agent or identified Group, as one
+/// comparable string. `None` for an anonymous Group.
+pub fn ifi_key(agent: &Value) -> Option<String> {
+    if let Some(m) = agent.get("mbox").and_then(Value::as_str) {
+        return Some(format!("mbox:{}", m.to_ascii_lowercase()));
+    }
+    if let Some(s) = agent.get("mbox_sha1sum").and_then(Value::as_str) {
+        return Some(format!("sha1:{}", s.to_ascii_lowercase()));
+    }
+    if let Some(o) = agent.get("openid").and_then(Value::as_str) {
+        return Some(format!("openid:{o}"));
+    }
+    let a = agent.get("account")?;
+    Some(format!("account:{}|{}", a.get("homePage")?.as_str()?, a.get("name")?.as_str()?))
+}
+
+/// UTC, microseconds, fixed width: sorts as text in time order.
+pub fn format_stored(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// Validates `v` and turns it into a [`Prepared`] statement: assigns an id
+/// when there is none, sets `stored`, `authority` and `version`, fills in a
+/// missing `timestamp` with `stored`.
+pub fn prepare(
+    mut v: Value,
+    path: &str,
+    authority: &Value,
+    now: time::OffsetDateTime,
+) -> Result<Prepared, validate::Invalid> {
+    validate::statement(&v, path)?;
+    let m: &mut Map<String, Value> = v.as_object_mut().expect("validated as object");
+    if !m.contains_key("id") {
+        m.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    }
+    let fingerprint = {
+        let mut received = m.clone();
+        for k in ["stored", "authority", "version"] {
+            received.remove(k);
+        }
+        // serde_json's Map is ordered by key, so this is a canonical form.
+        Sha256::digest(serde_json::to_vec(&received).expect("json")).into()
+    };
+    let stored = format_stored(now);
+    m.insert("stored".into(), Value::String(stored.clone()));
+    m.entry("timestamp").or_insert_with(|| Value::String(stored.clone()));
+    m.insert("authority".into(), authority.clone());
+    m.entry("version").or_insert_with(|| Value::String(XAPI_VERSION.into()));
+    let id = m["id"].as_str().expect("validated").to_ascii_lowercase();
+    m.insert("id".into(), Value::String(id.clone()));
+    let object = &m["object"];
+    let object_type = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity");
+    let verb = m["verb"]["id"].as_str().expect("validated").to_string();
+    let voiding_target = (verb == VERB_VOIDED)
+        .then(|| object["id"].as_str().map(str::to_ascii_lowercase))
+        .flatten();
+    Ok(Prepared {
+        id,
+        fingerprint,
+        actor: ifi_key(&m["actor"]).unwrap_or_default(),
+        object_agent: matches!(object_type, "Agent" | "Group").then(|| ifi_key(object)).flatten(),
+        activity: (object_type == "Activity").then(|| object["id"].as_str().map(str::to_string)).flatten(),
+        registration: m
+            .get("context")
+            .and_then(|c| c.get("registration"))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase),
+        verb,
+        voiding_target,
+        stored,
+        body: serde_json::to_string(&v).expect("json"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn authority() -> Value {
+        json!({"objectType": "Agent", "account": {"homePage": "https://node", "name": "kiosk"}})
+    }
+
+    #[test]
+    fn prepare_fills_lrs_fields_and_indexes() {
+        let now = time::macros::datetime!(2026-03-04 05:06:07.123456 UTC);
+        let p = prepare(
+            json!({"actor": {"mbox": "mailto:Ann@X.org"}, "verb": {"id": "https://v"}, "object": {"id": "https://a"}}),
+            "",
+            &authority(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(p.stored, "2026-03-04T05:06:07.123456Z");
+        assert_eq!(p.actor, "mbox:mailto:ann@x.org");
+        assert_eq!(p.activity.as_deref(), Some("https://a"));
+        let body: Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(body["timestamp"], body["stored"]);
+        assert_eq!(body["version"], XAPI_VERSION);
+        assert_eq!(body["authority"], authority());
+        assert!(validate::is_uuid(body["id"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn fingerprint_ignores_lrs_fields_but_not_content() {
+        let now = time::OffsetDateTime::now_utc();
+        let s = json!({"id": "fd41c918-b88b-4b20-a0a5-a4c32391aaa0", "actor": {"mbox": "mailto:a@x.org"}, "verb": {"id": "https://v"}, "object": {"id": "https://a"}});
+        let a = prepare(s.clone(), "", &authority(), now).unwrap();
+        let mut with_stored = s.clone();
+        with_stored["stored"] = json!("2020-01-01T00:00:00Z");
+        let b = prepare(with_stored, "", &json!({"mbox": "mailto:other@x.org"}), now).unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        let mut changed = s;
+        changed["object"]["id"] = json!("https://b");
+        assert_ne!(a.fingerprint, prepare(changed, "", &authority(), now).unwrap().fingerprint);
+    }
+}

@@ -1,0 +1,178 @@
+//! The host ABI between `lms-node` (the host) and the LMS guest modules.
+//!
+//! Both sides depend on this crate, so the names below are the single source of
+//! truth for the wire contract. A guest is a core wasm module (wasm32-wasip1)
+//! that exports:
+//!
+//! * `lms_abi_version() -> i32`: must equal [`ABI_VERSION`]; the host refuses others.
+//! * `lms_alloc(len: i32) -> i32`: a guest buffer of `len` bytes for the host to fill.
+//! * `lms_handle(ptr: i32, len: i32) -> i64`: takes a JSON [`Request`], returns a
+//!   JSON [`Response`] packed as `(ptr << 32) | len` (see [`pack`]).
+//! * `lms_self_test() -> i64`: returns a JSON [`SelfTest`], packed the same way.
+//!
+//! and may import from module `"lms"`:
+//!
+//! * `content_size(key_ptr, key_len) -> i32`: byte length of a content-pack
+//!   document, or -1 when there is no such key.
+//! * `content_read(key_ptr, key_len, dst_ptr) -> i32`: copies the document to
+//!   `dst_ptr`; returns its length or -1.
+//! * `log(level, ptr, len)`: a UTF-8 line for the host's log.
+//!
+//! The host runs every request in a fresh instance, so a guest never frees what
+//! it allocates and keeps no state between requests. Effects (statements to
+//! record) travel back in the response; the host applies them.
+//!
+//! What this crate must never do: grow dependencies beyond serde, because every
+//! guest carries it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Bumped on any incompatible change to the exports, imports or JSON shapes.
+pub const ABI_VERSION: i32 = 1;
+
+pub const IMPORT_MODULE: &str = "lms";
+pub const IMPORT_CONTENT_SIZE: &str = "content_size";
+pub const IMPORT_CONTENT_READ: &str = "content_read";
+pub const IMPORT_LOG: &str = "log";
+
+pub const EXPORT_ABI_VERSION: &str = "lms_abi_version";
+pub const EXPORT_ALLOC: &str = "lms_alloc";
+pub const EXPORT_HANDLE: &str = "lms_handle";
+pub const EXPORT_SELF_TEST: &str = "lms_self_test";
+
+/// Log levels for the `log` import.
+pub const LOG_ERROR: i32 = 1;
+pub const LOG_WARN: i32 = 2;
+pub const LOG_INFO: i32 = 3;
+pub const LOG_DEBUG: i32 = 4;
+
+/// Packs a guest (pointer, length) pair into the i64 that `lms_handle` returns.
+pub fn pack(ptr: u32, len: u32) -> i64 {
+    (((ptr as u64) << 32) | len as u64) as i64
+}
+
+/// The inverse of [`pack`].
+pub fn unpack(v: i64) -> (u32, u32) {
+    let v = v as u64;
+    ((v >> 32) as u32, v as u32)
+}
+
+/// One call into a module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// What to do, e.g. `get_lesson`. Each module documents its ops.
+    pub op: String,
+    /// Path parameters by name (`course`, `lesson`, `quiz`, `learner`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Query-string parameters.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The request body, already parsed as JSON by the host.
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// The client's `If-None-Match` header, if any.
+    #[serde(default)]
+    pub if_none_match: Option<String>,
+    /// Stored xAPI statements the op needs (progress); the host selects them.
+    #[serde(default)]
+    pub statements: Vec<Value>,
+    pub ctx: Context,
+}
+
+/// What the host tells every call about its surroundings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Context {
+    /// Seconds a client may cache cacheable responses; 0 means do not cache.
+    pub cache_ttl: u64,
+    /// The xAPI actor of the learner the request is about, when there is one.
+    #[serde(default)]
+    pub actor: Option<Value>,
+    /// The current time, RFC 3339, from the host clock.
+    pub now: String,
+    /// A fresh UUID (v4) for this request. Modules derive the ids of the
+    /// statements they emit from it (see `lms_sdk::statement_id`), since a
+    /// module instance has no randomness of its own.
+    pub request_id: String,
+}
+
+/// A module's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub status: u16,
+    /// The JSON body, passed through by the host unparsed.
+    pub body: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// xAPI statements the host must store durably before it answers.
+    /// Ids and timestamps the module leaves out are filled in by the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<Value>,
+}
+
+/// The result of `lms_self_test`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelfTest {
+    pub ok: bool,
+    /// Checks that ran, by name.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The file at the root of a module directory (what `cargo xtask modules`
+/// writes and what a signed bundle unpacks to).
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Version of the module-directory manifest format.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// `manifest.json` of a module directory: what the node loads and checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleManifest {
+    pub format: u32,
+    /// The bundle's semantic version; `/readyz` reports it.
+    pub bundle_version: String,
+    /// The host ABI every module in the directory was built against.
+    pub abi: i32,
+    pub modules: Vec<ModuleEntry>,
+    pub content: FileEntry,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleEntry {
+    /// `catalog`, `progress` or `quiz`.
+    pub name: String,
+    pub version: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_roundtrip() {
+        for (p, l) in [(0, 0), (1, 2), (u32::MAX, u32::MAX), (65536, 17)] {
+            assert_eq!(unpack(pack(p, l)), (p, l));
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The content pack shipped with the LMS modules.
+//!
+//! Authors write one TOML file per course (`wasm-modules/content/pack/*.toml`,
+//! parsed into [`Course`]). `cargo xtask modules` validates them and flattens
+//! them into `content.json`: a map from document key to document, so that a
+//! module handling one request reads only the one document it needs through
+//! the host's `content_size`/`content_read` imports instead of parsing the
+//! whole pack in every fresh instance.
+//!
+//! Keys: `index`, `course/{course}`, `lesson/{course}/{lesson}`, `quiz/{quiz}`.
+//! Quiz documents hold the answer key; only the quiz module reads them, and it
+//! never serves the key.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PACK_FORMAT: u32 = 1;
+
+/// One authored course, as written in `pack/<course>.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Course {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub completion: CompletionRules,
+    pub lessons: Vec<Lesson>,
+    #[serde(default)]
+    pub quizzes: Vec<Quiz>,
+}
+
+/// When a course counts as completed and passed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CompletionRules {
+    /// Lessons a learner must complete; `None` means all of them.
+    #[serde(default)]
+    pub lessons_required: Option<u32>,
+    /// Quizzes a learner must pass for the course to count as passed.
+    #[serde(default)]
+    pub quizzes_to_pass: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    pub id: String,
+    pub title: String,
+    pub minutes: u32,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quiz {
+    pub id: String,
+    pub title: String,
+    /// Scaled score (0..=1) at or above which an attempt passes.
+    pub mastery_score: f64,
+    pub questions: Vec<Question>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub id: String,
+    pub prompt: String,
+    pub choices: Vec<Choice>,
+    /// The id of the right choice. Never served to learners.
+    pub answer: String,
+    /// Shown after an attempt.
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub id: String,
+    pub text: String,
+}
+
+/// `index`: every course.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexDoc {
+    pub activity_base: String,
+    pub courses: Vec<CourseSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CourseSummary {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub lessons: usize,
+    pub quizzes: usize,
+}
+
+/// `course/{course}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CourseDoc {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub activity_id: String,
+    pub completion: CompletionRules,
+    pub lessons: Vec<Entry>,
+    pub quizzes: Vec<Entry>,
+}
+
+/// A lesson or quiz as listed in a course.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub title: String,
+    pub activity_id: String,
+}
+
+/// `lesson/{course}/{lesson}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LessonDoc {
+    pub course: String,
+    pub id: String,
+    pub title: String,
+    pub minutes: u32,
+    pub activity_id: String,
+    pub body: String,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// `quiz/{quiz}`, answer key included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuizDoc {
+    pub id: String,
+    pub course: String,
+    pub title: String,
+    pub activity_id: String,
+    pub course_activity_id: String,
+    pub mastery_score: f64,
+    pub questions: Vec<Question>,
+}
+
+/// The flattened pack as written to `content.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackFile {
+    pub format: u32,
+    pub docs: BTreeMap<String, serde_json::Value>,
+}
+
+pub fn course_key(course: &str) -> String {
+    format!("course/{course}")
+}
+pub fn lesson_key(course: &str, lesson: &str) -> String {
+    format!("lesson/{course}/{lesson}")
+}
+pub fn quiz_key(quiz: &str) -> String {
+    format!("quiz/{quiz}")
+}
+pub fn course_activity(base: &str, course: &str) -> String {
+    format!("{base}/courses/{course}")
+}
+pub fn lesson_activity(base: &str, course: &str, lesson: &str) -> String {
+    format!("{base}/courses/{course}/lessons/{lesson}")
+}
+pub fn quiz_activity(base: &str, quiz: &str) -> String {
+    format!("{base}/quizzes/{quiz}")
+}
+
+/// Ids appear in URLs and activity IRIs: keep them to a safe alphabet.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Checks a set of courses for everything the modules rely on.
+/// Returns every problem found, each naming the course and field.
+pub fn validate(courses: &[Course]) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut course_ids = BTreeSet::new();
+    let mut quiz_ids = BTreeSet::new();
+    for c in courses {
+        let at = format!("course {:?}", c.id);
+        if !valid_id(&c.id) {
+            errs.push(format!("{at}: id must be 1-64 chars of a-z, 0-9, '-'"));
+        }
+        if !course_ids.insert(c.id.clone()) {
+            errs.push(format!("{at}: duplicate course id"));
+        }
+        if c.title.trim().is_empty() {
+            errs.push(format!("{at}: empty title"));
+        }
+        if c.lessons.is_empty() {
+            errs.push(format!("{at}: no lessons"));
+        }
+        let mut lesson_ids = BTreeSet::new();
+        for l in &c.lessons {
+            if !valid_id(&l.id) {
+                errs.push(format!("{at} lesson {:?}: bad id", l.id));
+            }
+            if !lesson_ids.insert(l.id.clone()) {
+                errs.push(format!("{at} lesson {:?}: duplicate id", l.id));
+            }
+            if l.body.trim().len() < 200 {
+                errs.push(format!("{at} lesson {:?}: body shorter than 200 chars", l.id));
+            }
+        }
+        if let Some(n) = c.completion.lessons_required
+            && (n == 0 || n as usize > c.lessons.len())
+        {
+            errs.push(format!(
+                "{at}: completion.lessons_required = {n} but the course has {} lessons",
+                c.lessons.len()
+            ));
+        }
+        let local_quizzes: BTreeSet<&str> = c.quizzes.iter().map(|q| q.id.as_str()).collect();
+        for q in &c.completion.quizzes_to_pass {
+            if !local_quizzes.contains(q.as_str()) {
+                errs.push(format!("{at}: completion.quizzes_to_pass names unknown quiz {q:?}"));
+            }
+        }
+        for q in &c.quizzes {
+            let qat = format!("{at} quiz {:?}", q.id);
+            if !valid_id(&q.id) {
+                errs.push(format!("{qat}: bad id"));
+            }
+            if !quiz_ids.insert(q.id.clone()) {
+                errs.push(format!("{qat}: quiz ids must be unique across courses"));
+            }
+            if !(0.0..=1.0).contains(&q.mastery_score) {
+                errs.push(format!("{qat}: mastery_score must be within 0..=1"));
+            }
+            if q.questions.is_empty() {
+                errs.push(format!("{qat}: no questions"));
+            }
+            let mut qids = BTreeSet::new();
+            for question in &q.questions {
+                let qq = format!("{qat} question {:?}", question.id);
+                if !valid_id(&question.id) || !qids.insert(question.id.clone()) {
+                    errs.push(format!("{qq}: bad or duplicate id"));
+                }
+                if question.choices.len() < 2 {
+                    errs.push(format!("{qq}: needs at least two choices"));
+                }
+                let mut cids = BTreeSet::new();
+                for ch in &question.choices {
+                    if !cids.insert(ch.id.as_str()) {
+                        errs.push(format!("{qq}: duplicate choice {:?}", ch.id));
+                    }
+                }
+                if !cids.contains(question.answer.as_str()) {
+                    errs.push(format!("{qq}: answer {:?} is not one of its choices", question.answer));
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// Flattens validated courses into the documents modules read.
+pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
+    let mut docs = BTreeMap::new();
+    let index = IndexDoc {
+        activity_base: activity_base.to_string(),
+        courses: courses
+            .iter()
+            .map(|c| CourseSummary {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                description: c.description.clone(),
+                lessons: c.lessons.len(),
+                quizzes: c.quizzes.len(),
+            })
+            .collect(),
+    };
+    docs.insert("index".to_string(), to_value(&index));
+    for c in courses {
+        let course = CourseDoc {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            description: c.description.clone(),
+            activity_id: course_activity(activity_base, &c.id),
+            completion: c.completion.clone(),
+            lessons: c
+                .lessons
+                .iter()
+                .map(|l| Entry {
+                    id: l.id.clone(),
+                    title: l.title.clone(),
+                    activity_id: lesson_activity(activity_base, &c.id, &l.id),
+                })
+                .collect(),
+            quizzes: c
+                .quizzes
+                .iter()
+                .map(|q| Entry {
+                    id: q.id.clone(),
+                    title: q.title.clone(),
+                    activity_id: quiz_activity(activity_base, &q.id),
+                })
+                .collect(),
+        };
+        docs.insert(course_key(&c.id), to_value(&course));
+        for (i, l) in c.lessons.iter().enumerate() {
+            let lesson = LessonDoc {
+                course: c.id.clone(),
+                id: l.id.clone(),
+                title: l.title.clone(),
+                minutes: l.minutes,
+                activity_id: lesson_activity(activity_base, &c.id, &l.id),
+                body: l.body.trim().to_string(),
+                previous: i.checked_sub(1).map(|p| c.lessons[p].id.clone()),
+                next: c.lessons.get(i + 1).map(|n| n.id.clone()),
+            };
+            docs.insert(lesson_key(&c.id, &l.id), to_value(&lesson));
+        }
+        for q in &c.quizzes {
+            let quiz = QuizDoc {
+                id: q.id.clone(),
+                course: c.id.clone(),
+                title: q.title.clone(),
+                activity_id: quiz_activity(activity_base, &q.id),
+                course_activity_id: course_activity(activity_base, &c.id),
+                mastery_score: q.mastery_score,
+                questions: q.questions.clone(),
+            };
+            docs.insert(quiz_key(&q.id), to_value(&quiz));
+        }
+    }
+    PackFile {
+        format: PACK_FORMAT,
+        docs,
+    }
+}
+
+/// Content documents are plain data: serializing them cannot fail.
+fn to_value<T: Serialize>(doc: &T) -> serde_json::Value {
+    serde_json::to_value(doc).expect("content documents always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn course() -> Course {
+        Course {
+            id: "c".into(),
+            title: "C".into(),
+            description: "d".into(),
+            completion: CompletionRules {
+                lessons_required: None,
+                quizzes_to_pass: vec!["q".into()],
+            },
+            lessons: vec![Lesson {
+                id: "l1".into(),
+                title: "L1".into(),
+                minutes: 5,
+                body: "x".repeat(300),
+            }],
+            quizzes: vec![Quiz {
+                id: "q".into(),
+                title: "Q".into(),
+                mastery_score: 0.5,
+                questions: vec![Question {
+                    id: "q1".into(),
+                    prompt: "?".into(),
+                    choices: vec![
+                        Choice { id: "a".into(), text: "A".into() },
+                        Choice { id: "b".into(), text: "B".into() },
+                    ],
+                    answer: "a".into(),
+                    explanation: "because".into(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn good_course_validates_and_flattens() {
+        assert!(validate(&[course()]).is_empty());
+        let pack = flatten("https://x", &[course()]);
+        assert!(pack.docs.contains_key("index"));
+        assert!(pack.docs.contains_key("course/c"));
+        assert!(pack.docs.contains_key("lesson/c/l1"));
+        assert!(pack.docs.contains_key("quiz/q"));
+    }
+
+    #[test]
+    fn answer_outside_choices_is_named() {
+        let mut c = course();
+        c.quizzes[0].questions[0].answer = "z".into();
+        let errs = validate(&[c]);
+        assert!(errs.iter().any(|e| e.contains("answer \"z\"")), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_quiz_in_rules_is_named() {
+        let mut c = course();
+        c.completion.quizzes_to_pass = vec!["nope".into()];
+        let errs = validate(&[c]);
+        assert!(errs.iter().any(|e| e.contains("unknown quiz \"nope\"")), "{errs:?}");
+    }
+}

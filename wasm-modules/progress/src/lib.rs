@@ -1,0 +1,328 @@
+//! The progress module: derives a learner's progress per course from the
+//! xAPI statements the host selected for that learner (never voided ones),
+//! by the completion rules in the content pack. Nothing is stored: progress
+//! is rebuilt from the statements on every call, so a module update that
+//! changes the rules applies to all history at once.
+//!
+//! Op: `progress {learner}` with optional query `course`.
+
+use lms_content::{CourseDoc, IndexDoc, QuizDoc, course_key, quiz_key};
+use lms_sdk::{Request, Response, SelfTest, content, error, json};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+lms_sdk::export_module!(handle: handle, self_test: self_test);
+
+const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
+const VERB_PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
+const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CourseProgress {
+    pub course: String,
+    pub title: String,
+    pub lessons_total: usize,
+    pub lessons_required: usize,
+    pub lessons_completed: usize,
+    pub completed_lessons: Vec<String>,
+    pub percent_complete: f64,
+    /// Best scaled score over all attempts of the course's quizzes.
+    pub best_scaled_score: Option<f64>,
+    pub quizzes: Vec<QuizProgress>,
+    pub total_duration_seconds: f64,
+    pub last_activity: Option<String>,
+    pub completed: bool,
+    pub passed: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct QuizProgress {
+    pub quiz: String,
+    pub attempts: usize,
+    pub best_scaled_score: Option<f64>,
+    pub passed: bool,
+}
+
+pub fn handle(req: &Request) -> Response {
+    if req.op != "progress" {
+        return error(400, "unknown_op", format!("progress has no op {:?}", req.op));
+    }
+    let Some(learner) = req.params.get("learner") else {
+        return error(400, "missing_param", "missing path parameter \"learner\"");
+    };
+    let index = match content::<IndexDoc>("index") {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(500, "content_missing", "the content pack has no index"),
+        Err(e) => return error(500, "content_invalid", e),
+    };
+    let wanted: Vec<&str> = match req.query.get("course") {
+        Some(c) if !index.courses.iter().any(|x| &x.id == c) => {
+            return error(404, "not_found", format!("no course {c:?}"));
+        }
+        Some(c) => vec![c.as_str()],
+        None => index.courses.iter().map(|c| c.id.as_str()).collect(),
+    };
+    let mut out = Vec::new();
+    for id in wanted {
+        let course = match content::<CourseDoc>(&course_key(id)) {
+            Ok(Some(c)) => c,
+            Ok(None) => return error(500, "content_missing", format!("course {id:?} has no document")),
+            Err(e) => return error(500, "content_invalid", e),
+        };
+        let mut mastery = BTreeMap::new();
+        for q in &course.quizzes {
+            match content::<QuizDoc>(&quiz_key(&q.id)) {
+                Ok(Some(doc)) => {
+                    mastery.insert(q.id.clone(), doc.mastery_score);
+                }
+                Ok(None) => return error(500, "content_missing", format!("quiz {:?} has no document", q.id)),
+                Err(e) => return error(500, "content_invalid", e),
+            }
+        }
+        out.push(course_progress(&course, &mastery, &req.statements));
+    }
+    json(200, &serde_json::json!({"learner": learner, "courses": out}))
+}
+
+/// Progress in one course from a learner's statements.
+pub fn course_progress(
+    course: &CourseDoc,
+    mastery: &BTreeMap<String, f64>,
+    statements: &[Value],
+) -> CourseProgress {
+    let lesson_ids: BTreeMap<&str, &str> =
+        course.lessons.iter().map(|l| (l.activity_id.as_str(), l.id.as_str())).collect();
+    let quiz_ids: BTreeMap<&str, &str> =
+        course.quizzes.iter().map(|q| (q.activity_id.as_str(), q.id.as_str())).collect();
+    let mut completed = BTreeSet::new();
+    let mut quiz_scores: BTreeMap<&str, (usize, Option<f64>, bool)> = BTreeMap::new();
+    let mut duration = 0.0;
+    let mut last: Option<String> = None;
+
+    for s in statements {
+        let object = s["object"]["id"].as_str().unwrap_or_default();
+        let verb = s["verb"]["id"].as_str().unwrap_or_default();
+        let in_course = object == course.activity_id
+            || lesson_ids.contains_key(object)
+            || quiz_ids.contains_key(object)
+            || s["context"]["contextActivities"]["grouping"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|a| a["id"] == course.activity_id.as_str()));
+        if !in_course {
+            continue;
+        }
+        if let Some(ts) = s["timestamp"].as_str()
+            && last.as_deref().is_none_or(|l| ts > l)
+        {
+            // RFC 3339 timestamps in UTC ("Z") compare correctly as strings;
+            // the host normalises stored timestamps to that form.
+            last = Some(ts.to_string());
+        }
+        let result = &s["result"];
+        if let Some(lesson) = lesson_ids.get(object) {
+            if verb == VERB_COMPLETED || result["completion"] == true {
+                completed.insert(*lesson);
+            }
+            duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
+        } else if let Some(quiz) = quiz_ids.get(object)
+            && (verb == VERB_PASSED || verb == VERB_FAILED)
+        {
+            let entry = quiz_scores.entry(quiz).or_insert((0, None, false));
+            entry.0 += 1;
+            if let Some(scaled) = result["score"]["scaled"].as_f64() {
+                entry.1 = Some(entry.1.map_or(scaled, |b: f64| b.max(scaled)));
+                if mastery.get(*quiz).is_some_and(|m| scaled >= *m) {
+                    entry.2 = true;
+                }
+            }
+            duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
+        }
+    }
+    let lessons_total = course.lessons.len();
+    let lessons_required = course
+        .completion
+        .lessons_required
+        .map_or(lessons_total, |n| (n as usize).min(lessons_total));
+    let quizzes: Vec<QuizProgress> = course
+        .quizzes
+        .iter()
+        .map(|q| {
+            let (attempts, best, passed) = quiz_scores.get(q.id.as_str()).copied().unwrap_or((0, None, false));
+            QuizProgress { quiz: q.id.clone(), attempts, best_scaled_score: best, passed }
+        })
+        .collect();
+    let best = quizzes.iter().filter_map(|q| q.best_scaled_score).fold(None, |acc: Option<f64>, s| {
+        Some(acc.map_or(s, |a| a.max(s)))
+    });
+    let is_completed = completed.len() >= lessons_required;
+    let all_passed = course
+        .completion
+        .quizzes_to_pass
+        .iter()
+        .all(|q| quizzes.iter().any(|p| &p.quiz == q && p.passed));
+    let percent = if lessons_total == 0 {
+        100.0
+    } else {
+        (completed.len() as f64 * 1000.0 / lessons_total as f64).round() / 10.0
+    };
+    CourseProgress {
+        course: course.id.clone(),
+        title: course.title.clone(),
+        lessons_total,
+        lessons_required,
+        lessons_completed: completed.len(),
+        completed_lessons: course
+            .lessons
+            .iter()
+            .filter(|l| completed.contains(l.id.as_str()))
+            .map(|l| l.id.clone())
+            .collect(),
+        percent_complete: percent,
+        best_scaled_score: best,
+        quizzes,
+        total_duration_seconds: duration,
+        last_activity: last,
+        completed: is_completed,
+        passed: is_completed && all_passed,
+    }
+}
+
+/// Seconds in an ISO 8601 duration such as `PT1H30M`, `P1DT2.5S` (years and
+/// months are taken as 365 and 30 days). `None` when it is not one.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut total = 0.0;
+    let mut any = false;
+    let mut eat = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut num = String::new();
+        for ch in part.chars() {
+            if ch.is_ascii_digit() || ch == '.' {
+                num.push(ch);
+            } else {
+                let mult = units.iter().find(|(u, _)| *u == ch)?.1;
+                total += num.parse::<f64>().ok()? * mult;
+                num.clear();
+                any = true;
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    eat(date, &[('Y', 31_536_000.0), ('M', 2_592_000.0), ('W', 604_800.0), ('D', 86_400.0)])?;
+    if let Some(t) = time {
+        if t.is_empty() {
+            return None;
+        }
+        eat(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    any.then_some(total)
+}
+
+/// The pack must let every course's rules be evaluated: each course document
+/// reads, and each quiz its rules name has a mastery score.
+pub fn self_test() -> SelfTest {
+    let run = || -> Result<Vec<String>, String> {
+        let index = content::<IndexDoc>("index")?.ok_or("content pack has no index")?;
+        for c in &index.courses {
+            let course = content::<CourseDoc>(&course_key(&c.id))?
+                .ok_or_else(|| format!("course {:?} has no document", c.id))?;
+            for q in &course.completion.quizzes_to_pass {
+                content::<QuizDoc>(&quiz_key(q))?
+                    .ok_or_else(|| format!("course {:?} requires quiz {q:?}, which has no document", c.id))?;
+            }
+            // Exercise the rules on an empty history: nothing is complete.
+            let p = course_progress(&course, &BTreeMap::new(), &[]);
+            if p.completed && p.lessons_required > 0 {
+                return Err(format!("course {:?} counts as completed with no statements", c.id));
+            }
+        }
+        if parse_duration("PT1M30S") != Some(90.0) {
+            return Err("duration parser".into());
+        }
+        Ok(vec![format!("rules of {} courses evaluate", index.courses.len())])
+    };
+    match run() {
+        Ok(checks) => SelfTest { ok: true, checks, error: None },
+        Err(e) => SelfTest { ok: false, checks: vec![], error: Some(e) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lms_content::{Choice, CompletionRules, Course, Lesson, Question, Quiz, flatten};
+    use serde_json::json;
+
+    fn course() -> CourseDoc {
+        let lesson = |id: &str| Lesson { id: id.into(), title: id.into(), minutes: 1, body: "b".repeat(300) };
+        let c = Course {
+            id: "c".into(),
+            title: "C".into(),
+            description: "".into(),
+            completion: CompletionRules { lessons_required: Some(2), quizzes_to_pass: vec!["qz".into()] },
+            lessons: vec![lesson("l1"), lesson("l2"), lesson("l3")],
+            quizzes: vec![Quiz {
+                id: "qz".into(),
+                title: "Q".into(),
+                mastery_score: 0.8,
+                questions: vec![Question {
+                    id: "q1".into(),
+                    prompt: "".into(),
+                    choices: vec![Choice { id: "a".into(), text: "".into() }, Choice { id: "b".into(), text: "".into() }],
+                    answer: "a".into(),
+                    explanation: "".into(),
+                }],
+            }],
+        };
+        serde_json::from_value(flatten("https://x", &[c]).docs["course/c"].clone()).unwrap()
+    }
+
+    fn st(verb: &str, object: &str, result: Value, ts: &str) -> Value {
+        json!({"verb": {"id": verb}, "object": {"id": object}, "result": result, "timestamp": ts})
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("PT1H30M"), Some(5400.0));
+        assert_eq!(parse_duration("P1DT2.5S"), Some(86402.5));
+        assert_eq!(parse_duration("PT"), None);
+        assert_eq!(parse_duration("P"), None);
+        assert_eq!(parse_duration("1H"), None);
+        assert_eq!(parse_duration("PT5X"), None);
+    }
+
+    #[test]
+    fn completion_and_pass_follow_the_rules() {
+        let c = course();
+        let mastery = BTreeMap::from([("qz".to_string(), 0.8)]);
+        let p = course_progress(&c, &mastery, &[]);
+        assert_eq!((p.lessons_completed, p.completed, p.passed), (0, false, false));
+
+        let mut s = vec![
+            st(VERB_COMPLETED, "https://x/courses/c/lessons/l1", json!({"duration": "PT5M"}), "2026-01-01T10:00:00Z"),
+            st(VERB_COMPLETED, "https://x/courses/c/lessons/l1", json!({}), "2026-01-01T10:01:00Z"),
+            st(VERB_COMPLETED, "https://x/courses/c/lessons/l2", json!({}), "2026-01-02T10:00:00Z"),
+            st(VERB_FAILED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.5}, "duration": "PT1M"}), "2026-01-01T09:00:00Z"),
+            st(VERB_COMPLETED, "https://elsewhere/lesson", json!({}), "2027-01-01T00:00:00Z"),
+        ];
+        let p = course_progress(&c, &mastery, &s);
+        assert_eq!(p.lessons_completed, 2);
+        assert_eq!(p.completed_lessons, vec!["l1", "l2"]);
+        assert!(p.completed);
+        assert!(!p.passed, "quiz not passed yet");
+        assert_eq!(p.percent_complete, 66.7);
+        assert_eq!(p.best_scaled_score, Some(0.5));
+        assert_eq!(p.total_duration_seconds, 360.0);
+        assert_eq!(p.last_activity.as_deref(), Some("2026-01-02T10:00:00Z"));
+
+        s.push(st(VERB_PASSED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.9}}), "2026-01-03T00:00:00Z"));
+        let p = course_progress(&c, &mastery, &s);
+        assert!(p.passed);
+        assert_eq!(p.best_scaled_score, Some(0.9));
+        assert_eq!(p.quizzes[0].attempts, 2);
+    }
+}

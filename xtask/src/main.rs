@@ -1,0 +1,212 @@
+//! Developer automation (`cargo xtask ...`): builds the LMS modules into a
+//! module directory and runs the CI steps in the order CI runs them.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use lms_abi::{FileEntry, ModuleEntry, ModuleManifest};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The modules every bundle carries, by name, with their crate.
+const MODULES: &[(&str, &str)] = &[
+    ("catalog", "lms-catalog"),
+    ("progress", "lms-progress"),
+    ("quiz", "lms-quiz"),
+];
+
+#[derive(Parser)]
+#[command(about = "LMS appliance developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build all LMS modules for wasm32-wasip1 and write a module directory.
+    Modules {
+        #[arg(long)]
+        out: PathBuf,
+        /// The bundle version written into manifest.json.
+        #[arg(long, default_value = "1.0.0")]
+        bundle_version: String,
+    },
+    /// Build the modules and start a node on 127.0.0.1:8080 (demo credentials demo:demo).
+    Run {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Everything CI checks: fmt, clippy, modules, all tests.
+    Ci,
+    /// Run the load benchmark against a release build.
+    Bench {
+        /// Extra arguments for lms-bench.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Modules { out, bundle_version } => {
+            build_modules(&out, &bundle_version)?;
+            println!("module directory written to {}", out.display());
+        }
+        Cmd::Run { listen } => {
+            let dir = root().join("target/lms-dev");
+            let modules = dir.join("modules");
+            build_modules(&modules, "1.0.0")?;
+            let creds = dir.join("credentials");
+            if !creds.exists() {
+                let hash = bcrypt::hash("demo", 10)?;
+                std::fs::write(&creds, format!("demo:{hash}\n"))?;
+            }
+            cargo(&["build", "--release", "-p", "lms-node"])?;
+            println!("starting lms-node on http://{listen}/ (credentials demo:demo)");
+            run(Command::new(root().join("target/release/lms-node")).args([
+                "serve",
+                "--listen",
+                &listen,
+                "--admin-listen",
+                "127.0.0.1:9090",
+                "--data-dir",
+                dir.join("data").to_str().unwrap(),
+                "--modules",
+                modules.to_str().unwrap(),
+                "--credentials",
+                creds.to_str().unwrap(),
+            ]))?;
+        }
+        Cmd::Ci => {
+            cargo(&["fmt", "--all", "--check"])?;
+            cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+            let modules = root().join("target/lms-test-modules");
+            build_modules(&modules, "1.0.0")?;
+            run(Command::new(cargo_bin())
+                .args(["test", "--workspace", "--locked"])
+                .env("LMS_TEST_MODULES", &modules))?;
+        }
+        Cmd::Bench { args } => {
+            let modules = root().join("target/lms-bench-modules");
+            build_modules(&modules, "1.0.0")?;
+            cargo(&["build", "--release", "--locked", "-p", "lms-node", "--bins"])?;
+            run(Command::new(root().join("target/release/lms-bench"))
+                .arg("--modules")
+                .arg(&modules)
+                .args(args))?;
+        }
+    }
+    Ok(())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run(Command::new(cargo_bin()).args(args).current_dir(root()))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Builds the guest crates and lays out a module directory at `out`:
+/// manifest.json, one .wasm per module and content.json.
+pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
+    let mut args = vec!["build", "--profile", "wasm", "--target", "wasm32-wasip1", "--locked"];
+    for (_, krate) in MODULES {
+        args.extend(["-p", krate]);
+    }
+    cargo(&args)?;
+
+    let content = content_pack()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut modules = Vec::new();
+    for (name, krate) in MODULES {
+        let src = root()
+            .join("target/wasm32-wasip1/wasm")
+            .join(format!("{}.wasm", krate.replace('-', "_")));
+        let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+        let file = format!("{name}.wasm");
+        std::fs::write(out.join(&file), &bytes)?;
+        modules.push(ModuleEntry {
+            name: name.to_string(),
+            version: crate_version(krate)?,
+            file,
+            size: bytes.len() as u64,
+            sha256: sha256(&bytes),
+        });
+    }
+    std::fs::write(out.join("content.json"), &content)?;
+    let manifest = ModuleManifest {
+        format: lms_abi::MANIFEST_FORMAT,
+        bundle_version: bundle_version.to_string(),
+        abi: lms_abi::ABI_VERSION,
+        modules,
+        content: FileEntry {
+            file: "content.json".into(),
+            size: content.len() as u64,
+            sha256: sha256(&content),
+        },
+    };
+    // The manifest goes last: a directory with a manifest is complete.
+    std::fs::write(
+        out.join(lms_abi::MANIFEST_FILE),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    Ok(())
+}
+
+fn crate_version(krate: &str) -> Result<String> {
+    let dir = krate.trim_start_matches("lms-");
+    let path = root().join("wasm-modules").join(dir).join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    v.get("package")
+        .and_then(|p| p.get("version"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{}: package.version missing", path.display()))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackToml {
+    activity_base: String,
+    courses: Vec<String>,
+}
+
+/// Reads, validates and flattens the authored content pack.
+fn content_pack() -> Result<Vec<u8>> {
+    let dir = root().join("wasm-modules/content");
+    let pack_path = dir.join("pack.toml");
+    let pack: PackToml = toml::from_str(&std::fs::read_to_string(&pack_path)?)
+        .with_context(|| format!("parsing {}", pack_path.display()))?;
+    let mut courses = Vec::new();
+    for c in &pack.courses {
+        let path = dir.join("pack").join(format!("{c}.toml"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let course: lms_content::Course =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        courses.push(course);
+    }
+    let errs = lms_content::validate(&courses);
+    if !errs.is_empty() {
+        bail!("content pack is invalid:\n  {}", errs.join("\n  "));
+    }
+    Ok(serde_json::to_vec(&lms_content::flatten(&pack.activity_base, &courses))?)
+}
