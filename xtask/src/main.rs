@@ -9,11 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The modules every bundle carries, by name, with their crate.
-const MODULES: &[(&str, &str)] = &[
-    ("catalog", "lms-catalog"),
-    ("progress", "lms-progress"),
-    ("quiz", "lms-quiz"),
-];
+const MODULES: &[(&str, &str)] = &[("catalog", "lms-catalog"), ("progress", "lms-progress"), ("quiz", "lms-quiz")];
 
 #[derive(Parser)]
 #[command(about = "LMS appliance developer tasks")]
@@ -54,7 +50,7 @@ fn main() -> Result<()> {
             println!("module directory written to {}", out.display());
         }
         Cmd::Run { listen } => {
-            let dir = root().join("target/lms-dev");
+            let dir = target_dir().join("lms-dev");
             let modules = dir.join("modules");
             build_modules(&modules, "1.0.0")?;
             let creds = dir.join("credentials");
@@ -64,7 +60,7 @@ fn main() -> Result<()> {
             }
             cargo(&["build", "--release", "-p", "lms-node"])?;
             println!("starting lms-node on http://{listen}/ (credentials demo:demo)");
-            run(Command::new(root().join("target/release/lms-node")).args([
+            run(Command::new(target_dir().join("release/lms-node")).args([
                 "serve",
                 "--listen",
                 &listen,
@@ -81,20 +77,15 @@ fn main() -> Result<()> {
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--check"])?;
             cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
-            let modules = root().join("target/lms-test-modules");
+            let modules = target_dir().join("lms-test-modules");
             build_modules(&modules, "1.0.0")?;
-            run(Command::new(cargo_bin())
-                .args(["test", "--workspace", "--locked"])
-                .env("LMS_TEST_MODULES", &modules))?;
+            run(Command::new(cargo_bin()).args(["test", "--workspace", "--locked"]).env("LMS_TEST_MODULES", &modules))?;
         }
         Cmd::Bench { args } => {
-            let modules = root().join("target/lms-bench-modules");
+            let modules = target_dir().join("lms-bench-modules");
             build_modules(&modules, "1.0.0")?;
             cargo(&["build", "--release", "--locked", "-p", "lms-node", "--bins"])?;
-            run(Command::new(root().join("target/release/lms-bench"))
-                .arg("--modules")
-                .arg(&modules)
-                .args(args))?;
+            run(Command::new(target_dir().join("release/lms-bench")).arg("--modules").arg(&modules).args(args))?;
         }
     }
     Ok(())
@@ -102,6 +93,11 @@ fn main() -> Result<()> {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Where cargo puts build output (honours CARGO_TARGET_DIR, as CI sets it).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
 fn cargo_bin() -> String {
@@ -137,9 +133,7 @@ pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut modules = Vec::new();
     for (name, krate) in MODULES {
-        let src = root()
-            .join("target/wasm32-wasip1/wasm")
-            .join(format!("{}.wasm", krate.replace('-', "_")));
+        let src = target_dir().join("wasm32-wasip1/wasm").join(format!("{}.wasm", krate.replace('-', "_")));
         let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
         let file = format!("{name}.wasm");
         std::fs::write(out.join(&file), &bytes)?;
@@ -157,17 +151,10 @@ pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
         bundle_version: bundle_version.to_string(),
         abi: lms_abi::ABI_VERSION,
         modules,
-        content: FileEntry {
-            file: "content.json".into(),
-            size: content.len() as u64,
-            sha256: sha256(&content),
-        },
+        content: FileEntry { file: "content.json".into(), size: content.len() as u64, sha256: sha256(&content) },
     };
     // The manifest goes last: a directory with a manifest is complete.
-    std::fs::write(
-        out.join(lms_abi::MANIFEST_FILE),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    std::fs::write(out.join(lms_abi::MANIFEST_FILE), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(())
 }
 

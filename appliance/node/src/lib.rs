@@ -13,6 +13,7 @@
 //! a half-loaded module set, let a module's loop or allocation take the node
 //! down, or answer a client's mistake with a 500.
 
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(version, about = "LMS edge node", after_help = "Exit codes: 0 clean shutdown, 1 runtime error, 2 bad configuration.")]
+#[command(
+    version,
+    about = "LMS edge node",
+    after_help = "Exit codes: 0 clean shutdown, 1 runtime error, 2 bad configuration."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -80,7 +84,8 @@ async fn shutdown_signal() {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     use anyhow::Context;
-    let admin_addr: Option<AdminAddr> = cfg.admin_listen.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let admin_addr: Option<AdminAddr> =
+        cfg.admin_listen.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
     let public = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let admin = match &admin_addr {
         Some(a) => Some(AdminListener::bind(a).await.with_context(|| format!("binding admin listener {a:?}"))?),

@@ -141,7 +141,12 @@ impl Metrics {
         for ((m, r), s) in &routes {
             s.latency.render(&mut o, "lms_http_request_duration_seconds", &format!("method=\"{m}\",route=\"{r}\""));
         }
-        head(&mut o, "lms_module_instantiation_seconds", "Time to instantiate a wasm module for one call.", "histogram");
+        head(
+            &mut o,
+            "lms_module_instantiation_seconds",
+            "Time to instantiate a wasm module for one call.",
+            "histogram",
+        );
         for (m, h) in self.instantiation.sorted() {
             h.render(&mut o, "lms_module_instantiation_seconds", &format!("module=\"{m}\""));
         }
@@ -151,7 +156,12 @@ impl Metrics {
         }
         head(&mut o, "lms_statements_stored_total", "xAPI statements newly stored.", "counter");
         let _ = writeln!(o, "lms_statements_stored_total {}", self.statements_stored.load(Relaxed));
-        head(&mut o, "lms_db_commit_duration_seconds", "SQLite commit latency (one group commit, fsync included).", "histogram");
+        head(
+            &mut o,
+            "lms_db_commit_duration_seconds",
+            "SQLite commit latency (one group commit, fsync included).",
+            "histogram",
+        );
         self.db_commit.render(&mut o, "lms_db_commit_duration_seconds", "");
         head(&mut o, "lms_module_reloads_total", "Module reloads by result.", "counter");
         let _ = writeln!(o, "lms_module_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Relaxed));
@@ -178,7 +188,9 @@ mod tests {
         m.instantiated("catalog", Duration::from_micros(20));
         let text = m.render();
         assert!(text.contains("lms_http_requests_total{method=\"GET\",route=\"/v1/courses\",status=\"200\"} 2"));
-        assert!(text.contains("lms_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/courses\",le=\"0.0005\"} 1"));
+        assert!(text.contains(
+            "lms_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/courses\",le=\"0.0005\"} 1"
+        ));
         assert!(text.contains("lms_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/courses\"} 2"));
         assert!(text.contains("lms_module_instantiation_seconds_count{module=\"catalog\"} 1"));
     }

@@ -59,16 +59,14 @@ impl Node {
             memory_bytes: cfg.module_memory_bytes,
             instances: cfg.module_instances,
         };
-        let host = Host::new(limits, Some(cfg.data_dir.join("module-cache")), metrics.clone()).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let host = Host::new(limits, Some(cfg.data_dir.join("module-cache")), metrics.clone())
+            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let auth = Arc::new(Auth::load(cfg.credentials.as_deref())?);
         Ok(Arc::new(Node {
             cfg,
             store,
             host: Arc::new(host),
-            modules: ArcSwap::from_pointee(ModuleState {
-                set: None,
-                last_error: Some("modules are loading".into()),
-            }),
+            modules: ArcSwap::from_pointee(ModuleState { set: None, last_error: Some("modules are loading".into()) }),
             auth,
             metrics,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -78,10 +76,7 @@ impl Node {
     /// The module set to run a request on, or why there is none.
     pub fn current(&self) -> Result<Arc<ModuleSet>, String> {
         let state = self.modules.load();
-        state
-            .set
-            .clone()
-            .ok_or_else(|| state.last_error.clone().unwrap_or_else(|| "no modules loaded".into()))
+        state.set.clone().ok_or_else(|| state.last_error.clone().unwrap_or_else(|| "no modules loaded".into()))
     }
 
     /// Loads the module directory again and swaps it in. Requests already

@@ -24,7 +24,8 @@ impl std::str::FromStr for AdminAddr {
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(AdminAddr::Unix(PathBuf::from(path)));
         }
-        let addr: SocketAddr = s.parse().map_err(|_| format!("admin listener {s:?}: expected IP:PORT or unix:/path"))?;
+        let addr: SocketAddr =
+            s.parse().map_err(|_| format!("admin listener {s:?}: expected IP:PORT or unix:/path"))?;
         if !addr.ip().is_loopback() {
             return Err(format!("admin listener {s:?}: must be a loopback address or a unix socket, never public"));
         }

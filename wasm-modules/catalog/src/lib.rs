@@ -77,19 +77,14 @@ fn get_lesson(req: &Request) -> Response {
         r.cache_control = Some(cache_control);
         return r;
     }
-    let body = match String::from_utf8(bytes).map_err(|e| e.to_string()).and_then(|s| {
-        RawValue::from_string(s).map_err(|e| e.to_string())
-    }) {
+    let body = match String::from_utf8(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|s| RawValue::from_string(s).map_err(|e| e.to_string()))
+    {
         Ok(b) => b,
         Err(e) => return error(500, "content_invalid", format!("lesson {lesson:?}: {e}")),
     };
-    Response {
-        status: 200,
-        body,
-        etag: Some(etag),
-        cache_control: Some(cache_control),
-        statements: Vec::new(),
-    }
+    Response { status: 200, body, etag: Some(etag), cache_control: Some(cache_control), statements: Vec::new() }
 }
 
 /// Every course in the index has a readable course document, and every lesson
@@ -111,19 +106,15 @@ fn check_content() -> Result<Vec<String>, String> {
         let course = content::<CourseDoc>(&course_key(&c.id))?
             .ok_or_else(|| format!("course {:?} is in the index but has no document", c.id))?;
         for l in &course.lessons {
-            let doc = content::<LessonDoc>(&lesson_key(&c.id, &l.id))?.ok_or_else(|| {
-                format!("lesson {:?} of course {:?} has no document", l.id, c.id)
-            })?;
+            let doc = content::<LessonDoc>(&lesson_key(&c.id, &l.id))?
+                .ok_or_else(|| format!("lesson {:?} of course {:?} has no document", l.id, c.id))?;
             if doc.body.trim().is_empty() {
                 return Err(format!("lesson {:?} of course {:?} is empty", l.id, c.id));
             }
             lessons += 1;
         }
     }
-    Ok(vec![
-        format!("index lists {} courses", index.courses.len()),
-        format!("{lessons} lessons readable"),
-    ])
+    Ok(vec![format!("index lists {} courses", index.courses.len()), format!("{lessons} lessons readable")])
 }
 
 #[cfg(test)]
@@ -157,7 +148,12 @@ mod tests {
             body: None,
             if_none_match: inm,
             statements: vec![],
-            ctx: Context { cache_ttl: 300, actor: None, now: "2026-01-01T00:00:00Z".into(), request_id: "00000000-0000-4000-8000-000000000000".into() },
+            ctx: Context {
+                cache_ttl: 300,
+                actor: None,
+                now: "2026-01-01T00:00:00Z".into(),
+                request_id: "00000000-0000-4000-8000-000000000000".into(),
+            },
         }
     }
 

@@ -169,11 +169,7 @@ pub fn quiz_activity(base: &str, quiz: &str) -> String {
 
 /// Ids appear in URLs and activity IRIs: keep them to a safe alphabet.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Checks a set of courses for everything the modules rely on.
@@ -330,10 +326,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
             docs.insert(quiz_key(&q.id), to_value(&quiz));
         }
     }
-    PackFile {
-        format: PACK_FORMAT,
-        docs,
-    }
+    PackFile { format: PACK_FORMAT, docs }
 }
 
 /// Content documents are plain data: serializing them cannot fail.
@@ -350,16 +343,8 @@ mod tests {
             id: "c".into(),
             title: "C".into(),
             description: "d".into(),
-            completion: CompletionRules {
-                lessons_required: None,
-                quizzes_to_pass: vec!["q".into()],
-            },
-            lessons: vec![Lesson {
-                id: "l1".into(),
-                title: "L1".into(),
-                minutes: 5,
-                body: "x".repeat(300),
-            }],
+            completion: CompletionRules { lessons_required: None, quizzes_to_pass: vec!["q".into()] },
+            lessons: vec![Lesson { id: "l1".into(), title: "L1".into(), minutes: 5, body: "x".repeat(300) }],
             quizzes: vec![Quiz {
                 id: "q".into(),
                 title: "Q".into(),

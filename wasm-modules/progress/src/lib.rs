@@ -86,11 +86,7 @@ pub fn handle(req: &Request) -> Response {
 }
 
 /// Progress in one course from a learner's statements.
-pub fn course_progress(
-    course: &CourseDoc,
-    mastery: &BTreeMap<String, f64>,
-    statements: &[Value],
-) -> CourseProgress {
+pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, statements: &[Value]) -> CourseProgress {
     let lesson_ids: BTreeMap<&str, &str> =
         course.lessons.iter().map(|l| (l.activity_id.as_str(), l.id.as_str())).collect();
     let quiz_ids: BTreeMap<&str, &str> =
@@ -140,10 +136,8 @@ pub fn course_progress(
         }
     }
     let lessons_total = course.lessons.len();
-    let lessons_required = course
-        .completion
-        .lessons_required
-        .map_or(lessons_total, |n| (n as usize).min(lessons_total));
+    let lessons_required =
+        course.completion.lessons_required.map_or(lessons_total, |n| (n as usize).min(lessons_total));
     let quizzes: Vec<QuizProgress> = course
         .quizzes
         .iter()
@@ -152,15 +146,12 @@ pub fn course_progress(
             QuizProgress { quiz: q.id.clone(), attempts, best_scaled_score: best, passed }
         })
         .collect();
-    let best = quizzes.iter().filter_map(|q| q.best_scaled_score).fold(None, |acc: Option<f64>, s| {
-        Some(acc.map_or(s, |a| a.max(s)))
-    });
-    let is_completed = completed.len() >= lessons_required;
-    let all_passed = course
-        .completion
-        .quizzes_to_pass
+    let best = quizzes
         .iter()
-        .all(|q| quizzes.iter().any(|p| &p.quiz == q && p.passed));
+        .filter_map(|q| q.best_scaled_score)
+        .fold(None, |acc: Option<f64>, s| Some(acc.map_or(s, |a| a.max(s))));
+    let is_completed = completed.len() >= lessons_required;
+    let all_passed = course.completion.quizzes_to_pass.iter().all(|q| quizzes.iter().any(|p| &p.quiz == q && p.passed));
     let percent = if lessons_total == 0 {
         100.0
     } else {
@@ -272,7 +263,10 @@ mod tests {
                 questions: vec![Question {
                     id: "q1".into(),
                     prompt: "".into(),
-                    choices: vec![Choice { id: "a".into(), text: "".into() }, Choice { id: "b".into(), text: "".into() }],
+                    choices: vec![
+                        Choice { id: "a".into(), text: "".into() },
+                        Choice { id: "b".into(), text: "".into() },
+                    ],
                     answer: "a".into(),
                     explanation: "".into(),
                 }],
@@ -306,7 +300,12 @@ mod tests {
             st(VERB_COMPLETED, "https://x/courses/c/lessons/l1", json!({"duration": "PT5M"}), "2026-01-01T10:00:00Z"),
             st(VERB_COMPLETED, "https://x/courses/c/lessons/l1", json!({}), "2026-01-01T10:01:00Z"),
             st(VERB_COMPLETED, "https://x/courses/c/lessons/l2", json!({}), "2026-01-02T10:00:00Z"),
-            st(VERB_FAILED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.5}, "duration": "PT1M"}), "2026-01-01T09:00:00Z"),
+            st(
+                VERB_FAILED,
+                "https://x/quizzes/qz",
+                json!({"score": {"scaled": 0.5}, "duration": "PT1M"}),
+                "2026-01-01T09:00:00Z",
+            ),
             st(VERB_COMPLETED, "https://elsewhere/lesson", json!({}), "2027-01-01T00:00:00Z"),
         ];
         let p = course_progress(&c, &mastery, &s);

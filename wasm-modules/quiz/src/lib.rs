@@ -36,11 +36,8 @@ pub fn handle(req: &Request) -> Response {
 }
 
 fn get_quiz(quiz: &QuizDoc) -> Response {
-    let questions: Vec<Value> = quiz
-        .questions
-        .iter()
-        .map(|q| json!({"id": q.id, "prompt": q.prompt, "choices": q.choices}))
-        .collect();
+    let questions: Vec<Value> =
+        quiz.questions.iter().map(|q| json!({"id": q.id, "prompt": q.prompt, "choices": q.choices})).collect();
     json(
         200,
         &json!({
@@ -212,8 +209,8 @@ pub fn self_test() -> SelfTest {
             let course = content::<lms_content::CourseDoc>(&lms_content::course_key(&c.id))?
                 .ok_or_else(|| format!("course {:?} has no document", c.id))?;
             for q in &course.quizzes {
-                let doc = content::<QuizDoc>(&quiz_key(&q.id))?
-                    .ok_or_else(|| format!("quiz {:?} has no document", q.id))?;
+                let doc =
+                    content::<QuizDoc>(&quiz_key(&q.id))?.ok_or_else(|| format!("quiz {:?} has no document", q.id))?;
                 for question in &doc.questions {
                     if !question.choices.iter().any(|ch| ch.id == question.answer) {
                         return Err(format!(

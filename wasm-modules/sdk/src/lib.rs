@@ -52,9 +52,7 @@ pub fn content_raw(key: &str) -> Option<Vec<u8>> {
 pub fn content<T: DeserializeOwned>(key: &str) -> Result<Option<T>, String> {
     match content_raw(key) {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| format!("content document {key:?}: {e}")),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("content document {key:?}: {e}")),
     }
 }
 
@@ -78,30 +76,17 @@ fn raw<T: Serialize>(body: &T) -> Box<RawValue> {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
-    Response {
-        status,
-        body: raw(body),
-        etag: None,
-        cache_control: None,
-        statements: Vec::new(),
-    }
+    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new() }
 }
 
 /// A JSON error response: `{"error": code, "message": message}`.
 pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
-    json(
-        status,
-        &serde_json::json!({"error": code, "message": message.into()}),
-    )
+    json(status, &serde_json::json!({"error": code, "message": message.into()}))
 }
 
 /// The `Cache-Control` value for a cacheable response under `ctx`.
 pub fn cache_control(ctx: &Context) -> String {
-    if ctx.cache_ttl == 0 {
-        "no-store".to_string()
-    } else {
-        format!("public, max-age={}", ctx.cache_ttl)
-    }
+    if ctx.cache_ttl == 0 { "no-store".to_string() } else { format!("public, max-age={}", ctx.cache_ttl) }
 }
 
 /// A strong ETag over bytes (FNV-1a 64, enough to tell content versions apart).
@@ -118,10 +103,7 @@ pub fn etag(bytes: &[u8]) -> String {
 pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
     match if_none_match {
         None => false,
-        Some(v) => v
-            .split(',')
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == etag),
+        Some(v) => v.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag),
     }
 }
 
@@ -130,11 +112,7 @@ pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
 /// per request and index (106 random bits remain).
 pub fn statement_id(ctx: &Context, n: u16) -> String {
     let id = &ctx.request_id;
-    if id.len() == 36 {
-        format!("{}{n:04x}", &id[..32])
-    } else {
-        id.clone()
-    }
+    if id.len() == 36 { format!("{}{n:04x}", &id[..32]) } else { id.clone() }
 }
 
 /// Entry points used by [`export_module!`]; not for direct use.
@@ -221,10 +199,7 @@ pub mod testing {
     /// Replaces this thread's content with `docs` (key -> JSON document).
     pub fn set_content(docs: &BTreeMap<String, serde_json::Value>) {
         DOCS.with(|d| {
-            *d.borrow_mut() = docs
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::to_vec(v).expect("json")))
-                .collect()
+            *d.borrow_mut() = docs.iter().map(|(k, v)| (k.clone(), serde_json::to_vec(v).expect("json"))).collect()
         });
     }
 

@@ -51,7 +51,9 @@ pub fn parse_htpasswd(path: &Path, text: &str) -> Result<HashMap<String, String>
             return Err(err("empty user name".into()));
         }
         if !(hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$")) {
-            return Err(err(format!("user {user:?}: only bcrypt entries ($2y$, as `htpasswd -B` writes) are accepted")));
+            return Err(err(format!(
+                "user {user:?}: only bcrypt entries ($2y$, as `htpasswd -B` writes) are accepted"
+            )));
         }
         if users.insert(user.to_string(), hash.to_string()).is_some() {
             return Err(err(format!("user {user:?} is listed twice")));

@@ -48,7 +48,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Module(e) => match e {
-                CallError::NoSuchModule(_) | CallError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "module_unavailable"),
+                CallError::NoSuchModule(_) | CallError::Busy { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "module_unavailable")
+                }
                 CallError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "module_timeout"),
                 CallError::MemoryLimit { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "module_memory_limit"),
                 CallError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "module_trap"),

@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 
 /// Learner ids appear in paths and in xAPI account names.
 fn check_learner(id: &str) -> Result<(), ApiError> {
-    let ok = (1..=128).contains(&id.len())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    let ok = (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
     if ok {
         Ok(())
     } else {
@@ -126,7 +125,11 @@ pub async fn courses(State(node): State<AppState>, Extension(user): Extension<Us
     run(&node, &user.0, Call::new("catalog", "list_courses")).await
 }
 
-pub async fn course(State(node): State<AppState>, Extension(user): Extension<User>, p: Params) -> Result<Response, ApiError> {
+pub async fn course(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    p: Params,
+) -> Result<Response, ApiError> {
     run(&node, &user.0, Call::new("catalog", "get_course").param("course", p.get("course"))).await
 }
 
@@ -141,7 +144,11 @@ pub async fn lesson(
     run(&node, &user.0, call).await
 }
 
-pub async fn quiz(State(node): State<AppState>, Extension(user): Extension<User>, p: Params) -> Result<Response, ApiError> {
+pub async fn quiz(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    p: Params,
+) -> Result<Response, ApiError> {
     run(&node, &user.0, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
 }
 
@@ -185,7 +192,11 @@ pub async fn progress(
     let mut call = Call::new("progress", "progress").param("learner", learner.clone());
     for (k, v) in query_pairs(raw.as_deref())? {
         if k != "course" {
-            return Err(ApiError::field("invalid_query", k.clone(), format!("unknown query parameter {k:?} (only course)")));
+            return Err(ApiError::field(
+                "invalid_query",
+                k.clone(),
+                format!("unknown query parameter {k:?} (only course)"),
+            ));
         }
         call.query.insert(k, v);
     }

@@ -79,11 +79,8 @@ async fn method_not_allowed() -> ApiError {
 async fn observe(axum::extract::State(node): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     node.metrics.request(method.as_str(), &route, resp.status().as_u16(), start.elapsed());
     resp
@@ -106,9 +103,7 @@ impl FromRequest<AppState> for JsonBody {
         if bytes.is_empty() {
             return Err(ApiError::bad("malformed_json", "body: expected JSON, got an empty body"));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad("malformed_json", format!("body: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::bad("malformed_json", format!("body: {e}")))
     }
 }
 

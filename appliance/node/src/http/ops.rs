@@ -50,18 +50,17 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(node): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        node.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics.render()).into_response()
 }
 
 /// Loads the module directory again. 200 with the new versions, or 500 with
 /// the reason while the previous modules keep serving.
 pub async fn reload(State(node): State<AppState>) -> Response {
     match node.reload().await {
-        Ok(r) => (StatusCode::OK, Json(json!({"reloaded": true, "bundle_version": r.bundle_version, "modules": r.modules}))).into_response(),
+        Ok(r) => {
+            (StatusCode::OK, Json(json!({"reloaded": true, "bundle_version": r.bundle_version, "modules": r.modules})))
+                .into_response()
+        }
         Err(e) => {
             let serving = node.modules.load().set.as_ref().map(|s| s.manifest.bundle_version.clone());
             (

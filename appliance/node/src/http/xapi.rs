@@ -27,7 +27,12 @@ pub async fn version_header(req: Request, next: Next) -> Response {
     let sent = req.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut resp = match (is_about, sent) {
         (true, _) => next.run(req).await,
-        (false, None) => ApiError::field("missing_version", "X-Experience-API-Version", "the X-Experience-API-Version header is required").into_response(),
+        (false, None) => ApiError::field(
+            "missing_version",
+            "X-Experience-API-Version",
+            "the X-Experience-API-Version header is required",
+        )
+        .into_response(),
         (false, Some(v)) if v.starts_with("2.0") || v.starts_with("1.0") => next.run(req).await,
         (false, Some(v)) => ApiError::field(
             "unsupported_version",
@@ -101,7 +106,11 @@ pub async fn post_statements(
         let p = xapi::prepare(s, &path, &auth, now)?;
         match seen.get(&p.id) {
             Some(fp) if *fp != p.fingerprint => {
-                return Err(ApiError::field("invalid_statement", format!("{path}.id"), format!("id {} appears twice in the batch with different content", p.id)));
+                return Err(ApiError::field(
+                    "invalid_statement",
+                    format!("{path}.id"),
+                    format!("id {} appears twice in the batch with different content", p.id),
+                ));
             }
             Some(_) => continue,
             None => {
@@ -123,8 +132,22 @@ pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuer
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in pairs {
         const KNOWN: [&str; 16] = [
-            "statementId", "voidedStatementId", "agent", "verb", "activity", "registration", "related_activities",
-            "related_agents", "since", "until", "limit", "format", "attachments", "ascending", "cursor", "",
+            "statementId",
+            "voidedStatementId",
+            "agent",
+            "verb",
+            "activity",
+            "registration",
+            "related_activities",
+            "related_agents",
+            "since",
+            "until",
+            "limit",
+            "format",
+            "attachments",
+            "ascending",
+            "cursor",
+            "",
         ];
         if !KNOWN.contains(&k.as_str()) || k.is_empty() {
             return Err(ApiError::field("invalid_query", k.clone(), format!("unknown parameter {k:?}")));
@@ -147,22 +170,36 @@ pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuer
     }
     for flag in ["related_activities", "related_agents"] {
         if params.get(flag).map(String::as_str) == Some("true") {
-            return Err(ApiError::field("unsupported_param", flag, format!("{flag}=true is not supported by this LRS yet")));
+            return Err(ApiError::field(
+                "unsupported_param",
+                flag,
+                format!("{flag}=true is not supported by this LRS yet"),
+            ));
         }
     }
     let consistent = format_stored(time::OffsetDateTime::now_utc());
 
     let single = match (params.get("statementId"), params.get("voidedStatementId")) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::field("invalid_query", "voidedStatementId", "statementId and voidedStatementId exclude each other"));
+            return Err(ApiError::field(
+                "invalid_query",
+                "voidedStatementId",
+                "statementId and voidedStatementId exclude each other",
+            ));
         }
         (Some(id), None) => Some((id.clone(), false, "statementId")),
         (None, Some(id)) => Some((id.clone(), true, "voidedStatementId")),
         (None, None) => None,
     };
     if let Some((id, voided, name)) = single {
-        if let Some(other) = params.keys().find(|k| !["statementId", "voidedStatementId", "format", "attachments"].contains(&k.as_str())) {
-            return Err(ApiError::field("invalid_query", other.clone(), format!("{other} cannot be combined with {name}")));
+        if let Some(other) =
+            params.keys().find(|k| !["statementId", "voidedStatementId", "format", "attachments"].contains(&k.as_str()))
+        {
+            return Err(ApiError::field(
+                "invalid_query",
+                other.clone(),
+                format!("{other} cannot be combined with {name}"),
+            ));
         }
         if !is_uuid(&id) {
             return Err(ApiError::field("invalid_param", name, format!("{id:?} is not a UUID")));
@@ -181,7 +218,10 @@ pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuer
         let agent: Value = serde_json::from_str(a)
             .map_err(|e| ApiError::field("invalid_param", "agent", format!("agent must be JSON: {e}")))?;
         validate::actor(&agent, "agent").map_err(ApiError::from)?;
-        q.agent = Some(ifi_key(&agent).ok_or_else(|| ApiError::field("invalid_param", "agent", "agent must have an identifier"))?);
+        q.agent = Some(
+            ifi_key(&agent)
+                .ok_or_else(|| ApiError::field("invalid_param", "agent", "agent must have an identifier"))?,
+        );
     }
     if let Some(v) = params.get("verb") {
         if !validate::is_iri(v) {
@@ -203,17 +243,22 @@ pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuer
     }
     for (name, slot) in [("since", &mut q.since), ("until", &mut q.until)] {
         if let Some(v) = params.get(name) {
-            let t = parse_timestamp(v).ok_or_else(|| ApiError::field("invalid_param", name, format!("{name} must be an ISO 8601 timestamp")))?;
+            let t = parse_timestamp(v).ok_or_else(|| {
+                ApiError::field("invalid_param", name, format!("{name} must be an ISO 8601 timestamp"))
+            })?;
             *slot = Some(format_stored(t));
         }
     }
     if let Some(v) = params.get("limit") {
-        let n: usize = v.parse().map_err(|_| ApiError::field("invalid_param", "limit", "limit must be a non-negative integer"))?;
+        let n: usize =
+            v.parse().map_err(|_| ApiError::field("invalid_param", "limit", "limit must be a non-negative integer"))?;
         q.limit = if n == 0 { MAX_LIMIT } else { n.min(MAX_LIMIT) };
     }
     q.ascending = params.get("ascending").map(String::as_str) == Some("true");
     if let Some(v) = params.get("cursor") {
-        q.cursor = Some(v.parse().map_err(|_| ApiError::field("invalid_param", "cursor", "cursor must come from a more link"))?);
+        q.cursor = Some(
+            v.parse().map_err(|_| ApiError::field("invalid_param", "cursor", "cursor must come from a more link"))?,
+        );
     }
     let page = node.store.query(q).await?;
     let more = match page.next {
@@ -255,7 +300,9 @@ fn statement_response(body: String, consistent: &str) -> Response {
 fn ids_format(body: &str) -> String {
     fn reduce_agent(a: &mut Value) {
         if let Some(m) = a.as_object_mut() {
-            m.retain(|k, _| ["objectType", "mbox", "mbox_sha1sum", "openid", "account", "member"].contains(&k.as_str()));
+            m.retain(|k, _| {
+                ["objectType", "mbox", "mbox_sha1sum", "openid", "account", "member"].contains(&k.as_str())
+            });
             if let Some(Value::Array(members)) = m.get_mut("member") {
                 members.iter_mut().for_each(reduce_agent);
             }

@@ -181,10 +181,7 @@ impl Host {
             |mut caller: Caller<'_, CallState>, kp: i32, kl: i32| -> i32 {
                 let Some(key) = read_guest(&mut caller, kp, kl) else { return -1 };
                 let content = caller.data().content.clone();
-                std::str::from_utf8(&key)
-                    .ok()
-                    .and_then(|k| content.get(k))
-                    .map_or(-1, |d| d.len() as i32)
+                std::str::from_utf8(&key).ok().and_then(|k| content.get(k)).map_or(-1, |d| d.len() as i32)
             },
         )?;
         linker.func_wrap(
@@ -255,7 +252,8 @@ impl Host {
         }
 
         let content_path = checked_path(dir, &manifest.content.file, &manifest_path)?;
-        let content_bytes = read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
+        let content_bytes =
+            read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
         let content = Arc::new(parse_content(&content_path, &content_bytes)?);
 
         let mut modules = HashMap::new();
@@ -350,9 +348,8 @@ impl Host {
         let out = self.run(set, module, |store, instance| {
             let alloc = instance.get_typed_func::<i32, i32>(&mut *store, lms_abi::EXPORT_ALLOC)?;
             let handle = instance.get_typed_func::<(i32, i32), i64>(&mut *store, lms_abi::EXPORT_HANDLE)?;
-            let memory = instance
-                .get_memory(&mut *store, "memory")
-                .ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
+            let memory =
+                instance.get_memory(&mut *store, "memory").ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
             let len = input.len() as i32;
             let ptr = alloc.call(&mut *store, len)?;
             memory.write(&mut *store, ptr as u32 as usize, &input)?;
@@ -371,7 +368,10 @@ impl Host {
         })?;
         if !(100..=599).contains(&resp.status) {
             self.metrics.module_call(module, "bad_response");
-            return Err(CallError::BadResponse { module: module.to_string(), message: format!("status {}", resp.status) });
+            return Err(CallError::BadResponse {
+                module: module.to_string(),
+                message: format!("status {}", resp.status),
+            });
         }
         self.metrics.module_call(module, "ok");
         Ok(resp)
@@ -409,9 +409,8 @@ impl Host {
             if len > MAX_RESPONSE_BYTES {
                 return Err(wasmtime::Error::msg(format!("response of {len} bytes is over the limit")));
             }
-            let memory = instance
-                .get_memory(&mut store, "memory")
-                .ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
+            let memory =
+                instance.get_memory(&mut store, "memory").ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
             let mut out = vec![0u8; len as usize];
             memory.read(&store, ptr as usize, &mut out)?;
             Ok(out)
@@ -473,7 +472,10 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, LoadError> {
 
 fn read_verified(path: &Path, size: u64, sha256: &str, cap: u64) -> Result<Vec<u8>, LoadError> {
     if size > cap {
-        return Err(LoadError::File { path: path.to_path_buf(), message: format!("manifest size {size} is over the {cap}-byte limit") });
+        return Err(LoadError::File {
+            path: path.to_path_buf(),
+            message: format!("manifest size {size} is over the {cap}-byte limit"),
+        });
     }
     // A file larger than the manifest says is refused before it is read.
     let bytes = read_capped(path, size)?;
@@ -501,10 +503,6 @@ fn parse_content(path: &Path, bytes: &[u8]) -> Result<Content, LoadError> {
     if pack.format != 1 {
         return Err(err(format!("content pack format {} is not 1", pack.format)));
     }
-    let docs = pack
-        .docs
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::to_vec(&v).expect("json")))
-        .collect();
+    let docs = pack.docs.into_iter().map(|(k, v)| (k, serde_json::to_vec(&v).expect("json"))).collect();
     Ok(Content { docs })
 }

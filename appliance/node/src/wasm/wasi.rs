@@ -19,35 +19,39 @@ fn write_u32(caller: &mut Caller<'_, CallState>, ptr: i32, v: u32) -> i32 {
 }
 
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    linker.func_wrap(WASI, "fd_write", |mut caller: Caller<'_, CallState>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
-        if fd != 1 && fd != 2 {
-            return ERRNO_BADF;
-        }
-        let Some(mem) = guest_memory(&mut caller) else { return ERRNO_FAULT };
-        let mut text = Vec::new();
-        for i in 0..n.clamp(0, 64) {
-            let mut iov = [0u8; 8];
-            if mem.read(&caller, (iovs as u32 as usize) + i as usize * 8, &mut iov).is_err() {
-                return ERRNO_FAULT;
+    linker.func_wrap(
+        WASI,
+        "fd_write",
+        |mut caller: Caller<'_, CallState>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
+            if fd != 1 && fd != 2 {
+                return ERRNO_BADF;
             }
-            let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap()) as usize;
-            let len = u32::from_le_bytes(iov[4..].try_into().unwrap()) as usize;
-            let start = text.len();
-            text.resize(start + len.min(65536), 0);
-            if mem.read(&caller, ptr, &mut text[start..]).is_err() {
-                return ERRNO_FAULT;
+            let Some(mem) = guest_memory(&mut caller) else { return ERRNO_FAULT };
+            let mut text = Vec::new();
+            for i in 0..n.clamp(0, 64) {
+                let mut iov = [0u8; 8];
+                if mem.read(&caller, (iovs as u32 as usize) + i as usize * 8, &mut iov).is_err() {
+                    return ERRNO_FAULT;
+                }
+                let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap()) as usize;
+                let len = u32::from_le_bytes(iov[4..].try_into().unwrap()) as usize;
+                let start = text.len();
+                text.resize(start + len.min(65536), 0);
+                if mem.read(&caller, ptr, &mut text[start..]).is_err() {
+                    return ERRNO_FAULT;
+                }
             }
-        }
-        let module = caller.data().module.clone();
-        let line = String::from_utf8_lossy(&text);
-        // Panic messages arrive on stderr: worth a warning.
-        if fd == 2 {
-            tracing::warn!(%module, "stderr: {}", line.trim_end());
-        } else {
-            tracing::debug!(%module, "stdout: {}", line.trim_end());
-        }
-        write_u32(&mut caller, written, text.len() as u32)
-    })?;
+            let module = caller.data().module.clone();
+            let line = String::from_utf8_lossy(&text);
+            // Panic messages arrive on stderr: worth a warning.
+            if fd == 2 {
+                tracing::warn!(%module, "stderr: {}", line.trim_end());
+            } else {
+                tracing::debug!(%module, "stdout: {}", line.trim_end());
+            }
+            write_u32(&mut caller, written, text.len() as u32)
+        },
+    )?;
     for name in ["environ_sizes_get", "args_sizes_get"] {
         linker.func_wrap(WASI, name, |mut caller: Caller<'_, CallState>, count: i32, size: i32| -> i32 {
             match write_u32(&mut caller, count, 0) {
@@ -75,15 +79,19 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
             Err(_) => ERRNO_FAULT,
         }
     })?;
-    linker.func_wrap(WASI, "clock_time_get", |mut caller: Caller<'_, CallState>, _id: i32, _precision: i64, out: i32| -> i32 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        match guest_memory(&mut caller) {
-            Some(m) if m.write(&mut caller, out as u32 as usize, &now.to_le_bytes()).is_ok() => ERRNO_SUCCESS,
-            _ => ERRNO_FAULT,
-        }
-    })?;
+    linker.func_wrap(
+        WASI,
+        "clock_time_get",
+        |mut caller: Caller<'_, CallState>, _id: i32, _precision: i64, out: i32| -> i32 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            match guest_memory(&mut caller) {
+                Some(m) if m.write(&mut caller, out as u32 as usize, &now.to_le_bytes()).is_ok() => ERRNO_SUCCESS,
+                _ => ERRNO_FAULT,
+            }
+        },
+    )?;
     Ok(())
 }

@@ -91,9 +91,7 @@ pub fn prepare(
     let object = &m["object"];
     let object_type = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity");
     let verb = m["verb"]["id"].as_str().expect("validated").to_string();
-    let voiding_target = (verb == VERB_VOIDED)
-        .then(|| object["id"].as_str().map(str::to_ascii_lowercase))
-        .flatten();
+    let voiding_target = (verb == VERB_VOIDED).then(|| object["id"].as_str().map(str::to_ascii_lowercase)).flatten();
     Ok(Prepared {
         id,
         fingerprint,

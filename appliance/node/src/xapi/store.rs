@@ -51,13 +51,8 @@ CREATE INDEX IF NOT EXISTS statements_stored ON statements(stored);
 "#;
 
 enum Job {
-    Write {
-        batch: Vec<Prepared>,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    Ping {
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
+    Write { batch: Vec<Prepared>, reply: oneshot::Sender<Result<usize, StoreError>> },
+    Ping { reply: oneshot::Sender<Result<(), StoreError>> },
 }
 
 /// Filters of a statement query (already parsed and checked).
@@ -211,9 +206,8 @@ fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
     sql.push_str(if q.ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
     sql.push_str(&format!(" LIMIT {}", q.limit + 1));
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows =
+        stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     let mut statements = Vec::new();
     let mut last = None;
     let mut next = None;
@@ -337,9 +331,7 @@ fn insert_all(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr> 
          ON CONFLICT(id) DO NOTHING",
     )?;
     let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
-    let mut void = conn.prepare_cached(
-        "UPDATE statements SET voided = 1 WHERE id = ?1 AND voiding_target IS NULL",
-    )?;
+    let mut void = conn.prepare_cached("UPDATE statements SET voided = 1 WHERE id = ?1 AND voiding_target IS NULL")?;
     let mut new = 0;
     for p in batch {
         let n = insert.execute(params![

@@ -119,7 +119,11 @@ pub fn parse_timestamp(s: &str) -> Option<time::OffsetDateTime> {
 
 fn timestamp(v: &Value, path: &str) -> R {
     let s = string(v, path)?;
-    if parse_timestamp(s).is_some() { Ok(()) } else { err(path, format!("{s:?} is not an ISO 8601 timestamp with a time zone")) }
+    if parse_timestamp(s).is_some() {
+        Ok(())
+    } else {
+        err(path, format!("{s:?} is not an ISO 8601 timestamp with a time zone"))
+    }
 }
 
 /// ISO 8601 duration: `P[nY][nM][nW][nD][T[nH][nM][n[.n]S]]`, at least one part.
@@ -138,7 +142,11 @@ pub fn is_duration(s: &str) -> bool {
                 num.push(c);
             } else {
                 let pos = units.find(c)?;
-                if num.is_empty() || pos < last || (num.contains('.') && c != allow_fraction_on) || num.parse::<f64>().is_err() {
+                if num.is_empty()
+                    || pos < last
+                    || (num.contains('.') && c != allow_fraction_on)
+                    || num.parse::<f64>().is_err()
+                {
                     return None;
                 }
                 last = pos + 1;
@@ -195,8 +203,14 @@ fn check_ifis(m: &Map<String, Value>, path: &str) -> R {
         let p = join(path, "account");
         let a = object(v, &p)?;
         keys(a, &p, &["homePage", "name"])?;
-        iri(a.get("homePage").ok_or_else(|| Invalid { field: join(&p, "homePage"), message: "is required".into() })?, &join(&p, "homePage"))?;
-        string(a.get("name").ok_or_else(|| Invalid { field: join(&p, "name"), message: "is required".into() })?, &join(&p, "name"))?;
+        iri(
+            a.get("homePage").ok_or_else(|| Invalid { field: join(&p, "homePage"), message: "is required".into() })?,
+            &join(&p, "homePage"),
+        )?;
+        string(
+            a.get("name").ok_or_else(|| Invalid { field: join(&p, "name"), message: "is required".into() })?,
+            &join(&p, "name"),
+        )?;
     }
     Ok(())
 }
@@ -204,10 +218,10 @@ fn check_ifis(m: &Map<String, Value>, path: &str) -> R {
 pub fn agent(v: &Value, path: &str) -> R {
     let m = object(v, path)?;
     keys(m, path, &["objectType", "name", "mbox", "mbox_sha1sum", "openid", "account"])?;
-    if let Some(t) = m.get("objectType") {
-        if string(t, &join(path, "objectType"))? != "Agent" {
-            return err(&join(path, "objectType"), "must be \"Agent\"");
-        }
+    if let Some(t) = m.get("objectType")
+        && string(t, &join(path, "objectType"))? != "Agent"
+    {
+        return err(&join(path, "objectType"), "must be \"Agent\"");
     }
     if let Some(n) = m.get("name") {
         string(n, &join(path, "name"))?;
@@ -255,15 +269,28 @@ pub fn actor(v: &Value, path: &str) -> R {
 fn verb(v: &Value, path: &str) -> R {
     let m = object(v, path)?;
     keys(m, path, &["id", "display"])?;
-    iri(m.get("id").ok_or_else(|| Invalid { field: join(path, "id"), message: "is required".into() })?, &join(path, "id"))?;
+    iri(
+        m.get("id").ok_or_else(|| Invalid { field: join(path, "id"), message: "is required".into() })?,
+        &join(path, "id"),
+    )?;
     if let Some(d) = m.get("display") {
         language_map(d, &join(path, "display"))?;
     }
     Ok(())
 }
 
-const INTERACTION_TYPES: [&str; 10] =
-    ["true-false", "choice", "fill-in", "long-fill-in", "matching", "performance", "sequencing", "likert", "numeric", "other"];
+const INTERACTION_TYPES: [&str; 10] = [
+    "true-false",
+    "choice",
+    "fill-in",
+    "long-fill-in",
+    "matching",
+    "performance",
+    "sequencing",
+    "likert",
+    "numeric",
+    "other",
+];
 
 fn definition(v: &Value, path: &str) -> R {
     let m = object(v, path)?;
@@ -271,8 +298,18 @@ fn definition(v: &Value, path: &str) -> R {
         m,
         path,
         &[
-            "name", "description", "type", "moreInfo", "extensions", "interactionType",
-            "correctResponsesPattern", "choices", "scale", "source", "target", "steps",
+            "name",
+            "description",
+            "type",
+            "moreInfo",
+            "extensions",
+            "interactionType",
+            "correctResponsesPattern",
+            "choices",
+            "scale",
+            "source",
+            "target",
+            "steps",
         ],
     )?;
     for (k, val) in m {
@@ -323,7 +360,10 @@ fn activity(v: &Value, path: &str) -> R {
     {
         return err(&join(path, "objectType"), "must be \"Activity\"");
     }
-    iri(m.get("id").ok_or_else(|| Invalid { field: join(path, "id"), message: "is required".into() })?, &join(path, "id"))?;
+    iri(
+        m.get("id").ok_or_else(|| Invalid { field: join(path, "id"), message: "is required".into() })?,
+        &join(path, "id"),
+    )?;
     if let Some(d) = m.get("definition") {
         definition(d, &join(path, "definition"))?;
     }
@@ -406,8 +446,17 @@ fn context(v: &Value, path: &str, object_is_activity: bool) -> R {
         m,
         path,
         &[
-            "registration", "instructor", "team", "contextActivities", "contextAgents", "contextGroups",
-            "revision", "platform", "language", "statement", "extensions",
+            "registration",
+            "instructor",
+            "team",
+            "contextActivities",
+            "contextAgents",
+            "contextGroups",
+            "revision",
+            "platform",
+            "language",
+            "statement",
+            "extensions",
         ],
     )?;
     for (k, val) in m {
@@ -433,7 +482,8 @@ fn context(v: &Value, path: &str, object_is_activity: bool) -> R {
             }
             "contextAgents" | "contextGroups" => {
                 let arr = val.as_array().map_or_else(|| err(&p, "must be an array"), Ok)?;
-                let (tag, who) = if k == "contextAgents" { ("contextAgent", "agent") } else { ("contextGroup", "group") };
+                let (tag, who) =
+                    if k == "contextAgents" { ("contextAgent", "agent") } else { ("contextGroup", "group") };
                 for (i, item) in arr.iter().enumerate() {
                     let ip = format!("{p}[{i}]");
                     let im = object(item, &ip)?;
@@ -442,10 +492,17 @@ fn context(v: &Value, path: &str, object_is_activity: bool) -> R {
                         return err(&join(&ip, "objectType"), format!("must be {tag:?}"));
                     }
                     let target = im.get(who).unwrap_or(&Value::Null);
-                    if who == "agent" { agent(target, &join(&ip, who))? } else { group(target, &join(&ip, who))? }
+                    if who == "agent" {
+                        agent(target, &join(&ip, who))?
+                    } else {
+                        group(target, &join(&ip, who))?
+                    }
                     if let Some(rt) = im.get("relevantTypes") {
                         let rp = join(&ip, "relevantTypes");
-                        let arr = rt.as_array().filter(|a| !a.is_empty()).map_or_else(|| err(&rp, "must be a non-empty array of IRIs"), Ok)?;
+                        let arr = rt
+                            .as_array()
+                            .filter(|a| !a.is_empty())
+                            .map_or_else(|| err(&rp, "must be a non-empty array of IRIs"), Ok)?;
                         for (j, t) in arr.iter().enumerate() {
                             iri(t, &format!("{rp}[{j}]"))?;
                         }
@@ -506,7 +563,19 @@ fn statement_body(v: &Value, path: &str, sub: bool) -> R {
         keys(
             m,
             path,
-            &["id", "actor", "verb", "object", "result", "context", "timestamp", "stored", "authority", "version", "attachments"],
+            &[
+                "id",
+                "actor",
+                "verb",
+                "object",
+                "result",
+                "context",
+                "timestamp",
+                "stored",
+                "authority",
+                "version",
+                "attachments",
+            ],
         )?;
     }
     for req in ["actor", "verb", "object"] {
@@ -524,8 +593,7 @@ fn statement_body(v: &Value, path: &str, sub: bool) -> R {
         result(r, &join(path, "result"))?;
     }
     if let Some(c) = m.get("context") {
-        let object_is_activity =
-            m["object"].get("objectType").is_none_or(|t| t == "Activity");
+        let object_is_activity = m["object"].get("objectType").is_none_or(|t| t == "Activity");
         context(c, &join(path, "context"), object_is_activity)?;
     }
     for k in ["timestamp", "stored"] {
@@ -546,7 +614,9 @@ fn statement_body(v: &Value, path: &str, sub: bool) -> R {
     if let Some(a) = m.get("attachments") {
         attachments(a, &join(path, "attachments"))?;
     }
-    if m["verb"]["id"] == super::VERB_VOIDED && m["object"].get("objectType").and_then(Value::as_str) != Some("StatementRef") {
+    if m["verb"]["id"] == super::VERB_VOIDED
+        && m["object"].get("objectType").and_then(Value::as_str) != Some("StatementRef")
+    {
         return err(&join(path, "object"), "a voiding statement's object must be a StatementRef");
     }
     Ok(())
@@ -589,7 +659,12 @@ mod tests {
     fn rejections_name_the_field() {
         assert_eq!(field_of(|s| s["actor"]["mbox"] = json!("ann@example.org")), "actor.mbox");
         assert_eq!(field_of(|s| s["actor"]["openid"] = json!("https://id")), "actor");
-        assert_eq!(field_of(|s| { s["actor"].as_object_mut().unwrap().remove("mbox"); }), "actor");
+        assert_eq!(
+            field_of(|s| {
+                s["actor"].as_object_mut().unwrap().remove("mbox");
+            }),
+            "actor"
+        );
         assert_eq!(field_of(|s| s["id"] = json!("not-a-uuid")), "id");
         assert_eq!(field_of(|s| s["verb"]["id"] = json!("completed")), "verb.id");
         assert_eq!(field_of(|s| s["verb"]["display"] = json!({"english!": "x"})), "verb.display.english!");
@@ -603,11 +678,22 @@ mod tests {
         assert_eq!(field_of(|s| s["result"]["response"] = Value::Null), "result.response");
         assert_eq!(field_of(|s| s["context"]["registration"] = json!(5)), "context.registration");
         assert_eq!(field_of(|s| s["context"]["language"] = json!("e")), "context.language");
-        assert_eq!(field_of(|s| s["context"]["contextActivities"]["parent"] = json!([{"id": "x y"}])), "context.contextActivities.parent[0].id");
+        assert_eq!(
+            field_of(|s| s["context"]["contextActivities"]["parent"] = json!([{"id": "x y"}])),
+            "context.contextActivities.parent[0].id"
+        );
         assert_eq!(field_of(|s| s["object"]["objectType"] = json!("Thing")), "object.objectType");
-        assert_eq!(field_of(|s| s["object"]["definition"]["interactionType"] = json!("essay")), "object.definition.interactionType");
+        assert_eq!(
+            field_of(|s| s["object"]["definition"]["interactionType"] = json!("essay")),
+            "object.definition.interactionType"
+        );
         assert_eq!(field_of(|s| s["version"] = json!("0.9")), "version");
-        assert_eq!(field_of(|s| { s.as_object_mut().unwrap().remove("verb"); }), "verb");
+        assert_eq!(
+            field_of(|s| {
+                s.as_object_mut().unwrap().remove("verb");
+            }),
+            "verb"
+        );
         assert_eq!(field_of(|s| s["actor"] = json!({"objectType": "Group", "member": []})), "actor.member");
         assert_eq!(field_of(|s| s["actor"]["mbox_sha1sum"] = json!("abc")), "actor");
         assert_eq!(field_of(|s| s["actor"] = json!({"account": {"homePage": "https://x"}})), "actor.account.name");
@@ -653,6 +739,11 @@ mod tests {
         for d in ["P", "PT", "P1H", "PT1.5M", "1D", "PT1S1M"] {
             assert!(!is_duration(d), "{d}");
         }
-        assert!(is_language_tag("en-US") && is_language_tag("zh-Hant-TW") && !is_language_tag("e") && !is_language_tag("en_US"));
+        assert!(
+            is_language_tag("en-US")
+                && is_language_tag("zh-Hant-TW")
+                && !is_language_tag("e")
+                && !is_language_tag("en_US")
+        );
     }
 }

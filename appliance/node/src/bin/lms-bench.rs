@@ -1,0 +1,375 @@
+//! `lms-bench`: the load benchmark an operator runs on their own hardware.
+//!
+//! Starts a real `lms-node` process (the binary next to this one) on a free
+//! loopback port with a fresh data directory, drives it over HTTP/1.1
+//! keep-alive from this process, and prints requests/s and P50/P99/P999 per
+//! scenario, the same lesson served by a native handler (no wasm) for the
+//! wasm overhead, module cold start and process start to /readyz.
+//! With `--url` it drives an existing node instead (cold start and process
+//! start are then measured locally only).
+
+use clap::Parser;
+use lms_node::client::{Client, basic_auth};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "LMS node load benchmark")]
+struct Args {
+    /// Module directory (as `cargo xtask modules` writes it).
+    #[arg(long)]
+    modules: PathBuf,
+    /// Seconds per run of each scenario.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Runs per scenario; the median run is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Concurrent requests in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password";
+const LESSON: &str = "/v1/courses/arithmetic/lessons/fractions";
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    p999: Duration,
+    errors: u64,
+}
+
+fn pct(sorted: &[u32], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Duration::from_micros(sorted[i] as u64)
+}
+
+/// Drives `make` for `secs` with `conc` requests in flight.
+async fn load<F, Fut>(secs: u64, conc: usize, make: F) -> Run
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u16, String>> + Send,
+{
+    let make = Arc::new(make);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..conc {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let mut i = w as u64 * 1_000_000_000;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(i).await {
+                    Ok(s) if s < 400 => lat.push(t.elapsed().as_micros() as u32),
+                    _ => errors += 1,
+                }
+                i += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Run { rps: all.len() as f64 / elapsed, p50: pct(&all, 0.5), p99: pct(&all, 0.99), p999: pct(&all, 0.999), errors }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn scenario<F, Fut>(args: &Args, name: &str, per_request: f64, make: F)
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<u16, String>> + Send,
+{
+    if args.only.as_deref().is_some_and(|o| !name.contains(o)) {
+        return;
+    }
+    let mut runs = Vec::new();
+    for _ in 0..args.runs {
+        runs.push(load(args.seconds, args.concurrency, make.clone()).await);
+    }
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let all_rps: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rps)).collect();
+    let m = &runs[runs.len() / 2];
+    let unit = if per_request > 1.0 { format!(" ({:.0} statements/s)", m.rps * per_request) } else { String::new() };
+    println!(
+        "{name:<28} {:>9.0} req/s{unit}  p50 {} ms  p99 {} ms  p999 {} ms  errors {}  runs [{}]",
+        m.rps,
+        ms(m.p50),
+        ms(m.p99),
+        ms(m.p999),
+        m.errors,
+        all_rps.join(", ")
+    );
+}
+
+fn statement(learner: &str, i: u64) -> Value {
+    json!({
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": learner}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"id": format!("https://lms.example.org/xapi/activities/courses/arithmetic/lessons/l{}", i % 8)},
+        "result": {"duration": "PT1M"},
+    })
+}
+
+fn spawn_node(exe: &Path, args: &Args, data: &Path, creds: &Path, port: u16) -> std::process::Child {
+    std::process::Command::new(exe)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--modules")
+        .arg(&args.modules)
+        .arg("--credentials")
+        .arg(creds)
+        .env("LMS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting lms-node")
+}
+
+async fn time_to_ready(client: &Client, base: &str, started: Instant) -> Duration {
+    loop {
+        if client.get(&format!("{base}/readyz"), &[]).await.is_ok_and(|r| r.status == 200) {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(started.elapsed() < Duration::from_secs(120), "node never became ready");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A native handler serving the same lesson document the catalog module
+/// serves, with the same auth check and ETag: the baseline for wasm overhead.
+async fn native_server(modules: &Path) -> String {
+    use axum::http::{HeaderMap, StatusCode, header};
+    let pack: Value = serde_json::from_slice(&std::fs::read(modules.join("content.json")).unwrap()).unwrap();
+    let doc = Arc::new(serde_json::to_vec(&pack["docs"]["lesson/arithmetic/fractions"]).unwrap());
+    let expected = Arc::new(basic_auth(USER, PASSWORD));
+    let app = axum::Router::new().route(
+        LESSON,
+        axum::routing::get(move |headers: HeaderMap| {
+            let (doc, expected) = (doc.clone(), expected.clone());
+            async move {
+                if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+                    return Err(StatusCode::UNAUTHORIZED);
+                }
+                let mut h: u64 = 0xcbf29ce484222325;
+                for b in doc.iter() {
+                    h ^= *b as u64;
+                    h = h.wrapping_mul(0x100000001b3);
+                }
+                Ok((
+                    [
+                        (header::ETAG, format!("\"{h:016x}\"")),
+                        (header::CACHE_CONTROL, "public, max-age=300".to_string()),
+                        (header::CONTENT_TYPE, "application/json".to_string()),
+                    ],
+                    doc.to_vec(),
+                ))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// Loads the modules through the node's own host, then measures what a
+/// request pays before the module runs.
+fn cold_start(modules: &Path, cache: &Path) {
+    use lms_node::metrics::Metrics;
+    use lms_node::wasm::{Host, Limits};
+    let metrics = Arc::new(Metrics::default());
+    let limits = Limits { timeout: Duration::from_secs(1), memory_bytes: 64 << 20, instances: 64 };
+    let host = Host::new(limits, Some(cache.to_path_buf()), metrics.clone()).unwrap();
+    let t = Instant::now();
+    host.load(modules).expect("load");
+    let compile = t.elapsed();
+    let mut cached = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        host.load(modules).expect("load");
+        cached.push(t.elapsed());
+    }
+    cached.sort();
+    let set = host.load(modules).unwrap();
+    let req = lms_abi::Request {
+        op: "list_courses".into(),
+        params: Default::default(),
+        query: Default::default(),
+        body: None,
+        if_none_match: None,
+        statements: vec![],
+        ctx: lms_abi::Context {
+            cache_ttl: 300,
+            actor: None,
+            now: "2026-01-01T00:00:00Z".into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        },
+    };
+    let before = metrics.render();
+    let mut calls = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        host.call(&set, "catalog", &req).unwrap();
+        calls.push(t.elapsed());
+    }
+    calls.sort();
+    let inst = instantiation_mean(&metrics.render(), "catalog").unwrap_or_default();
+    let _ = before;
+    println!(
+        "module cold start            load 3 modules: compile {} ms, from precompiled cache median {} ms (incl. self-tests)",
+        ms(compile),
+        ms(cached[cached.len() / 2])
+    );
+    println!(
+        "module call (in process)     instantiate mean {:.1} us; full call (instantiate + list_courses) p50 {:.1} us p99 {:.1} us",
+        inst.as_secs_f64() * 1e6,
+        calls[calls.len() / 2].as_secs_f64() * 1e6,
+        calls[calls.len() * 99 / 100].as_secs_f64() * 1e6
+    );
+}
+
+fn instantiation_mean(text: &str, module: &str) -> Option<Duration> {
+    let find = |suffix: &str| -> Option<f64> {
+        let key = format!("lms_module_instantiation_seconds_{suffix}{{module=\"{module}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.parse().ok())
+    };
+    let (sum, count) = (find("sum")?, find("count")?);
+    (count > 0.0).then(|| Duration::from_secs_f64(sum / count))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let exe = std::env::current_exe().unwrap().with_file_name("lms-node");
+    let work = tempfile::tempdir().unwrap();
+    let creds = work.path().join("htpasswd");
+    std::fs::write(&creds, format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 10).unwrap())).unwrap();
+    let client = Client::new(Duration::from_secs(30));
+    println!(
+        "lms-bench: {} s x {} runs per scenario, {} in flight, {} cores",
+        args.seconds,
+        args.runs,
+        args.concurrency,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+
+    // Process start to /readyz: cold (compiles modules) and warm (cached code).
+    let data = work.path().join("data");
+    for label in ["cold (compile)", "warm (cached code)"] {
+        let port = free_port();
+        let t = Instant::now();
+        let mut child = spawn_node(&exe, &args, &data, &creds, port);
+        let d = time_to_ready(&client, &format!("http://127.0.0.1:{port}"), t).await;
+        println!("process start to /readyz     {label}: {} ms", ms(d));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    cold_start(&args.modules, &work.path().join("probe-cache"));
+
+    let port = free_port();
+    let mut child = spawn_node(&exe, &args, &data, &creds, port);
+    let base = format!("http://127.0.0.1:{port}");
+    time_to_ready(&client, &base, Instant::now()).await;
+    let auth = Arc::new(basic_auth(USER, PASSWORD));
+    let url = |p: &str| Arc::new(format!("{base}{p}"));
+
+    let (c, a, u) = (client.clone(), auth.clone(), url(LESSON));
+    scenario(&args, "lesson GET (wasm)", 1.0, move |_| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move { c.get(&u, &[("authorization", &a)]).await.map(|r| r.status.as_u16()) }
+    })
+    .await;
+
+    let native = native_server(&args.modules).await;
+    let (c, a, u) = (client.clone(), auth.clone(), Arc::new(format!("{native}{LESSON}")));
+    scenario(&args, "lesson GET (native, no wasm)", 1.0, move |_| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move { c.get(&u, &[("authorization", &a)]).await.map(|r| r.status.as_u16()) }
+    })
+    .await;
+
+    let xapi = [("X-Experience-API-Version", "2.0.0"), ("content-type", "application/json")];
+    let (c, a, u) = (client.clone(), auth.clone(), url("/xapi/statements"));
+    scenario(&args, "statement POST (1)", 1.0, move |i| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move {
+            let body = statement(&format!("l{}", i % 1000), i).to_string();
+            c.send("POST".parse().unwrap(), &u, &[("authorization", &a), xapi[0], xapi[1]], body)
+                .await
+                .map(|r| r.status.as_u16())
+        }
+    })
+    .await;
+
+    let (c, a, u) = (client.clone(), auth.clone(), url("/xapi/statements"));
+    scenario(&args, "statement POST (batch 100)", 100.0, move |i| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move {
+            let batch: Vec<Value> = (0..100).map(|k| statement(&format!("b{}", (i + k) % 1000), i + k)).collect();
+            let body = Value::from(batch).to_string();
+            c.send("POST".parse().unwrap(), &u, &[("authorization", &a), xapi[0], xapi[1]], body)
+                .await
+                .map(|r| r.status.as_u16())
+        }
+    })
+    .await;
+
+    // A learner with a realistic history (50 statements) for progress.
+    let history: Vec<Value> = (0..50).map(|k| statement("progress-learner", k)).collect();
+    client
+        .send(
+            "POST".parse().unwrap(),
+            &format!("{base}/xapi/statements"),
+            &[("authorization", &auth), xapi[0], xapi[1]],
+            Value::from(history).to_string(),
+        )
+        .await
+        .unwrap();
+    let (c, a, u) = (client.clone(), auth.clone(), url("/v1/learners/progress-learner/progress"));
+    scenario(&args, "progress GET (50 stmts)", 1.0, move |_| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move { c.get(&u, &[("authorization", &a)]).await.map(|r| r.status.as_u16()) }
+    })
+    .await;
+
+    let (c, a, u) = (client.clone(), auth.clone(), url("/v1/quizzes/arithmetic-check/attempts"));
+    scenario(&args, "quiz attempt POST", 1.0, move |i| {
+        let (c, a, u) = (c.clone(), a.clone(), u.clone());
+        async move {
+            let body = json!({"learner": format!("q{}", i % 1000), "answers": {"q1": "b", "q2": "c", "q3": "a", "q4": "d", "q5": "a"}}).to_string();
+            c.send("POST".parse().unwrap(), &u, &[("authorization", &a), ("content-type", "application/json")], body).await.map(|r| r.status.as_u16())
+        }
+    })
+    .await;
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,81 @@
+//! A small HTTP/1.1 client over hyper with keep-alive, shared by the load
+//! benchmark, the tests and upstream sync. Not a general-purpose client: it
+//! sends a body, reads the whole answer, and reports errors as text.
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, StatusCode};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Client {
+    pub fn new(timeout: Duration) -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector),
+            timeout,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
+        let mut req = hyper::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).map_err(|e| format!("{url}: {e}"))?;
+        let fut = async {
+            let resp = self.inner.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.map_err(|e| format!("{url}: reading body: {e}"))?.to_bytes();
+            Ok(Reply { status: parts.status, headers: parts.headers, body })
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
+    }
+
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+}
+
+/// `Authorization` header value for HTTP Basic.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}

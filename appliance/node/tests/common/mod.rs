@@ -1,0 +1,215 @@
+//! Shared test harness: real LMS modules (built once by `cargo xtask
+//! modules`), a node on 127.0.0.1:0 with real files in a temp dir, and
+//! helpers to make hostile module directories from WAT.
+#![allow(dead_code)]
+
+use lms_node::client::{Client, Reply, basic_auth};
+use lms_node::server::{AdminListener, run};
+use lms_node::{Config, Node};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const XAPI: (&str, &str) = ("X-Experience-API-Version", "2.0.0");
+pub const USER: &str = "kiosk";
+pub const PASSWORD: &str = "s3cret-pass";
+
+/// The real module directory. Under `cargo xtask ci` it is prebuilt
+/// (LMS_TEST_MODULES); a plain `cargo test` builds it once here.
+pub fn real_modules() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    DIR.get_or_init(|| {
+        let _g = LOCK.lock().unwrap();
+        if let Ok(d) = std::env::var("LMS_TEST_MODULES") {
+            return PathBuf::from(d);
+        }
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lms-modules");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let status = std::process::Command::new(cargo)
+            .args(["run", "--quiet", "-p", "xtask", "--", "modules", "--out"])
+            .arg(&out)
+            .current_dir(root)
+            .status()
+            .expect("running cargo xtask modules");
+        assert!(status.success(), "cargo xtask modules failed");
+        out
+    })
+    .clone()
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A copy of the real modules at `to`, with `bundle_version` and the named
+/// modules replaced by `wasm` bytes (manifest size and sha256 updated).
+pub fn module_dir(to: &Path, bundle_version: &str, replace: &[(&str, Vec<u8>)]) {
+    copy_dir(&real_modules(), to);
+    let mpath = to.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["bundle_version"] = bundle_version.into();
+    for (name, wasm) in replace {
+        let entry = m["modules"].as_array_mut().unwrap().iter_mut().find(|e| e["name"] == *name).unwrap();
+        std::fs::write(to.join(entry["file"].as_str().unwrap()), wasm).unwrap();
+        entry["size"] = (wasm.len() as u64).into();
+        entry["sha256"] = hex::encode(Sha256::digest(wasm)).into();
+    }
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// A module that implements the ABI in WAT, with `handle` as the body of
+/// `lms_handle` (must leave an i64 on the stack) and a self-test answer.
+pub fn wat_module(handle: &str, self_test_json: &str) -> Vec<u8> {
+    let escaped = self_test_json.replace('\\', "\\\\").replace('"', "\\\"");
+    let packed = (16u64 << 32) | self_test_json.len() as u64;
+    let text = format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (data (i32.const 16) "{escaped}")
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "lms_abi_version") (result i32) i32.const 1)
+  (func (export "lms_alloc") (param $n i32) (result i32) (local $p i32)
+    global.get $bump local.set $p
+    global.get $bump local.get $n i32.add global.set $bump
+    local.get $p)
+  (func (export "lms_self_test") (result i64) i64.const {packed})
+  (func (export "lms_handle") (param i32 i32) (result i64) {handle}))"#
+    );
+    wat::parse_str(text).expect("valid WAT")
+}
+
+pub const SELF_TEST_OK: &str = r#"{"ok":true,"checks":["wat"]}"#;
+/// `lms_handle` that never returns.
+pub const LOOP_FOREVER: &str = "(loop $l (br $l)) i64.const 0";
+/// `lms_handle` that grows memory until it is stopped.
+pub const GROW_FOREVER: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) i64.const 0";
+
+pub struct TestNode {
+    pub base: String,
+    pub admin: String,
+    pub client: Client,
+    pub node: Arc<Node>,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn write_credentials(path: &Path) {
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    std::fs::write(path, format!("{USER}:{hash}\nother:{}\n", bcrypt::hash("other-pass", 4).unwrap())).unwrap();
+}
+
+impl TestNode {
+    /// A node serving `modules` (None: the real modules), after `tweak`.
+    pub async fn start(modules: Option<PathBuf>, tweak: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("htpasswd");
+        write_credentials(&creds);
+        let mut cfg = Config {
+            listen: "127.0.0.1:0".into(),
+            admin_listen: Some("127.0.0.1:0".into()),
+            data_dir: dir.path().join("data"),
+            modules: modules.unwrap_or_else(real_modules),
+            credentials: Some(creds),
+            module_instances: 32,
+            ..Config::default()
+        };
+        tweak(&mut cfg);
+        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", public.local_addr().unwrap());
+        let admin_url = format!("http://{}", admin.local_addr().unwrap());
+        let node = Node::new(cfg).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(node.clone(), public, Some(AdminListener::Tcp(admin)), async {
+            let _ = rx.await;
+        }));
+        TestNode {
+            base,
+            admin: admin_url,
+            client: Client::new(Duration::from_secs(30)),
+            node,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Waits until /readyz says 200 (or panics with its last answer).
+    pub async fn ready(self) -> TestNode {
+        wait_ready(&self.client, &self.base).await;
+        self
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let auth = basic_auth(USER, PASSWORD);
+        self.client.get(&self.url(path), &[("authorization", &auth), XAPI]).await.unwrap()
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: impl Into<String>) -> Reply {
+        let auth = basic_auth(USER, PASSWORD);
+        self.client
+            .send(
+                method.parse().unwrap(),
+                &self.url(path),
+                &[("authorization", &auth), XAPI, ("content-type", "application/json")],
+                body.into(),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn reload(&self) -> Reply {
+        self.client.send("POST".parse().unwrap(), &format!("{}/admin/reload", self.admin), &[], "").await.unwrap()
+    }
+}
+
+pub async fn wait_ready(client: &Client, base: &str) {
+    let start = Instant::now();
+    loop {
+        let r = client.get(&format!("{base}/readyz"), &[]).await;
+        if let Ok(r) = &r
+            && r.status == 200
+        {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            panic!("node at {base} not ready after 90 s: {r:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A valid statement about `learner` with a fixed id.
+pub fn statement(id: &str, learner: &str, verb: &str, activity: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": learner}},
+        "verb": {"id": verb, "display": {"en-US": "did"}},
+        "object": {"objectType": "Activity", "id": activity},
+    })
+}
+
+pub fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,104 @@
+//! A 2xx to a statement write means it is on disk: kill -9 the real binary
+//! right after the answers arrive, start it again, and every acknowledged
+//! statement is there. (kill -9 keeps the kernel's page cache; the power-loss
+//! half of the promise rests on SQLite WAL with synchronous=FULL, which
+//! fsyncs the WAL before COMMIT returns.)
+
+mod common;
+use common::*;
+use lms_node::client::{Client, basic_auth};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lms-node"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--modules")
+        .arg(real_modules())
+        .arg("--credentials")
+        .arg(dir.join("htpasswd"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting lms-node")
+}
+
+async fn wait_healthy(client: &Client, base: &str) {
+    for _ in 0..600 {
+        if client.get(&format!("{base}/healthz"), &[]).await.is_ok_and(|r| r.status == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("lms-node at {base} did not come up");
+}
+
+#[tokio::test]
+async fn kill_9_right_after_2xx_keeps_every_acknowledged_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    write_credentials(&dir.path().join("htpasswd"));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(Duration::from_secs(20));
+    let auth = basic_auth(USER, PASSWORD);
+
+    let mut child = spawn(dir.path(), port);
+    wait_healthy(&client, &base).await;
+
+    // Many concurrent writers, so acknowledgements come out of group commits.
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (client, base, auth) = (client.clone(), base.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..10 {
+                let id = uuid();
+                let s = statement(&id, &format!("w{w}"), "https://verbs/v", &format!("https://a/{i}"));
+                let r = client
+                    .send(
+                        "POST".parse().unwrap(),
+                        &format!("{base}/xapi/statements"),
+                        &[("authorization", &auth), XAPI],
+                        s.to_string(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 200, "{}", r.text());
+                acked.push(id);
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    // The moment the last answer is in: no graceful anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut child = spawn(dir.path(), port);
+    wait_healthy(&client, &base).await;
+    for id in &acked {
+        let r = client
+            .get(&format!("{base}/xapi/statements?statementId={id}"), &[("authorization", &auth), XAPI])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "acknowledged statement {id} lost after kill -9");
+    }
+    assert_eq!(acked.len(), 160);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,166 @@
+//! Module loading, the sandbox and hot reload.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn starts_without_modules_and_picks_them_up_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("modules");
+    let n = TestNode::start(Some(mods.clone()), |_| {}).await;
+    // Give the first load time to fail.
+    for _ in 0..100 {
+        if n.node.modules.load().last_error.as_deref() != Some("modules are loading") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(n.client.get(&n.url("/healthz"), &[]).await.unwrap().status, 200);
+    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    assert_eq!(ready.status, 503);
+    assert!(ready.json()["reason"].as_str().unwrap().contains("manifest.json"), "{}", ready.text());
+    let lesson = n.get("/v1/courses/arithmetic/lessons/decimals").await;
+    assert_eq!(lesson.status, 503);
+    assert!(lesson.json()["message"].as_str().unwrap().contains("manifest.json"));
+
+    module_dir(&mods, "1.0.0", &[]);
+    let r = n.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["bundle_version"], "1.0.0");
+    assert_eq!(n.get("/v1/courses/arithmetic/lessons/decimals").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_reload_keeps_the_old_modules_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("modules");
+    module_dir(&mods, "1.0.0", &[]);
+    let n = TestNode::start(Some(mods.clone()), |_| {}).await.ready().await;
+
+    // A tampered byte in a module.
+    let mut wasm = std::fs::read(mods.join("quiz.wasm")).unwrap();
+    let last = wasm.len() - 1;
+    wasm[last] ^= 0xff;
+    std::fs::write(mods.join("quiz.wasm"), &wasm).unwrap();
+    let r = n.reload().await;
+    assert_eq!(r.status, 500);
+    assert!(r.json()["message"].as_str().unwrap().contains("quiz.wasm"), "{}", r.text());
+    assert_eq!(r.json()["serving"], "1.0.0");
+    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["bundle_version"], "1.0.0");
+    assert!(ready.json()["last_error"].as_str().unwrap().contains("sha256"));
+    assert_eq!(n.get("/v1/quizzes/science-check").await.status, 200);
+
+    // A module set whose self-test fails is refused too.
+    let broken = dir.path().join("broken");
+    module_dir(
+        &broken,
+        "2.0.0",
+        &[("progress", wat_module(LOOP_FOREVER, r#"{"ok":false,"error":"rules do not load"}"#))],
+    );
+    std::fs::remove_dir_all(&mods).unwrap();
+    std::fs::rename(&broken, &mods).unwrap();
+    let r = n.reload().await;
+    assert_eq!(r.status, 500);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("progress") && msg.contains("rules do not load"), "{msg}");
+    assert_eq!(n.client.get(&n.url("/readyz"), &[]).await.unwrap().json()["bundle_version"], "1.0.0");
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn a_looping_module_gets_its_request_ended_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("modules");
+    module_dir(&mods, "6.6.6", &[("catalog", wat_module(LOOP_FOREVER, SELF_TEST_OK))]);
+    let n = TestNode::start(Some(mods), |c| c.module_timeout = Duration::from_millis(100)).await.ready().await;
+    let t = std::time::Instant::now();
+    let r = n.get("/v1/courses").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"], "module_timeout");
+    assert!(t.elapsed() < Duration::from_secs(5), "deadline not enforced: {:?}", t.elapsed());
+    // Other modules, and the node, are unaffected.
+    assert_eq!(n.get("/v1/quizzes/science-check").await.status, 200);
+    assert_eq!(n.client.get(&n.url("/healthz"), &[]).await.unwrap().status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn an_over_allocating_module_is_stopped_at_its_memory_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("modules");
+    module_dir(&mods, "6.6.7", &[("catalog", wat_module(GROW_FOREVER, SELF_TEST_OK))]);
+    let n = TestNode::start(Some(mods), |c| c.module_memory_bytes = 8 << 20).await.ready().await;
+    let r = n.get("/v1/courses").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["error"], "module_memory_limit");
+    assert!(r.json()["message"].as_str().unwrap().contains("8388608"));
+    assert_eq!(n.get("/v1/quizzes/science-check").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn real_modules_run_within_a_small_memory_cap() {
+    let n = TestNode::start(None, |c| c.module_memory_bytes = 4 << 20).await.ready().await;
+    assert_eq!(n.get("/v1/courses/science/lessons/cells").await.status, 200);
+    assert_eq!(n.get("/v1/learners/x/progress").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn no_request_fails_during_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    module_dir(&a, "1.0.0", &[]);
+    module_dir(&b, "2.0.0", &[]);
+    let current = dir.path().join("current");
+    std::os::unix::fs::symlink(&a, &current).unwrap();
+    let n = std::sync::Arc::new(TestNode::start(Some(current.clone()), |_| {}).await.ready().await);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (n, stop) = (n.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut count = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = n.get("/v1/courses/arithmetic/lessons/fractions").await;
+                assert_eq!(r.status, 200, "request failed during reload: {}", r.text());
+                count += 1;
+            }
+            count
+        }));
+    }
+    for i in 0..4 {
+        // Switch the link atomically, as lms-updater does, then reload.
+        let tmp = dir.path().join("current.tmp");
+        std::os::unix::fs::symlink(if i % 2 == 0 { &b } else { &a }, &tmp).unwrap();
+        std::fs::rename(&tmp, &current).unwrap();
+        let r = n.reload().await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let want = if i % 2 == 0 { "2.0.0" } else { "1.0.0" };
+        assert_eq!(n.client.get(&n.url("/readyz"), &[]).await.unwrap().json()["bundle_version"], want);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
+    }
+    assert!(total > 0);
+}
+
+#[test]
+fn admin_listener_must_be_loopback_or_unix() {
+    use lms_node::server::AdminAddr;
+    assert!("127.0.0.1:9090".parse::<AdminAddr>().is_ok());
+    assert!("[::1]:9090".parse::<AdminAddr>().is_ok());
+    assert!(matches!("unix:/run/lms/admin.sock".parse::<AdminAddr>(), Ok(AdminAddr::Unix(_))));
+    let e = "0.0.0.0:9090".parse::<AdminAddr>().unwrap_err();
+    assert!(e.contains("loopback"), "{e}");
+    assert!("10.0.0.5:9090".parse::<AdminAddr>().is_err());
+}
