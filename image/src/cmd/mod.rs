@@ -1,0 +1,3 @@
+pub mod bundle;
+pub mod keygen;
+pub mod publish;

@@ -1,0 +1,40 @@
+//! `lms-image`: keygen, bundle and publish (the image build itself is issue 4).
+//!
+//! Exit codes: 0 success; 1 error (the message names the file, key or value).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(version, about = "LMS appliance release tool", after_help = "Exit codes: 0 success, 1 error.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write PREFIX.key (ed25519 private key, mode 0600) and PREFIX.pub.
+    Keygen(cmd::keygen::Args),
+    /// Pack a module directory into a signed bundle.
+    Bundle(cmd::bundle::Args),
+    /// Put a bundle into a static update repository and sign channel metadata.
+    Publish(cmd::publish::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().cmd {
+        Cmd::Keygen(a) => cmd::keygen::run(a),
+        Cmd::Bundle(a) => cmd::bundle::run(a),
+        Cmd::Publish(a) => cmd::publish::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lms-image: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

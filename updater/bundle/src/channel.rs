@@ -1,0 +1,107 @@
+//! Channel metadata: which bundle a channel's nodes should run. Signed like
+//! a bundle manifest (signature over the exact bytes, checked first), with a
+//! metadata version that only grows (replays are refused), an expiry, and a
+//! rollout share that nodes apply by a stable hash of their id.
+
+use super::{BundleError, Version, keys};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const CHANNEL_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelMeta {
+    pub format: u32,
+    pub channel: String,
+    /// Grows by one with every publish; a node refuses anything older than
+    /// the newest it has seen.
+    pub metadata_version: u64,
+    pub created: String,
+    /// RFC 3339. A node with a trustworthy clock refuses metadata past it.
+    pub expires: String,
+    /// Percent (0-100) of nodes that should take this bundle.
+    pub rollout_percent: u8,
+    pub bundle: BundleRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRef {
+    pub version: String,
+    /// Relative to the repository root.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+pub fn meta_path(channel: &str) -> String {
+    format!("channels/{channel}.json")
+}
+
+pub fn sig_path(channel: &str) -> String {
+    format!("channels/{channel}.json.sig")
+}
+
+pub fn valid_channel_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks the signature over `bytes` first, then parses and checks shape.
+pub fn verify(bytes: &[u8], sig: &[u8], trusted: &[VerifyingKey], channel: &str) -> Result<ChannelMeta, BundleError> {
+    if !keys::verify_any(trusted, bytes, sig) {
+        return Err(BundleError::Signature { keys: trusted.len() });
+    }
+    let m: ChannelMeta =
+        serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest(format!("channel metadata: {e}")))?;
+    let bad = |s: String| Err(BundleError::Manifest(format!("channel metadata: {s}")));
+    if m.format != CHANNEL_FORMAT {
+        return bad(format!("format {} is not {CHANNEL_FORMAT}", m.format));
+    }
+    if m.channel != channel {
+        return bad(format!("is for channel {:?}, not {channel:?}", m.channel));
+    }
+    if m.rollout_percent > 100 {
+        return bad("rollout_percent is over 100".into());
+    }
+    if let Err(e) = m.bundle.version.parse::<Version>() {
+        return bad(format!("bundle.version: {e}"));
+    }
+    if !super::safe_relative_path(&m.bundle.path) {
+        return bad(format!("bundle.path {:?} is not a safe relative path", m.bundle.path));
+    }
+    if parse_time(&m.expires).is_none() {
+        return bad("expires is not an RFC 3339 time".into());
+    }
+    Ok(m)
+}
+
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Whether `node_id` falls inside a rollout of `percent` for `version`:
+/// stable per node and version, spread evenly across nodes.
+pub fn in_rollout(node_id: &str, version: &str, percent: u8) -> bool {
+    if percent >= 100 {
+        return true;
+    }
+    let h = Sha256::digest(format!("{node_id}\0{version}").as_bytes());
+    let bucket = u64::from_be_bytes(h[..8].try_into().unwrap()) % 100;
+    bucket < percent as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollout_is_stable_and_proportional() {
+        let inside = (0..10_000).filter(|i| in_rollout(&format!("edge-{i}"), "1.2.0", 25)).count();
+        assert!((2200..2800).contains(&inside), "{inside}");
+        assert_eq!(in_rollout("edge-7", "1.2.0", 25), in_rollout("edge-7", "1.2.0", 25));
+        assert!(in_rollout("x", "1.0.0", 100));
+        assert!(!(0..1000).any(|i| in_rollout(&format!("n{i}"), "1.0.0", 0)));
+    }
+}

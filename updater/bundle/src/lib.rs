@@ -1,0 +1,258 @@
+//! Signed module bundles and channel metadata: the one format the release
+//! side (`lms-image bundle`, `lms-image publish`) writes and the device side
+//! (`lms-updater`) reads.
+//!
+//! A bundle is a gzip'd tar whose first entry is `bundle.json` (the
+//! manifest: format, bundle version, target ABI, creation time, and each
+//! payload file's path, size and sha256), whose second is `bundle.sig` (64
+//! raw bytes: an ed25519 signature over the manifest's exact bytes), followed
+//! by the payload under `payload/`: a module directory.
+//!
+//! Channel metadata is `channels/<name>.json` plus `channels/<name>.json.sig`,
+//! the same scheme: signature over the exact bytes, checked before parsing.
+//!
+//! What this crate must never do: parse signed content before its signature
+//! holds, read past a size cap, or write anything outside the staging
+//! directory it was given.
+
+pub mod channel;
+pub mod keys;
+mod unpack;
+
+pub use unpack::{Limits, verify_and_unpack};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const BUNDLE_FORMAT: u32 = 1;
+pub const MANIFEST_ENTRY: &str = "bundle.json";
+pub const SIGNATURE_ENTRY: &str = "bundle.sig";
+pub const PAYLOAD_PREFIX: &str = "payload/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("bundle: {what} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { what: String, size: u64, limit: u64 },
+    #[error("bundle: not a readable tar.gz near compressed byte {offset}: {message}")]
+    Container { offset: u64, message: String },
+    #[error("bundle: {0}")]
+    Layout(String),
+    #[error("bundle: signature does not verify with any trusted key ({keys} tried)")]
+    Signature { keys: usize },
+    #[error("bundle manifest: {0}")]
+    Manifest(String),
+    #[error("bundle entry {path:?}: {reason}")]
+    Entry { path: String, reason: String },
+    #[error("bundle file {path}: sha256 {actual}, manifest says {expected}")]
+    Hash { path: String, expected: String, actual: String },
+    #[error("bundle file {path}: {actual} bytes, manifest says {expected}")]
+    Size { path: String, expected: u64, actual: u64 },
+    #[error("bundle file {0}: listed in the manifest but not in the bundle")]
+    Missing(String),
+    #[error("bundle targets ABI {found}; this node runs ABI {supported}")]
+    Abi { found: i32, supported: i32 },
+    #[error("key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BundleError + '_ {
+    move |e| BundleError::Io { path: path.to_path_buf(), message: e.to_string() }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub format: u32,
+    pub bundle_version: String,
+    pub abi: i32,
+    /// RFC 3339; from SOURCE_DATE_EPOCH when set, so builds reproduce.
+    pub created: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A semantic version `MAJOR.MINOR.PATCH` (pre-release/build suffixes are
+/// refused: versions order updates and must compare without ambiguity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version(pub u64, pub u64, pub u64);
+
+impl std::str::FromStr for Version {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Version, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        let num = |p: &str| -> Result<u64, String> {
+            if p.is_empty() || (p.len() > 1 && p.starts_with('0')) || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{s:?} is not a version like 1.2.3"));
+            }
+            p.parse().map_err(|_| format!("{s:?}: number too large"))
+        };
+        match parts.as_slice() {
+            [a, b, c] => Ok(Version(num(a)?, num(b)?, num(c)?)),
+            _ => Err(format!("{s:?} is not a version like 1.2.3")),
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// A relative path of safe components: no absolute paths, `..`, `.`, empty
+/// components, backslashes or control characters.
+pub fn safe_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 255
+        && !p.starts_with('/')
+        && p.split('/').all(|c| {
+            !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Seconds since the epoch for "now", or SOURCE_DATE_EPOCH when set.
+pub fn build_time() -> time::OffsetDateTime {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 ns is valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formattable")
+}
+
+fn tar_header(path: &str, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).expect("validated path fits");
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    h
+}
+
+/// Packs the module directory `dir` into a signed bundle at `out`.
+/// Deterministic: same inputs and SOURCE_DATE_EPOCH, same bytes.
+pub fn create(
+    dir: &Path,
+    version: &str,
+    key: &ed25519_dalek::SigningKey,
+    out: &Path,
+) -> Result<BundleManifest, BundleError> {
+    version.parse::<Version>().map_err(BundleError::Manifest)?;
+    let created = build_time();
+    let mut names: Vec<String> = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let e = e.map_err(io_err(dir))?;
+        let ft = e.file_type().map_err(io_err(&e.path()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !ft.is_file() {
+            return Err(BundleError::Entry { path: name, reason: "module directories hold only regular files".into() });
+        }
+        if !safe_relative_path(&name) {
+            return Err(BundleError::Entry { path: name, reason: "unsafe file name".into() });
+        }
+        names.push(name);
+    }
+    names.sort();
+    if !names.iter().any(|n| n == lms_abi::MANIFEST_FILE) {
+        return Err(BundleError::Missing(format!("{}/{}", dir.display(), lms_abi::MANIFEST_FILE)));
+    }
+    // The module directory's own manifest names the ABI the modules target.
+    let module_manifest: lms_abi::ModuleManifest =
+        serde_json::from_slice(&std::fs::read(dir.join(lms_abi::MANIFEST_FILE)).map_err(io_err(dir))?)
+            .map_err(|e| BundleError::Manifest(format!("{}: {e}", dir.join(lms_abi::MANIFEST_FILE).display())))?;
+    if module_manifest.bundle_version != version {
+        return Err(BundleError::Manifest(format!(
+            "--version {version} differs from bundle_version {} in {}",
+            module_manifest.bundle_version,
+            dir.join(lms_abi::MANIFEST_FILE).display()
+        )));
+    }
+    let mut files = Vec::new();
+    let mut contents = Vec::new();
+    for n in &names {
+        let p = dir.join(n);
+        let bytes = std::fs::read(&p).map_err(io_err(&p))?;
+        files.push(FileEntry { path: n.clone(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        contents.push(bytes);
+    }
+    let manifest = BundleManifest {
+        format: BUNDLE_FORMAT,
+        bundle_version: version.to_string(),
+        abi: module_manifest.abi,
+        created: rfc3339(created),
+        files,
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    let sig = keys::sign(key, &manifest_bytes);
+
+    let tmp = out.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::best());
+    let mut tar = tar::Builder::new(gz);
+    let mtime = created.unix_timestamp().max(0) as u64;
+    let mut append = |path: &str, data: &[u8]| {
+        tar.append(&tar_header(path, data.len() as u64, mtime), data).map_err(io_err(&tmp))
+    };
+    append(MANIFEST_ENTRY, &manifest_bytes)?;
+    append(SIGNATURE_ENTRY, &sig)?;
+    for (n, bytes) in names.iter().zip(&contents) {
+        append(&format!("{PAYLOAD_PREFIX}{n}"), bytes)?;
+    }
+    let gz = tar.into_inner().map_err(io_err(&tmp))?;
+    let mut file = gz.finish().map_err(io_err(&tmp))?;
+    file.flush().map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, out).map_err(io_err(out))?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_order_and_refuse_junk() {
+        let v = |s: &str| s.parse::<Version>();
+        assert!(v("1.10.0").unwrap() > v("1.9.9").unwrap());
+        assert_eq!(v("2.0.0").unwrap().to_string(), "2.0.0");
+        for bad in ["1.0", "1.0.0-rc1", "01.0.0", "a.b.c", "", "1..0"] {
+            assert!(v(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_safety() {
+        for ok in ["a.wasm", "dir/file.json", "x-y_z.1"] {
+            assert!(safe_relative_path(ok), "{ok}");
+        }
+        for bad in ["/etc/passwd", "../x", "a/../b", "a//b", "./a", "a\\b", "", "a b", "a/."] {
+            assert!(!safe_relative_path(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! `lms-updater --config FILE <daemon | check | install SRC | status | rollback> [--json]`
+//!
+//! Exit codes: 0 up to date, or updated and healthy; 2 an update failed its
+//! health checks and was rolled back; 1 error, nothing changed.
+
+use clap::{Parser, Subcommand};
+use lms_updater::{Outcome, Updater, config::Config};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Keeps this node's LMS modules current, verified and healthy",
+    after_help = "Exit codes: 0 up to date or updated and healthy; 2 update failed its health checks and was rolled back; 1 error, nothing changed."
+)]
+struct Cli {
+    #[arg(long)]
+    config: PathBuf,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check and install in a loop (poll_interval plus jitter; backoff on errors).
+    Daemon,
+    /// One cycle: fetch channel metadata, install if newer, health-gate it.
+    Check,
+    /// Install one bundle file or http:// URL through the same checks.
+    Install { src: String },
+    /// Current and previous versions, state, rejected versions, last error.
+    Status,
+    /// Return to the retained previous version by hand.
+    Rollback,
+}
+
+fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode {
+    let (code, value) = match r {
+        Ok(Outcome::UpToDate { version, note }) => (0, serde_json::json!({"result": "up_to_date", "version": version, "note": note})),
+        Ok(Outcome::Installed { version }) => (0, serde_json::json!({"result": "installed", "version": version})),
+        Ok(Outcome::RolledBack { version, reason }) => (2, serde_json::json!({"result": "rolled_back", "version": version, "reason": reason})),
+        Err(e) => (1, serde_json::json!({"result": "error", "error": e.to_string()})),
+    };
+    if json {
+        println!("{value}");
+    } else {
+        match r {
+            Ok(Outcome::UpToDate { version, note }) => println!("up to date ({}): {note}", version.as_deref().unwrap_or("nothing installed")),
+            Ok(Outcome::Installed { version }) => println!("installed {version}: healthy and committed"),
+            Ok(Outcome::RolledBack { version, reason }) => println!("rolled back from {version}: {reason}"),
+            Err(e) => eprintln!("lms-updater: {e}"),
+        }
+    }
+    ExitCode::from(code)
+}
+
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    max.mul_f64((nanos % 1000) as f64 / 1000.0)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LMS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let cfg = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lms-updater: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let updater = match Updater::from_config(&cfg) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("lms-updater: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.cmd {
+        Cmd::Check => report(cli.json, &updater.check()),
+        Cmd::Install { src } => {
+            let path = match lms_updater::repo::local_or_download(&src, &updater.layout.cache(), Duration::from_secs(60)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("lms-updater: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            report(cli.json, &updater.install(&path))
+        }
+        Cmd::Rollback => report(cli.json, &updater.rollback()),
+        Cmd::Status => match updater.recover().and_then(|_| updater.status_json()) {
+            Ok(v) => {
+                if cli.json {
+                    println!("{v}");
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lms-updater: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Daemon => {
+            let mut failures = 0u32;
+            loop {
+                let r = updater.check();
+                report(cli.json, &r);
+                let wait = if r.is_err() {
+                    failures += 1;
+                    (Duration::from_secs(15) * 2u32.pow(failures.min(6))).min(cfg.poll_interval)
+                } else {
+                    failures = 0;
+                    cfg.poll_interval
+                };
+                std::thread::sleep(wait + jitter(wait / 10));
+            }
+        }
+    }
+}

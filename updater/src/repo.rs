@@ -1,0 +1,101 @@
+//! Where bundles come from: an HTTP repository or a local directory (a USB
+//! stick). Both behave the same: small files are read whole under a cap,
+//! bundles are downloaded into a cache file named by their sha256, resuming
+//! a partial download.
+
+use crate::http::Http;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub trait Transport {
+    /// Reads `rel` whole; errors past `cap` bytes.
+    fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String>;
+    /// Appends bytes of `rel` from `have` to `file`; returns the new length.
+    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String>;
+    fn describe(&self) -> String;
+}
+
+pub fn open(repository: &str, timeout: Duration) -> Box<dyn Transport> {
+    if repository.starts_with("http://") {
+        Box::new(HttpRepo { base: repository.trim_end_matches('/').to_string(), http: Http::new(timeout) })
+    } else {
+        Box::new(DirRepo(PathBuf::from(repository.strip_prefix("file://").unwrap_or(repository))))
+    }
+}
+
+pub struct HttpRepo {
+    base: String,
+    http: Http,
+}
+
+impl Transport for HttpRepo {
+    fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String> {
+        let url = format!("{}/{rel}", self.base);
+        let a = self.http.call("GET", &url, cap)?;
+        if a.status != 200 {
+            return Err(format!("{url}: HTTP {}", a.status));
+        }
+        Ok(a.body)
+    }
+    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
+        self.http.download_into(&format!("{}/{rel}", self.base), file, have, total)
+    }
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+}
+
+pub struct DirRepo(pub PathBuf);
+
+impl DirRepo {
+    fn path(&self, rel: &str) -> Result<PathBuf, String> {
+        if !lms_bundle::safe_relative_path(rel) {
+            return Err(format!("{rel:?} is not a safe path inside the repository"));
+        }
+        Ok(self.0.join(rel))
+    }
+}
+
+impl Transport for DirRepo {
+    fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String> {
+        let p = self.path(rel)?;
+        let f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut out = Vec::new();
+        f.take(cap + 1).read_to_end(&mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+        if out.len() as u64 > cap {
+            return Err(format!("{}: larger than {cap} bytes", p.display()));
+        }
+        Ok(out)
+    }
+    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
+        let p = self.path(rel)?;
+        let mut src = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        src.seek(SeekFrom::Start(have)).map_err(|e| format!("{}: {e}", p.display()))?;
+        let copied = std::io::copy(&mut src.take(total - have + 1), file).map_err(|e| format!("{}: {e}", p.display()))?;
+        let len = have + copied;
+        if len > total {
+            return Err(format!("{}: more than the {total} bytes the metadata promised", p.display()));
+        }
+        Ok(len)
+    }
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+/// The bytes of a bundle named by `src`: a URL is downloaded into `cache`,
+/// a path is used as it is.
+pub fn local_or_download(src: &str, cache: &Path, timeout: Duration) -> Result<PathBuf, String> {
+    if !src.starts_with("http://") {
+        return Ok(PathBuf::from(src));
+    }
+    std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    let dest = cache.join("install-src.bundle");
+    let a = Http::new(timeout).call("GET", src, 512 << 20)?;
+    if a.status != 200 {
+        return Err(format!("{src}: HTTP {}", a.status));
+    }
+    std::fs::write(&dest, &a.body).map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok(dest)
+}
