@@ -58,7 +58,9 @@ impl Http {
                 }
                 Ok(Answer { status, body: out })
             };
-            tokio::time::timeout(self.timeout, fut).await.map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
+            tokio::time::timeout(self.timeout, fut)
+                .await
+                .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
         })
     }
 

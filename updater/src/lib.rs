@@ -129,11 +129,8 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 
 impl Updater {
     pub fn from_config(cfg: &config::Config) -> anyhow::Result<Updater> {
-        let trusted = cfg
-            .trusted_keys
-            .iter()
-            .map(|p| lms_bundle::keys::load_verifying(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted =
+            cfg.trusted_keys.iter().map(|p| lms_bundle::keys::load_verifying(p)).collect::<Result<Vec<_>, _>>()?;
         Ok(Updater {
             layout: Layout { root: cfg.modules_dir.clone() },
             channel: cfg.channel.clone(),
@@ -264,7 +261,9 @@ impl Updater {
             }
             s.last_trusted_time = Some(lms_bundle::rfc3339(now));
         } else {
-            tracing::warn!("the clock is not trustworthy (earlier than this updater's build or than a time seen before): expiry not enforced; version floor and metadata version still are");
+            tracing::warn!(
+                "the clock is not trustworthy (earlier than this updater's build or than a time seen before): expiry not enforced; version floor and metadata version still are"
+            );
         }
         s.last_metadata_version = meta.metadata_version;
         s.last_check = Some(now());
@@ -273,9 +272,13 @@ impl Updater {
 
         let offered: Version = meta.bundle.version.parse().map_err(UpdateError::Refused)?;
         if s.current.as_ref().is_some_and(|c| c.version == meta.bundle.version) {
-            return Ok(Outcome::UpToDate { version: Some(meta.bundle.version), note: "running the channel's version".into() });
+            return Ok(Outcome::UpToDate {
+                version: Some(meta.bundle.version),
+                note: "running the channel's version".into(),
+            });
         }
-        if let Some(r) = s.rejected.iter().find(|r| r.sha256 == meta.bundle.sha256 || r.version == meta.bundle.version) {
+        if let Some(r) = s.rejected.iter().find(|r| r.sha256 == meta.bundle.sha256 || r.version == meta.bundle.version)
+        {
             return Ok(Outcome::UpToDate {
                 version: s.current.map(|c| c.version),
                 note: format!("channel offers {}, rejected earlier: {}", r.version, r.reason),
@@ -417,7 +420,8 @@ impl Updater {
         }
         self.step(Step::Staged)?;
 
-        let candidate = Installed { version: version.to_string(), sha256: sha.clone(), slot: format!("{version}-{}", &sha[..12]) };
+        let candidate =
+            Installed { version: version.to_string(), sha256: sha.clone(), slot: format!("{version}-{}", &sha[..12]) };
         let slot = self.layout.slot(&candidate.slot);
         if slot.exists() {
             std::fs::remove_dir_all(&slot).map_err(disk)?;
@@ -454,7 +458,9 @@ impl Updater {
                 s.last_error = None;
                 self.save(&s)?;
                 self.step(Step::Committed)?;
-                self.layout.set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str())).map_err(disk)?;
+                self.layout
+                    .set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str()))
+                    .map_err(disk)?;
                 self.step(Step::PreviousLinked)?;
                 self.collect(&s)?;
                 self.step(Step::Collected)?;
@@ -473,7 +479,12 @@ impl Updater {
                     tracing::error!(error = %e, "previous version not ready after rollback");
                 }
                 s.trial = None;
-                s.rejected.push(Rejected { version: candidate.version.clone(), sha256: sha, reason: reason.clone(), at: now() });
+                s.rejected.push(Rejected {
+                    version: candidate.version.clone(),
+                    sha256: sha,
+                    reason: reason.clone(),
+                    at: now(),
+                });
                 s.last_error = Some(format!("{} rolled back: {reason}", candidate.version));
                 self.save(&s)?;
                 self.collect(&s)?;
@@ -522,7 +533,10 @@ impl Updater {
         self.save(&s)?;
         self.layout.set_link(&self.layout.previous(), None).map_err(disk)?;
         self.collect(&s)?;
-        Ok(Outcome::RolledBack { version: cur.map(|c| c.version).unwrap_or_default(), reason: "rolled back by operator".into() })
+        Ok(Outcome::RolledBack {
+            version: cur.map(|c| c.version).unwrap_or_default(),
+            reason: "rolled back by operator".into(),
+        })
     }
 
     pub fn status_json(&self) -> Result<serde_json::Value, UpdateError> {

@@ -41,16 +41,22 @@ enum Cmd {
 
 fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode {
     let (code, value) = match r {
-        Ok(Outcome::UpToDate { version, note }) => (0, serde_json::json!({"result": "up_to_date", "version": version, "note": note})),
+        Ok(Outcome::UpToDate { version, note }) => {
+            (0, serde_json::json!({"result": "up_to_date", "version": version, "note": note}))
+        }
         Ok(Outcome::Installed { version }) => (0, serde_json::json!({"result": "installed", "version": version})),
-        Ok(Outcome::RolledBack { version, reason }) => (2, serde_json::json!({"result": "rolled_back", "version": version, "reason": reason})),
+        Ok(Outcome::RolledBack { version, reason }) => {
+            (2, serde_json::json!({"result": "rolled_back", "version": version, "reason": reason}))
+        }
         Err(e) => (1, serde_json::json!({"result": "error", "error": e.to_string()})),
     };
     if json {
         println!("{value}");
     } else {
         match r {
-            Ok(Outcome::UpToDate { version, note }) => println!("up to date ({}): {note}", version.as_deref().unwrap_or("nothing installed")),
+            Ok(Outcome::UpToDate { version, note }) => {
+                println!("up to date ({}): {note}", version.as_deref().unwrap_or("nothing installed"))
+            }
             Ok(Outcome::Installed { version }) => println!("installed {version}: healthy and committed"),
             Ok(Outcome::RolledBack { version, reason }) => println!("rolled back from {version}: {reason}"),
             Err(e) => eprintln!("lms-updater: {e}"),
@@ -60,7 +66,8 @@ fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode
 }
 
 fn jitter(max: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     max.mul_f64((nanos % 1000) as f64 / 1000.0)
 }
 
@@ -87,13 +94,14 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Check => report(cli.json, &updater.check()),
         Cmd::Install { src } => {
-            let path = match lms_updater::repo::local_or_download(&src, &updater.layout.cache(), Duration::from_secs(60)) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("lms-updater: {e}");
-                    return ExitCode::from(1);
-                }
-            };
+            let path =
+                match lms_updater::repo::local_or_download(&src, &updater.layout.cache(), Duration::from_secs(60)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("lms-updater: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
             report(cli.json, &updater.install(&path))
         }
         Cmd::Rollback => report(cli.json, &updater.rollback()),

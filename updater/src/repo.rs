@@ -72,7 +72,8 @@ impl Transport for DirRepo {
         let p = self.path(rel)?;
         let mut src = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         src.seek(SeekFrom::Start(have)).map_err(|e| format!("{}: {e}", p.display()))?;
-        let copied = std::io::copy(&mut src.take(total - have + 1), file).map_err(|e| format!("{}: {e}", p.display()))?;
+        let copied =
+            std::io::copy(&mut src.take(total - have + 1), file).map_err(|e| format!("{}: {e}", p.display()))?;
         let len = have + copied;
         if len > total {
             return Err(format!("{}: more than the {total} bytes the metadata promised", p.display()));

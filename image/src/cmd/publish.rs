@@ -100,7 +100,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         created: lms_bundle::rfc3339(now),
         expires: lms_bundle::rfc3339(now + expires_in),
         rollout_percent: a.rollout,
-        bundle: BundleRef { version: version.to_string(), path: rel.clone(), size: bytes.len() as u64, sha256: lms_bundle::sha256_hex(&bytes) },
+        bundle: BundleRef {
+            version: version.to_string(),
+            path: rel.clone(),
+            size: bytes.len() as u64,
+            sha256: lms_bundle::sha256_hex(&bytes),
+        },
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta)?;
     let sig = keys::sign(&key, &meta_bytes);

@@ -117,7 +117,10 @@ pub fn safe_relative_path(p: &str) -> bool {
         && p.len() <= 255
         && !p.starts_with('/')
         && p.split('/').all(|c| {
-            !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         })
 }
 
@@ -216,9 +219,8 @@ pub fn create(
     let gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::best());
     let mut tar = tar::Builder::new(gz);
     let mtime = created.unix_timestamp().max(0) as u64;
-    let mut append = |path: &str, data: &[u8]| {
-        tar.append(&tar_header(path, data.len() as u64, mtime), data).map_err(io_err(&tmp))
-    };
+    let mut append =
+        |path: &str, data: &[u8]| tar.append(&tar_header(path, data.len() as u64, mtime), data).map_err(io_err(&tmp));
     append(MANIFEST_ENTRY, &manifest_bytes)?;
     append(SIGNATURE_ENTRY, &sig)?;
     for (n, bytes) in names.iter().zip(&contents) {
