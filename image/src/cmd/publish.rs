@@ -1,19 +1,12 @@
-//! Publishing writes plain files (any web server, CDN or USB stick carries
-//! them): `bundles/<name>` and `channels/<channel>.json` + `.json.sig`.
-//! Every file lands by rename, so a reader sees the old or the new file,
-//! never half of one.
-
 use anyhow::{Context, bail};
-use lms_bundle::channel::{BundleRef, CHANNEL_FORMAT, ChannelMeta, meta_path, sig_path, valid_channel_name};
-use lms_bundle::{Version, keys};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
     bundle: PathBuf,
-    /// Repository root directory.
+    /// Repository root directory (plain files: any web server, CDN or USB stick carries it).
     #[arg(long)]
     repo: PathBuf,
     #[arg(long)]
@@ -42,79 +35,14 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("temp file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !valid_channel_name(&a.channel) {
-        bail!("--channel {:?}: use letters, digits, '-' and '_'", a.channel);
-    }
     let expires_in = parse_duration(&a.expires)?;
-    let key = keys::load_signing(&a.key)?;
-    let public = key.verifying_key();
-
-    // Publish only what a node would accept: verify the bundle fully first.
-    let scratch = tempfile::tempdir()?;
-    let manifest = lms_bundle::verify_and_unpack(&a.bundle, &[public], &Default::default(), &scratch.path().join("x"))
-        .with_context(|| format!("{} does not verify with this key", a.bundle.display()))?;
-    let version: Version = manifest.bundle_version.parse().map_err(anyhow::Error::msg)?;
-
-    let meta_file = a.repo.join(meta_path(&a.channel));
-    let previous = if meta_file.exists() {
-        let bytes = std::fs::read(&meta_file).with_context(|| format!("reading {}", meta_file.display()))?;
-        let sig = std::fs::read(a.repo.join(sig_path(&a.channel)))
-            .with_context(|| format!("reading {}", a.repo.join(sig_path(&a.channel)).display()))?;
-        Some(
-            lms_bundle::channel::verify(&bytes, &sig, &[public], &a.channel)
-                .with_context(|| format!("{}: existing metadata does not verify with this key", meta_file.display()))?,
-        )
-    } else {
-        None
-    };
-    if let Some(p) = &previous {
-        let current: Version = p.bundle.version.parse().map_err(anyhow::Error::msg)?;
-        if version <= current {
-            bail!(
-                "channel {} already offers {current}; nodes never take {version} (a version at or below one they ran)",
-                a.channel
-            );
-        }
-    }
-
-    let bytes = std::fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
-    let rel = format!("bundles/lms-modules-{version}.bundle");
-    write_atomic(&a.repo.join(&rel), &bytes)?;
-    let now = lms_bundle::build_time();
-    let meta = ChannelMeta {
-        format: CHANNEL_FORMAT,
-        channel: a.channel.clone(),
-        metadata_version: previous.as_ref().map_or(1, |p| p.metadata_version + 1),
-        created: lms_bundle::rfc3339(now),
-        expires: lms_bundle::rfc3339(now + expires_in),
-        rollout_percent: a.rollout,
-        bundle: BundleRef {
-            version: version.to_string(),
-            path: rel.clone(),
-            size: bytes.len() as u64,
-            sha256: lms_bundle::sha256_hex(&bytes),
-        },
-    };
-    let meta_bytes = serde_json::to_vec_pretty(&meta)?;
-    let sig = keys::sign(&key, &meta_bytes);
-    // The signature goes first: a reader between the two renames sees a
-    // mismatch, refuses it and tries again next poll.
-    write_atomic(&a.repo.join(sig_path(&a.channel)), &sig)?;
-    write_atomic(&meta_file, &meta_bytes)?;
+    let key = lms_bundle::keys::load_signing(&a.key)?;
+    let meta = lms_bundle::channel::publish(&a.repo, &a.bundle, &a.channel, &key, expires_in, a.rollout)
+        .with_context(|| format!("publishing {} to {}", a.bundle.display(), a.repo.display()))?;
     println!(
-        "published {version} to channel {} (metadata version {}, rollout {}%, expires {}) in {}",
+        "published {} to channel {} (metadata version {}, rollout {}%, expires {}) in {}",
+        meta.bundle.version,
         a.channel,
         meta.metadata_version,
         meta.rollout_percent,

@@ -105,3 +105,93 @@ mod tests {
         assert!(!(0..1000).any(|i| in_rollout(&format!("n{i}"), "1.0.0", 0)));
     }
 }
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BundleError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| BundleError::Io { path: path.to_path_buf(), message: e.to_string() };
+    let dir = path.parent().expect("repository paths have a parent");
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// Places `bundle` in the static repository at `repo` and writes signed
+/// metadata for `channel` (metadata version one above the current one).
+/// Plain files, each landing by rename. Refuses a bundle that does not
+/// verify with `key`, existing metadata that does not, and a version not
+/// above the one the channel already offers (nodes would never take it).
+pub fn publish(
+    repo: &std::path::Path,
+    bundle: &std::path::Path,
+    channel: &str,
+    key: &ed25519_dalek::SigningKey,
+    expires_in: std::time::Duration,
+    rollout_percent: u8,
+) -> Result<ChannelMeta, BundleError> {
+    if !valid_channel_name(channel) {
+        return Err(BundleError::Manifest(format!("channel {channel:?}: use letters, digits, '-' and '_'")));
+    }
+    if rollout_percent > 100 {
+        return Err(BundleError::Manifest(format!("rollout {rollout_percent}% is over 100")));
+    }
+    let public = key.verifying_key();
+    let scratch = std::env::temp_dir().join(format!(
+        "lms-publish-{}-{}",
+        std::process::id(),
+        super::sha256_hex(channel.as_bytes())
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let manifest = super::verify_and_unpack(bundle, &[public], &Default::default(), &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let manifest = manifest?;
+    let version: Version = manifest.bundle_version.parse().map_err(BundleError::Manifest)?;
+    let io = |p: &std::path::Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| BundleError::Io { path: p.clone(), message: e.to_string() }
+    };
+    let meta_file = repo.join(meta_path(channel));
+    let previous = if meta_file.exists() {
+        let bytes = std::fs::read(&meta_file).map_err(io(&meta_file))?;
+        let sig_file = repo.join(sig_path(channel));
+        let sig = std::fs::read(&sig_file).map_err(io(&sig_file))?;
+        Some(verify(&bytes, &sig, &[public], channel)?)
+    } else {
+        None
+    };
+    if let Some(p) = &previous {
+        let current: Version = p.bundle.version.parse().map_err(BundleError::Manifest)?;
+        if version <= current {
+            return Err(BundleError::Manifest(format!(
+                "channel {channel} already offers {current}; nodes never take {version} (not above a version they ran)"
+            )));
+        }
+    }
+    let bytes = std::fs::read(bundle).map_err(io(bundle))?;
+    let rel = format!("bundles/lms-modules-{version}.bundle");
+    write_atomic(&repo.join(&rel), &bytes)?;
+    let now = super::build_time();
+    let meta = ChannelMeta {
+        format: CHANNEL_FORMAT,
+        channel: channel.to_string(),
+        metadata_version: previous.as_ref().map_or(1, |p| p.metadata_version + 1),
+        created: super::rfc3339(now),
+        expires: super::rfc3339(now + expires_in),
+        rollout_percent,
+        bundle: BundleRef {
+            version: version.to_string(),
+            path: rel,
+            size: bytes.len() as u64,
+            sha256: super::sha256_hex(&bytes),
+        },
+    };
+    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("json");
+    // A reader between the two renames sees a mismatched pair, refuses it
+    // as unsigned and tries again at its next poll.
+    write_atomic(&repo.join(sig_path(channel)), &keys::sign(key, &meta_bytes))?;
+    write_atomic(&meta_file, &meta_bytes)?;
+    Ok(meta)
+}
