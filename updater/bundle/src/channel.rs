@@ -92,20 +92,6 @@ pub fn in_rollout(node_id: &str, version: &str, percent: u8) -> bool {
     bucket < percent as u64
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rollout_is_stable_and_proportional() {
-        let inside = (0..10_000).filter(|i| in_rollout(&format!("edge-{i}"), "1.2.0", 25)).count();
-        assert!((2200..2800).contains(&inside), "{inside}");
-        assert_eq!(in_rollout("edge-7", "1.2.0", 25), in_rollout("edge-7", "1.2.0", 25));
-        assert!(in_rollout("x", "1.0.0", 100));
-        assert!(!(0..1000).any(|i| in_rollout(&format!("n{i}"), "1.0.0", 0)));
-    }
-}
-
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BundleError> {
     use std::io::Write;
     let io = |e: std::io::Error| BundleError::Io { path: path.to_path_buf(), message: e.to_string() };
@@ -194,4 +180,18 @@ pub fn publish(
     write_atomic(&repo.join(sig_path(channel)), &keys::sign(key, &meta_bytes))?;
     write_atomic(&meta_file, &meta_bytes)?;
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollout_is_stable_and_proportional() {
+        let inside = (0..10_000).filter(|i| in_rollout(&format!("edge-{i}"), "1.2.0", 25)).count();
+        assert!((2200..2800).contains(&inside), "{inside}");
+        assert_eq!(in_rollout("edge-7", "1.2.0", 25), in_rollout("edge-7", "1.2.0", 25));
+        assert!(in_rollout("x", "1.0.0", 100));
+        assert!(!(0..1000).any(|i| in_rollout(&format!("n{i}"), "1.0.0", 0)));
+    }
 }
