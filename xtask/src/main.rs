@@ -38,7 +38,7 @@ enum Cmd {
     /// Run the load benchmark against a release build.
     Bench {
         /// Extra arguments for lms-bench.
-        #[arg(trailing_var_arg = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
