@@ -88,7 +88,10 @@ fn main() {
         let _ = node.ready_version();
         rollbacks.push(t.elapsed());
     }
-    println!("rollback decision (switch + reload)  median {} of 50 (model node answers at once)", ms(median(rollbacks)));
+    println!(
+        "rollback decision (switch + reload)  median {} of 50 (model node answers at once)",
+        ms(median(rollbacks))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
