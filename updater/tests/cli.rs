@@ -1,0 +1,71 @@
+//! lms-updater as a program: the config contract, `status --json`, and exit
+//! code 1 with nothing changed for bad input (the health-gate exit code 2 is
+//! covered through the library in updater.rs and e2e.rs).
+
+use std::process::Command;
+
+fn run(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lms-updater")).arg("--config").arg(config).args(args).output().unwrap()
+}
+
+#[test]
+fn config_status_and_refusals() {
+    let d = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    std::fs::write(d.path().join("release.pub"), hex::encode(key.verifying_key().to_bytes())).unwrap();
+    let cfg = d.path().join("updater.toml");
+    let modules = d.path().join("modules");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"repository = "{repo}"
+channel = "stable"
+trusted_keys = ["{key}"]
+modules_dir = "{modules}"
+node_admin = "http://127.0.0.1:9"
+node_ready = "http://127.0.0.1:9/readyz"
+health_timeout = "2s"
+poll_interval = "10m"
+node_id = "edge-001"
+"#,
+            repo = d.path().join("repo").display(),
+            key = d.path().join("release.pub").display(),
+            modules = modules.display()
+        ),
+    )
+    .unwrap();
+
+    let s = run(&cfg, &["status", "--json"]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    for k in ["current", "previous", "state", "rejected", "last_error"] {
+        assert!(v.get(k).is_some(), "status lacks {k}: {v}");
+    }
+    assert_eq!(v["state"], "idle");
+
+    // No repository yet: an error, exit 1, nothing installed.
+    let c = run(&cfg, &["check", "--json"]);
+    assert_eq!(c.status.code(), Some(1));
+    let out: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(out["result"], "error");
+    assert!(out["error"].as_str().unwrap().contains("channels/stable.json"), "{out}");
+
+    // A garbage bundle: exit 1, named, nothing changed.
+    std::fs::write(d.path().join("junk.bundle"), b"not a bundle").unwrap();
+    let i = run(&cfg, &["install", d.path().join("junk.bundle").to_str().unwrap()]);
+    assert_eq!(i.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&i.stderr).contains("bundle"), "{}", String::from_utf8_lossy(&i.stderr));
+    assert!(!modules.join("current").exists());
+    let s: serde_json::Value = serde_json::from_slice(&run(&cfg, &["status", "--json"]).stdout).unwrap();
+    assert!(s["last_error"].as_str().is_some());
+
+    // Nothing to roll back to.
+    assert_eq!(run(&cfg, &["rollback"]).status.code(), Some(1));
+
+    // An unknown config key is named with the file.
+    std::fs::write(&cfg, format!("{}\npoll_intervall = \"1m\"\n", std::fs::read_to_string(&cfg).unwrap())).unwrap();
+    let e = run(&cfg, &["status"]);
+    assert_eq!(e.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(err.contains("poll_intervall") && err.contains("updater.toml"), "{err}");
+}
