@@ -55,6 +55,22 @@ pub struct Config {
     pub progress_statement_limit: usize,
     /// Most statement writes committed in one transaction (group commit).
     pub group_commit_max: usize,
+
+    /// Upstream LRS base URL (statements go to `{upstream}/statements`),
+    /// e.g. `http://hub.example.org:8080/xapi`. Statements are queued for it
+    /// whenever it is set; they are sent while `sync_enabled` is true.
+    pub upstream: Option<String>,
+    pub upstream_user: Option<String>,
+    pub upstream_password: Option<String>,
+    /// A file holding the upstream password (first line), instead of `upstream_password`.
+    pub upstream_password_file: Option<PathBuf>,
+    /// Statements per upstream POST.
+    pub sync_batch_size: usize,
+    /// Most statements the outbox may hold; new statements are refused (503) beyond it.
+    pub outbox_limit: u64,
+    /// Budget of one upstream request.
+    #[serde(deserialize_with = "de_secs")]
+    pub sync_timeout: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +92,13 @@ impl Default for Config {
             learner_home_page: "https://lms.example.org/learners".into(),
             progress_statement_limit: 10_000,
             group_commit_max: 256,
+            upstream: None,
+            upstream_user: None,
+            upstream_password: None,
+            upstream_password_file: None,
+            sync_batch_size: 500,
+            outbox_limit: 1_000_000,
+            sync_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -129,6 +152,23 @@ impl Config {
         }
         if self.group_commit_max == 0 {
             return Err(invalid("group_commit_max", "must be at least 1"));
+        }
+        if self.sync_batch_size == 0 || self.sync_batch_size > 10_000 {
+            return Err(invalid("sync_batch_size", "must be between 1 and 10000"));
+        }
+        if self.outbox_limit == 0 {
+            return Err(invalid("outbox_limit", "must be at least 1"));
+        }
+        if let Some(u) = &self.upstream
+            && !u.starts_with("http://")
+        {
+            return Err(invalid("upstream", "must be an http:// URL"));
+        }
+        if self.sync_enabled && self.upstream.is_none() {
+            return Err(invalid("sync_enabled", "sync is enabled but no upstream is set"));
+        }
+        if self.upstream_password.is_some() && self.upstream_password_file.is_some() {
+            return Err(invalid("upstream_password_file", "set upstream_password or upstream_password_file, not both"));
         }
         Ok(())
     }

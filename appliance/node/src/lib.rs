@@ -19,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod server;
+pub mod sync;
 pub mod wasm;
 pub mod xapi;
 

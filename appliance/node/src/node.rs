@@ -37,6 +37,7 @@ pub struct Node {
     pub modules: ArcSwap<ModuleState>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
+    pub sync: crate::sync::SyncState,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -53,7 +54,8 @@ impl Node {
     /// listening), so /healthz answers while they load or when they are broken.
     pub fn new(cfg: Config) -> Result<Arc<Node>, StartError> {
         let metrics = Arc::new(Metrics::default());
-        let store = Store::open(&cfg.data_dir, cfg.group_commit_max, metrics.clone())?;
+        let outbox = cfg.upstream.as_ref().map(|_| crate::xapi::store::OutboxConfig { limit: cfg.outbox_limit });
+        let store = Store::open(&cfg.data_dir, cfg.group_commit_max, outbox, metrics.clone())?;
         let limits = Limits {
             timeout: cfg.module_timeout,
             memory_bytes: cfg.module_memory_bytes,
@@ -69,6 +71,7 @@ impl Node {
             modules: ArcSwap::from_pointee(ModuleState { set: None, last_error: Some("modules are loading".into()) }),
             auth,
             metrics,
+            sync: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }

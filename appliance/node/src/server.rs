@@ -66,6 +66,7 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    crate::sync::spawn(node.clone(), stop_rx.clone());
     let loader = node.clone();
     tokio::spawn(async move {
         let _ = loader.reload().await;

@@ -57,6 +57,7 @@ impl ApiError {
                 CallError::BadResponse { .. } => (StatusCode::BAD_GATEWAY, "module_bad_response"),
             },
             ApiError::Store(StoreError::Conflict { .. }) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Store(StoreError::OutboxFull { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "outbox_full"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         }
     }

@@ -31,6 +31,7 @@ pub fn public_router(node: AppState) -> Router {
         .route("/v1/quizzes/{quiz}", get(learner::quiz))
         .route("/v1/quizzes/{quiz}/attempts", post(learner::attempt))
         .route("/v1/learners/{learner}/progress", get(learner::progress))
+        .route("/v1/sync/status", get(ops::sync_status))
         .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
     let xapi_authed = Router::new()
         .route("/xapi/statements", get(xapi::get_statements).put(xapi::put_statement).post(xapi::post_statements))
@@ -60,6 +61,7 @@ pub fn admin_router(node: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/reload", post(ops::reload))
         .route("/admin/status", get(ops::status))
+        .route("/v1/sync/status", get(ops::sync_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node.clone(), observe))

@@ -50,6 +50,7 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(node): State<AppState>) -> Response {
+    crate::sync::publish_metrics(&node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics.render()).into_response()
 }
 
@@ -77,4 +78,14 @@ pub async fn status(State(node): State<AppState>) -> Json<Value> {
     body["modules_dir"] = json!(node.cfg.modules);
     body["database"] = json!(node.store.path());
     Json(body)
+}
+
+/// Upstream sync: outbox depth, oldest unsent age, last success and error, totals.
+pub async fn sync_status(State(node): State<AppState>) -> Json<Value> {
+    let mut v = crate::sync::status(&node);
+    if let Ok(rejected) = node.store.sync_rejected(20).await {
+        v["rejected_recent"] =
+            rejected.into_iter().map(|(id, reason, at)| json!({"id": id, "reason": reason, "at": at})).collect();
+    }
+    Json(v)
 }

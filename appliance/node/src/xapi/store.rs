@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +25,8 @@ pub enum StoreError {
     Db { path: PathBuf, message: String },
     #[error("the statement writer has stopped")]
     Closed,
+    #[error("the upstream outbox holds {depth} statements, its limit is {limit}: refusing new statements until sync drains it")]
+    OutboxFull { depth: u64, limit: u64 },
 }
 
 const SCHEMA: &str = r#"
@@ -48,11 +51,24 @@ CREATE INDEX IF NOT EXISTS statements_activity ON statements(activity, seq);
 CREATE INDEX IF NOT EXISTS statements_registration ON statements(registration, seq) WHERE registration IS NOT NULL;
 CREATE INDEX IF NOT EXISTS statements_voiding ON statements(voiding_target) WHERE voiding_target IS NOT NULL;
 CREATE INDEX IF NOT EXISTS statements_stored ON statements(stored);
+-- Statements still to be forwarded upstream, queued in the transaction that stores them.
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY);
+-- Statements the upstream refused as invalid, set aside with its reason.
+CREATE TABLE IF NOT EXISTS sync_rejected (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL);
 "#;
 
 enum Job {
     Write { batch: Vec<Prepared>, reply: oneshot::Sender<Result<usize, StoreError>> },
     Ping { reply: oneshot::Sender<Result<(), StoreError>> },
+    /// Sync's verdicts: delivered rows leave the outbox; rejected ones leave
+    /// it for `sync_rejected`, with the reason.
+    Ack { delivered: Vec<i64>, rejected: Vec<(i64, String)>, reply: oneshot::Sender<Result<(), StoreError>> },
+}
+
+/// Upstream queueing: on when the node has an upstream.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxConfig {
+    pub limit: u64,
 }
 
 /// Filters of a statement query (already parsed and checked).
@@ -83,6 +99,8 @@ pub struct Store {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    outbox_depth: Arc<AtomicU64>,
+    outbox: Option<OutboxConfig>,
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -91,7 +109,12 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 impl Store {
     /// Opens (creating if needed) `dir/lms.sqlite3` and starts the writer.
-    pub fn open(dir: &Path, group_commit_max: usize, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
+    pub fn open(
+        dir: &Path,
+        group_commit_max: usize,
+        outbox: Option<OutboxConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db { path: dir.to_path_buf(), message: e.to_string() })?;
         let path = dir.join("lms.sqlite3");
         let conn = Connection::open(&path).map_err(db_err(&path))?;
@@ -100,13 +123,63 @@ impl Store {
         )
         .map_err(db_err(&path))?;
         conn.execute_batch(SCHEMA).map_err(db_err(&path))?;
+        let depth: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(db_err(&path))?;
+        let outbox_depth = Arc::new(AtomicU64::new(depth as u64));
         let (tx, rx) = mpsc::channel();
-        let wpath = path.clone();
+        let w = Writer { conn, metrics, path: path.clone(), outbox, depth: outbox_depth.clone() };
         std::thread::Builder::new()
             .name("lms-store-writer".into())
-            .spawn(move || writer(conn, rx, group_commit_max, metrics, wpath))
+            .spawn(move || w.run(rx, group_commit_max))
             .map_err(|e| StoreError::Db { path: path.clone(), message: e.to_string() })?;
-        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())) })
+        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), outbox_depth, outbox })
+    }
+
+    /// Statements waiting to go upstream.
+    pub fn outbox_depth(&self) -> u64 {
+        self.outbox_depth.load(Relaxed)
+    }
+
+    pub fn outbox_limit(&self) -> Option<u64> {
+        self.outbox.map(|o| o.limit)
+    }
+
+    /// The oldest `limit` queued statements: (sequence, JSON text).
+    pub async fn outbox_batch(&self, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT o.seq, s.body FROM outbox o JOIN statements s ON s.seq = o.seq ORDER BY o.seq LIMIT ?1",
+            )?;
+            st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+    }
+
+    /// `stored` of the oldest queued statement.
+    pub async fn oldest_unsent(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT s.stored FROM outbox o JOIN statements s ON s.seq = o.seq ORDER BY o.seq LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// Statements the upstream refused, with reasons (newest first).
+    pub async fn sync_rejected(&self, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT s.id, r.reason, r.at FROM sync_rejected r JOIN statements s ON s.seq = r.seq ORDER BY r.seq DESC LIMIT ?1",
+            )?;
+            st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })
+        .await
+    }
+
+    /// Records sync's verdicts in the next group commit.
+    pub async fn ack(&self, delivered: Vec<i64>, rejected: Vec<(i64, String)>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job::Ack { delivered, rejected, reply }).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     pub fn path(&self) -> &Path {
@@ -223,77 +296,136 @@ fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
     Ok(Page { statements, next })
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>, max: usize, metrics: Arc<Metrics>, path: PathBuf) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < max {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        commit_group(&mut conn, jobs, &metrics, &path);
-    }
-    // All senders are gone: the node is shutting down. Fold the WAL back in so
-    // the next start opens a compact database.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+struct Writer {
+    conn: Connection,
+    metrics: Arc<Metrics>,
+    path: PathBuf,
+    outbox: Option<OutboxConfig>,
+    depth: Arc<AtomicU64>,
 }
 
 /// What one job's savepoint produced, before the commit decides its fate.
 enum Outcome {
-    Wrote(usize),
+    Wrote { new: usize, queued: u64 },
+    Acked { removed: u64 },
     Failed(StoreError),
     Pinged,
 }
 
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>, metrics: &Metrics, path: &Path) {
-    let err = db_err(path);
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(&err);
-    if let Err(e) = began {
-        reply_all(jobs, |_| Err(e.clone()));
-        return;
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>, max: usize) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < max {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(jobs);
+        }
+        // All senders are gone: the node is shutting down. Fold the WAL back
+        // in so the next start opens a compact database.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
-    for job in &jobs {
-        outcomes.push(match job {
-            Job::Ping { .. } => Outcome::Pinged,
-            Job::Write { batch, .. } => match write_batch(conn, batch) {
-                Ok(n) => Outcome::Wrote(n),
-                Err(e) => Outcome::Failed(match e {
-                    WriteErr::Conflict(id) => StoreError::Conflict { id },
-                    WriteErr::Db(e) => err(e),
-                }),
-            },
-        });
-    }
-    let t = Instant::now();
-    let committed = conn.execute_batch("COMMIT").map_err(&err);
-    metrics.db_commit.observe(t.elapsed());
-    if let Err(e) = committed {
-        let _ = conn.execute_batch("ROLLBACK");
-        tracing::error!(error = %e, "group commit failed; every write in it is refused");
-        reply_all(jobs, |_| Err(e.clone()));
-        return;
-    }
-    let stored: usize = outcomes.iter().map(|o| if let Outcome::Wrote(n) = o { *n } else { 0 }).sum();
-    metrics.statements_stored.fetch_add(stored as u64, Relaxed);
-    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-        match (job, outcome) {
-            (Job::Write { reply, .. }, Outcome::Wrote(n)) => drop(reply.send(Ok(n))),
-            (Job::Write { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
-            (Job::Ping { reply }, _) => drop(reply.send(Ok(()))),
-            (Job::Write { reply, .. }, Outcome::Pinged) => drop(reply.send(Err(StoreError::Closed))),
+
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        let err = db_err(&self.path);
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&err) {
+            reply_all(jobs, e);
+            return;
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        // Depth as it will be if this group commits, for the outbox limit.
+        let mut depth = self.depth.load(Relaxed);
+        for job in &jobs {
+            let outcome = match job {
+                Job::Ping { .. } => Outcome::Pinged,
+                Job::Write { batch, .. } => match self.outbox {
+                    Some(o) if depth + batch.len() as u64 > o.limit => {
+                        Outcome::Failed(StoreError::OutboxFull { depth, limit: o.limit })
+                    }
+                    _ => match write_batch(&self.conn, batch, self.outbox.is_some()) {
+                        Ok(new) => {
+                            let queued = if self.outbox.is_some() { new as u64 } else { 0 };
+                            depth += queued;
+                            Outcome::Wrote { new, queued }
+                        }
+                        Err(WriteErr::Conflict(id)) => Outcome::Failed(StoreError::Conflict { id }),
+                        Err(WriteErr::Db(e)) => Outcome::Failed(err(e)),
+                    },
+                },
+                Job::Ack { delivered, rejected, .. } => match ack(&self.conn, delivered, rejected) {
+                    Ok(removed) => {
+                        depth = depth.saturating_sub(removed);
+                        Outcome::Acked { removed }
+                    }
+                    Err(e) => Outcome::Failed(err(e)),
+                },
+            };
+            outcomes.push(outcome);
+        }
+        let t = Instant::now();
+        let committed = self.conn.execute_batch("COMMIT").map_err(&err);
+        self.metrics.db_commit.observe(t.elapsed());
+        if let Err(e) = committed {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "group commit failed; every write in it is refused");
+            reply_all(jobs, e);
+            return;
+        }
+        let mut stored = 0;
+        for o in &outcomes {
+            match o {
+                Outcome::Wrote { new, queued } => {
+                    stored += *new as u64;
+                    self.depth.fetch_add(*queued, Relaxed);
+                }
+                Outcome::Acked { removed } => {
+                    self.depth.fetch_sub((*removed).min(self.depth.load(Relaxed)), Relaxed);
+                }
+                _ => {}
+            }
+        }
+        self.metrics.statements_stored.fetch_add(stored, Relaxed);
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let result = match &outcome {
+                Outcome::Failed(e) => Err(e.clone()),
+                _ => Ok(()),
+            };
+            match job {
+                Job::Write { reply, .. } => drop(reply.send(match outcome {
+                    Outcome::Wrote { new, .. } => Ok(new),
+                    _ => result.map(|_| 0),
+                })),
+                Job::Ping { reply } | Job::Ack { reply, .. } => drop(reply.send(result)),
+            }
         }
     }
 }
 
-fn reply_all(jobs: Vec<Job>, e: impl Fn(()) -> Result<(), StoreError>) {
+fn reply_all(jobs: Vec<Job>, e: StoreError) {
     for job in jobs {
         match job {
-            Job::Write { reply, .. } => drop(reply.send(e(()).map(|_| 0))),
-            Job::Ping { reply } => drop(reply.send(e(()))),
+            Job::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
+            Job::Ping { reply } | Job::Ack { reply, .. } => drop(reply.send(Err(e.clone()))),
         }
     }
+}
+
+fn ack(conn: &Connection, delivered: &[i64], rejected: &[(i64, String)]) -> rusqlite::Result<u64> {
+    let mut del = conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+    let mut aside = conn.prepare_cached("INSERT OR REPLACE INTO sync_rejected (seq, reason, at) VALUES (?1, ?2, ?3)")?;
+    let now = super::format_stored(time::OffsetDateTime::now_utc());
+    let mut removed = 0;
+    for seq in delivered {
+        removed += del.execute([seq])? as u64;
+    }
+    for (seq, reason) in rejected {
+        aside.execute(params![seq, reason, now])?;
+        removed += del.execute([seq])? as u64;
+    }
+    Ok(removed)
 }
 
 enum WriteErr {
@@ -308,9 +440,9 @@ impl From<rusqlite::Error> for WriteErr {
 }
 
 /// One request's statements inside a savepoint: all or none.
-fn write_batch(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr> {
+fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
     conn.execute_batch("SAVEPOINT job")?;
-    match insert_all(conn, batch) {
+    match insert_all(conn, batch, queue) {
         Ok(n) => {
             conn.execute_batch("RELEASE job")?;
             Ok(n)
@@ -322,7 +454,7 @@ fn write_batch(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr>
     }
 }
 
-fn insert_all(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr> {
+fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, fingerprint, actor, object_agent, verb, activity, registration,
                                  voiding_target, voided, stored, body)
@@ -332,6 +464,7 @@ fn insert_all(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr> 
     )?;
     let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
     let mut void = conn.prepare_cached("UPDATE statements SET voided = 1 WHERE id = ?1 AND voiding_target IS NULL")?;
+    let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (last_insert_rowid())")?;
     let mut new = 0;
     for p in batch {
         let n = insert.execute(params![
@@ -354,6 +487,9 @@ fn insert_all(conn: &Connection, batch: &[Prepared]) -> Result<usize, WriteErr> 
             continue; // the same statement again: changes nothing
         }
         new += 1;
+        if queue {
+            enqueue.execute([])?;
+        }
         if let Some(target) = &p.voiding_target {
             void.execute([target])?;
         }

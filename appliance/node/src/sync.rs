@@ -1,0 +1,279 @@
+//! Offline-first forwarding of statements to an upstream LRS.
+//!
+//! Every statement stored while an upstream is configured is queued in the
+//! `outbox` table in the same transaction (so an acknowledged statement is
+//! already queued). This worker sends the oldest queued statements as one
+//! xAPI `POST {upstream}/statements` batch, with Basic credentials and the
+//! version header, and removes them from the outbox only after the upstream
+//! answered 2xx: delivery is at least once, ids never change, and an LRS
+//! answers a repeated id with the same statement as a no-op, so the effect is
+//! exactly once.
+//!
+//! A batch the upstream refuses with 4xx is split in halves until the
+//! offending statement is alone: alone, 409 means the upstream already holds
+//! that id (delivered); any other 4xx but 429 sets it aside in
+//! `sync_rejected` with the reason, so it never blocks the queue. 429, 5xx,
+//! timeouts and connection errors back off exponentially with jitter, capped
+//! at `sync_interval`, so a returning link is noticed within one interval.
+
+use crate::client::{Client, basic_auth};
+use crate::node::Node;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncStats {
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub sent_total: u64,
+    pub rejected_total: u64,
+    pub errors_total: u64,
+    pub consecutive_failures: u32,
+    pub oldest_unsent: Option<String>,
+    #[serde(skip)]
+    near_limit_warned: bool,
+}
+
+#[derive(Default)]
+pub struct SyncState {
+    stats: Mutex<SyncStats>,
+}
+
+impl SyncState {
+    pub fn snapshot(&self) -> SyncStats {
+        self.stats.lock().unwrap().clone()
+    }
+    fn update(&self, f: impl FnOnce(&mut SyncStats)) {
+        f(&mut self.stats.lock().unwrap())
+    }
+}
+
+/// The `Authorization` value for the upstream, from the settings.
+pub fn upstream_auth(cfg: &crate::Config) -> Result<Option<String>, String> {
+    let Some(user) = &cfg.upstream_user else { return Ok(None) };
+    let password = match (&cfg.upstream_password, &cfg.upstream_password_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| format!("upstream_password_file {}: {e}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        (None, None) => return Err("upstream_user is set but neither upstream_password nor upstream_password_file".into()),
+    };
+    Ok(Some(basic_auth(user, &password)))
+}
+
+fn now() -> String {
+    crate::xapi::format_stored(time::OffsetDateTime::now_utc())
+}
+
+fn age_seconds(stored: &str) -> Option<f64> {
+    let t = crate::xapi::validate::parse_timestamp(stored)?;
+    Some((time::OffsetDateTime::now_utc() - t).as_seconds_f64().max(0.0))
+}
+
+/// `GET /v1/sync/status` and the admin listener's copy.
+pub fn status(node: &Node) -> Value {
+    let s = node.sync.snapshot();
+    let depth = node.store.outbox_depth();
+    let limit = node.store.outbox_limit();
+    json!({
+        "enabled": node.cfg.sync_enabled,
+        "upstream": node.cfg.upstream,
+        "interval_seconds": node.cfg.sync_interval.as_secs_f64(),
+        "outbox_depth": depth,
+        "outbox_limit": limit,
+        "near_limit": limit.is_some_and(|l| depth * 10 >= l * 8),
+        "oldest_unsent": s.oldest_unsent,
+        "oldest_unsent_age_seconds": s.oldest_unsent.as_deref().and_then(age_seconds),
+        "last_success": s.last_success,
+        "last_error": s.last_error,
+        "last_error_at": s.last_error_at,
+        "sent_total": s.sent_total,
+        "rejected_total": s.rejected_total,
+        "errors_total": s.errors_total,
+        "consecutive_failures": s.consecutive_failures,
+    })
+}
+
+/// Publishes the sync gauges and counters into the node's metrics.
+pub fn publish_metrics(node: &Node) {
+    if node.cfg.upstream.is_none() {
+        return;
+    }
+    let s = node.sync.snapshot();
+    let m = &node.metrics;
+    m.set("lms_sync_outbox_depth", "Statements queued for the upstream LRS.", "gauge", node.store.outbox_depth() as f64);
+    m.set("lms_sync_outbox_limit", "Most statements the outbox may hold.", "gauge", node.store.outbox_limit().unwrap_or(0) as f64);
+    m.set(
+        "lms_sync_oldest_unsent_age_seconds",
+        "Age of the oldest statement not yet delivered upstream (0 when none).",
+        "gauge",
+        s.oldest_unsent.as_deref().and_then(age_seconds).unwrap_or(0.0),
+    );
+    let last = s
+        .last_success
+        .as_deref()
+        .and_then(crate::xapi::validate::parse_timestamp)
+        .map_or(0.0, |t| t.unix_timestamp() as f64);
+    m.set("lms_sync_last_success_timestamp_seconds", "When the upstream last took a batch (Unix time).", "gauge", last);
+    m.set("lms_sync_sent_total", "Statements delivered upstream.", "counter", s.sent_total as f64);
+    m.set("lms_sync_rejected_total", "Statements the upstream refused as invalid, set aside.", "counter", s.rejected_total as f64);
+    m.set("lms_sync_errors_total", "Failed upstream attempts (network, 429, 5xx).", "counter", s.errors_total as f64);
+}
+
+type Verdict = Result<(Vec<i64>, Vec<(i64, String)>), String>;
+
+struct Upstream {
+    client: Client,
+    url: String,
+    auth: Option<String>,
+}
+
+impl Upstream {
+    /// Sends `items`; splits on 4xx to find the statement the upstream refuses.
+    fn deliver<'a>(&'a self, items: &'a [(i64, String)]) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            let mut body = String::with_capacity(items.iter().map(|(_, s)| s.len() + 1).sum::<usize>() + 2);
+            body.push('[');
+            for (i, (_, s)) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(s);
+            }
+            body.push(']');
+            let mut headers = vec![("X-Experience-API-Version", "2.0.0"), ("content-type", "application/json")];
+            if let Some(a) = &self.auth {
+                headers.push(("authorization", a));
+            }
+            let r = self.client.send("POST".parse().unwrap(), &self.url, &headers, body).await?;
+            let status = r.status.as_u16();
+            let seqs = || items.iter().map(|(s, _)| *s).collect::<Vec<_>>();
+            match status {
+                200..=299 => Ok((seqs(), vec![])),
+                429 | 500..=599 => Err(format!("{}: HTTP {status}", self.url)),
+                400..=499 if items.len() > 1 => {
+                    let (a, b) = items.split_at(items.len() / 2);
+                    let (mut d, mut r) = self.deliver(a).await?;
+                    let (d2, r2) = self.deliver(b).await?;
+                    d.extend(d2);
+                    r.extend(r2);
+                    Ok((d, r))
+                }
+                // Alone and 409: the upstream holds this id already.
+                409 => Ok((seqs(), vec![])),
+                400..=499 => {
+                    let text = r.text();
+                    let reason = format!("upstream answered HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                    Ok((vec![], vec![(items[0].0, reason)]))
+                }
+                _ => Err(format!("{}: unexpected HTTP {status}", self.url)),
+            }
+        })
+    }
+}
+
+/// Starts the worker when sync is enabled; it stops when `stop` turns true.
+pub fn spawn(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let (Some(upstream), true) = (node.cfg.upstream.clone(), node.cfg.sync_enabled) else { return };
+    let auth = match upstream_auth(&node.cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "sync not started");
+            node.sync.update(|s| s.last_error = Some(e));
+            return;
+        }
+    };
+    let up = Upstream {
+        client: Client::new(node.cfg.sync_timeout),
+        url: format!("{}/statements", upstream.trim_end_matches('/')),
+        auth,
+    };
+    tokio::spawn(async move {
+        tracing::info!(upstream = %up.url, interval = ?node.cfg.sync_interval, "sync started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let wait = cycle(&node, &up).await;
+            publish_metrics(&node);
+            if let Some(d) = wait {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    });
+}
+
+/// One send; returns how long to wait before the next (None: go on at once).
+async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
+    let interval = node.cfg.sync_interval;
+    let oldest = node.store.oldest_unsent().await.ok().flatten();
+    warn_near_limit(node);
+    node.sync.update(|s| s.oldest_unsent = oldest.clone());
+    let batch = match node.store.outbox_batch(node.cfg.sync_batch_size).await {
+        Ok(b) => b,
+        Err(e) => {
+            node.sync.update(|s| s.last_error = Some(e.to_string()));
+            return Some(interval);
+        }
+    };
+    if batch.is_empty() {
+        return Some(interval);
+    }
+    match up.deliver(&batch).await {
+        Ok((delivered, rejected)) => {
+            for (seq, reason) in &rejected {
+                tracing::warn!(seq, %reason, "upstream refused a statement; set aside");
+            }
+            let (nd, nr) = (delivered.len() as u64, rejected.len() as u64);
+            if let Err(e) = node.store.ack(delivered, rejected).await {
+                node.sync.update(|s| s.last_error = Some(e.to_string()));
+                return Some(interval);
+            }
+            node.sync.update(|s| {
+                s.sent_total += nd;
+                s.rejected_total += nr;
+                s.last_success = Some(now());
+                s.consecutive_failures = 0;
+            });
+            None
+        }
+        Err(e) => {
+            let failures = node.sync.snapshot().consecutive_failures + 1;
+            tracing::warn!(error = %e, failures, "upstream unavailable; backing off");
+            node.sync.update(|s| {
+                s.last_error = Some(e);
+                s.last_error_at = Some(now());
+                s.errors_total += 1;
+                s.consecutive_failures = failures;
+            });
+            let base = Duration::from_millis(250).saturating_mul(1 << failures.min(16));
+            let capped = base.min(interval);
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            // Jitter: 80-100% of the step, so many nodes do not return in lockstep.
+            Some(capped.mul_f64(0.8 + (nanos % 1000) as f64 / 5000.0))
+        }
+    }
+}
+
+fn warn_near_limit(node: &Node) {
+    let (Some(limit), depth) = (node.store.outbox_limit(), node.store.outbox_depth()) else { return };
+    let near = depth * 10 >= limit * 8;
+    let warned = node.sync.snapshot().near_limit_warned;
+    if near && !warned {
+        tracing::error!(depth, limit, "the upstream outbox is above 80% of its limit; new statements will be refused at the limit");
+    }
+    if near != warned && (near || depth * 10 < limit * 7) {
+        node.sync.update(|s| s.near_limit_warned = near);
+    }
+}
