@@ -64,7 +64,9 @@ pub fn upstream_auth(cfg: &crate::Config) -> Result<Option<String>, String> {
             .next()
             .unwrap_or_default()
             .to_string(),
-        (None, None) => return Err("upstream_user is set but neither upstream_password nor upstream_password_file".into()),
+        (None, None) => {
+            return Err("upstream_user is set but neither upstream_password nor upstream_password_file".into());
+        }
     };
     Ok(Some(basic_auth(user, &password)))
 }
@@ -109,8 +111,18 @@ pub fn publish_metrics(node: &Node) {
     }
     let s = node.sync.snapshot();
     let m = &node.metrics;
-    m.set("lms_sync_outbox_depth", "Statements queued for the upstream LRS.", "gauge", node.store.outbox_depth() as f64);
-    m.set("lms_sync_outbox_limit", "Most statements the outbox may hold.", "gauge", node.store.outbox_limit().unwrap_or(0) as f64);
+    m.set(
+        "lms_sync_outbox_depth",
+        "Statements queued for the upstream LRS.",
+        "gauge",
+        node.store.outbox_depth() as f64,
+    );
+    m.set(
+        "lms_sync_outbox_limit",
+        "Most statements the outbox may hold.",
+        "gauge",
+        node.store.outbox_limit().unwrap_or(0) as f64,
+    );
     m.set(
         "lms_sync_oldest_unsent_age_seconds",
         "Age of the oldest statement not yet delivered upstream (0 when none).",
@@ -124,7 +136,12 @@ pub fn publish_metrics(node: &Node) {
         .map_or(0.0, |t| t.unix_timestamp() as f64);
     m.set("lms_sync_last_success_timestamp_seconds", "When the upstream last took a batch (Unix time).", "gauge", last);
     m.set("lms_sync_sent_total", "Statements delivered upstream.", "counter", s.sent_total as f64);
-    m.set("lms_sync_rejected_total", "Statements the upstream refused as invalid, set aside.", "counter", s.rejected_total as f64);
+    m.set(
+        "lms_sync_rejected_total",
+        "Statements the upstream refused as invalid, set aside.",
+        "counter",
+        s.rejected_total as f64,
+    );
     m.set("lms_sync_errors_total", "Failed upstream attempts (network, 429, 5xx).", "counter", s.errors_total as f64);
 }
 
@@ -171,7 +188,8 @@ impl Upstream {
                 409 => Ok((seqs(), vec![])),
                 400..=499 => {
                     let text = r.text();
-                    let reason = format!("upstream answered HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                    let reason =
+                        format!("upstream answered HTTP {status}: {}", text.chars().take(300).collect::<String>());
                     Ok((vec![], vec![(items[0].0, reason)]))
                 }
                 _ => Err(format!("{}: unexpected HTTP {status}", self.url)),
@@ -259,7 +277,8 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
             });
             let base = Duration::from_millis(250).saturating_mul(1 << failures.min(16));
             let capped = base.min(interval);
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
             // Jitter: 80-100% of the step, so many nodes do not return in lockstep.
             Some(capped.mul_f64(0.8 + (nanos % 1000) as f64 / 5000.0))
         }
@@ -271,7 +290,11 @@ fn warn_near_limit(node: &Node) {
     let near = depth * 10 >= limit * 8;
     let warned = node.sync.snapshot().near_limit_warned;
     if near && !warned {
-        tracing::error!(depth, limit, "the upstream outbox is above 80% of its limit; new statements will be refused at the limit");
+        tracing::error!(
+            depth,
+            limit,
+            "the upstream outbox is above 80% of its limit; new statements will be refused at the limit"
+        );
     }
     if near != warned && (near || depth * 10 < limit * 7) {
         node.sync.update(|s| s.near_limit_warned = near);

@@ -10,8 +10,8 @@ use super::Prepared;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,7 +25,9 @@ pub enum StoreError {
     Db { path: PathBuf, message: String },
     #[error("the statement writer has stopped")]
     Closed,
-    #[error("the upstream outbox holds {depth} statements, its limit is {limit}: refusing new statements until sync drains it")]
+    #[error(
+        "the upstream outbox holds {depth} statements, its limit is {limit}: refusing new statements until sync drains it"
+    )]
     OutboxFull { depth: u64, limit: u64 },
 }
 
@@ -58,11 +60,20 @@ CREATE TABLE IF NOT EXISTS sync_rejected (seq INTEGER PRIMARY KEY, reason TEXT N
 "#;
 
 enum Job {
-    Write { batch: Vec<Prepared>, reply: oneshot::Sender<Result<usize, StoreError>> },
-    Ping { reply: oneshot::Sender<Result<(), StoreError>> },
+    Write {
+        batch: Vec<Prepared>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Sync's verdicts: delivered rows leave the outbox; rejected ones leave
     /// it for `sync_rejected`, with the reason.
-    Ack { delivered: Vec<i64>, rejected: Vec<(i64, String)>, reply: oneshot::Sender<Result<(), StoreError>> },
+    Ack {
+        delivered: Vec<i64>,
+        rejected: Vec<(i64, String)>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// Upstream queueing: on when the node has an upstream.
@@ -415,7 +426,8 @@ fn reply_all(jobs: Vec<Job>, e: StoreError) {
 
 fn ack(conn: &Connection, delivered: &[i64], rejected: &[(i64, String)]) -> rusqlite::Result<u64> {
     let mut del = conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-    let mut aside = conn.prepare_cached("INSERT OR REPLACE INTO sync_rejected (seq, reason, at) VALUES (?1, ?2, ?3)")?;
+    let mut aside =
+        conn.prepare_cached("INSERT OR REPLACE INTO sync_rejected (seq, reason, at) VALUES (?1, ?2, ?3)")?;
     let now = super::format_stored(time::OffsetDateTime::now_utc());
     let mut removed = 0;
     for seq in delivered {

@@ -109,6 +109,11 @@ pub fn write_credentials(path: &Path) {
 impl TestNode {
     /// A node serving `modules` (None: the real modules), after `tweak`.
     pub async fn start(modules: Option<PathBuf>, tweak: impl FnOnce(&mut Config)) -> TestNode {
+        Self::start_at("127.0.0.1:0", modules, tweak).await
+    }
+
+    /// The same, with the public listener on `addr`.
+    pub async fn start_at(addr: &str, modules: Option<PathBuf>, tweak: impl FnOnce(&mut Config)) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("htpasswd");
         write_credentials(&creds);
@@ -122,7 +127,7 @@ impl TestNode {
             ..Config::default()
         };
         tweak(&mut cfg);
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public = tokio::net::TcpListener::bind(addr).await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", public.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());

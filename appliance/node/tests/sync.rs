@@ -1,0 +1,252 @@
+//! Offline-first sync to an upstream LRS: another lms-node as the hub, or a
+//! scripted upstream that fails, throttles, stalls and refuses on purpose.
+
+mod common;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use common::*;
+use lms_node::Config;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const VERB: &str = "http://adlnet.gov/expapi/verbs/experienced";
+const POISON_VERB: &str = "https://verbs.example.org/poison";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn edge(upstream: &str, user: &str, password: &str) -> impl FnOnce(&mut Config) {
+    let (upstream, user, password) = (upstream.to_string(), user.to_string(), password.to_string());
+    move |c: &mut Config| {
+        c.upstream = Some(upstream);
+        c.upstream_user = Some(user);
+        c.upstream_password = Some(password);
+        c.sync_enabled = true;
+        c.sync_interval = Duration::from_secs(1);
+        c.sync_timeout = Duration::from_secs(2);
+    }
+}
+
+/// Posts `n` statements in batches of 100; returns their ids.
+async fn write(n: &TestNode, count: usize, tag: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in 0..count.div_ceil(100) {
+        let batch: Vec<Value> = (0..100.min(count - chunk * 100))
+            .map(|i| {
+                let id = uuid();
+                ids.push(id.clone());
+                statement(&id, &format!("{tag}-{}", i % 37), VERB, &format!("https://a.example.org/{tag}/{chunk}/{i}"))
+            })
+            .collect();
+        let r = n.send("POST", "/xapi/statements", Value::from(batch).to_string()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    ids
+}
+
+async fn sync_status(n: &TestNode) -> Value {
+    n.client.get(&format!("{}/v1/sync/status", n.admin), &[]).await.unwrap().json()
+}
+
+async fn wait_drained(n: &TestNode, within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let s = sync_status(n).await;
+        if s["outbox_depth"] == 0 {
+            return s;
+        }
+        assert!(start.elapsed() < within, "outbox not drained within {within:?}: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every statement id the node holds, by paging through GET /xapi/statements.
+async fn all_ids(n: &TestNode) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut next = "/xapi/statements?limit=500&ascending=true".to_string();
+    while !next.is_empty() {
+        let page = n.get(&next).await.json();
+        for s in page["statements"].as_array().unwrap() {
+            ids.push(s["id"].as_str().unwrap().to_string());
+        }
+        next = page["more"].as_str().unwrap().to_string();
+    }
+    ids
+}
+
+#[tokio::test]
+async fn upstream_down_for_10000_statements_then_up_delivers_each_exactly_once() {
+    let port = free_port();
+    let e = TestNode::start(None, edge(&format!("http://127.0.0.1:{port}/xapi"), USER, PASSWORD)).await;
+    let ids = write(&e, 10_000, "down").await;
+    let s = sync_status(&e).await;
+    assert_eq!(s["outbox_depth"], 10_000, "{s}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = sync_status(&e).await;
+    assert!(s["errors_total"].as_u64().unwrap() >= 1, "the upstream is down: {s}");
+    assert!(s["oldest_unsent_age_seconds"].as_f64().unwrap() > 0.0);
+
+    // The link returns.
+    let hub = TestNode::start_at(&format!("127.0.0.1:{port}"), None, |_| {}).await;
+    let started = Instant::now();
+    let s = wait_drained(&e, Duration::from_secs(60)).await;
+    eprintln!("drained 10000 statements in {:?}", started.elapsed());
+    assert_eq!(s["sent_total"], 10_000);
+    assert_eq!(s["rejected_total"], 0);
+
+    let got = all_ids(&hub).await;
+    assert_eq!(got.len(), 10_000, "the hub holds each statement once");
+    assert_eq!(got.iter().collect::<BTreeSet<_>>(), ids.iter().collect::<BTreeSet<_>>());
+    let metrics = hub.client.get(&hub.url("/metrics"), &[]).await.unwrap().text();
+    assert!(metrics.contains("lms_statements_stored_total 10000"), "hub stored a statement twice");
+    let em = e.client.get(&e.url("/metrics"), &[]).await.unwrap().text();
+    assert!(em.contains("lms_sync_outbox_depth 0") && em.contains("lms_sync_sent_total 10000"), "{em}");
+    e.stop().await;
+    hub.stop().await;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Status(u16),
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct Fake {
+    script: Mutex<VecDeque<Act>>,
+    /// Every delivery of every id (duplicates at the transport level).
+    deliveries: Mutex<HashMap<String, usize>>,
+    requests: Mutex<usize>,
+    /// Delay every request by this much (a slow link).
+    delay: Mutex<Duration>,
+}
+
+async fn fake_statements(State(f): State<Arc<Fake>>, body: axum::body::Bytes) -> axum::response::Response {
+    *f.requests.lock().unwrap() += 1;
+    let act = f.script.lock().unwrap().pop_front();
+    let delay = *f.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match act {
+        Some(Act::Status(s)) => return (StatusCode::from_u16(s).unwrap(), "scripted failure").into_response(),
+        Some(Act::Slow(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "expected an array").into_response();
+    };
+    if items.iter().any(|s| s["verb"]["id"] == POISON_VERB) {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "verb not allowed here"}))).into_response();
+    }
+    let mut d = f.deliveries.lock().unwrap();
+    let ids: Vec<Value> = items
+        .iter()
+        .map(|s| {
+            let id = s["id"].as_str().unwrap().to_string();
+            *d.entry(id.clone()).or_default() += 1;
+            Value::String(id)
+        })
+        .collect();
+    axum::Json(ids).into_response()
+}
+
+async fn start_fake(f: Arc<Fake>, port: u16) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().route("/xapi/statements", axum::routing::post(fake_statements)).with_state(f);
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() })
+}
+
+#[tokio::test]
+async fn errors_throttling_stalls_and_a_poisoned_statement() {
+    let fake = Arc::new(Fake::default());
+    fake.script.lock().unwrap().extend([
+        Act::Status(500),
+        Act::Status(503),
+        Act::Status(429),
+        Act::Status(429),
+        Act::Slow(Duration::from_secs(4)), // beyond the 2 s sync_timeout
+    ]);
+    let port = free_port();
+    let _srv = start_fake(fake.clone(), port).await;
+    let e = TestNode::start(None, edge(&format!("http://127.0.0.1:{port}/xapi"), USER, PASSWORD)).await;
+    let mut ids = write(&e, 299, "f").await;
+    let poison = uuid();
+    let r = e
+        .send("POST", "/xapi/statements", statement(&poison, "p", POISON_VERB, "https://a.example.org/p").to_string())
+        .await;
+    assert_eq!(r.status, 200);
+    ids.extend(write(&e, 200, "g").await);
+
+    let s = wait_drained(&e, Duration::from_secs(60)).await;
+    assert_eq!(s["rejected_total"], 1, "{s}");
+    assert!(s["errors_total"].as_u64().unwrap() >= 5, "{s}");
+    assert_eq!(s["sent_total"], 499);
+    let rejected = &s["rejected_recent"][0];
+    assert_eq!(rejected["id"], poison);
+    assert!(rejected["reason"].as_str().unwrap().contains("400"), "{rejected}");
+    let delivered = fake.deliveries.lock().unwrap();
+    assert_eq!(delivered.len(), 499);
+    assert!(ids.iter().all(|i| delivered.contains_key(i)), "a statement did not arrive");
+    assert!(!delivered.contains_key(&poison));
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn the_outbox_limit_refuses_new_statements_and_says_so() {
+    let port = free_port();
+    let e = TestNode::start(None, |c| {
+        edge(&format!("http://127.0.0.1:{port}/xapi"), USER, PASSWORD)(c);
+        c.outbox_limit = 50;
+    })
+    .await;
+    write(&e, 40, "x").await;
+    let s = sync_status(&e).await;
+    assert_eq!(s["near_limit"], true, "{s}");
+    write(&e, 10, "y").await;
+    let r =
+        e.send("POST", "/xapi/statements", statement(&uuid(), "z", VERB, "https://a.example.org/z").to_string()).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"], "outbox_full");
+    // Nothing acknowledged was dropped.
+    assert_eq!(sync_status(&e).await["outbox_depth"], 50);
+    assert_eq!(all_ids(&e).await.len(), 50);
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn two_edges_sync_into_one_hub_at_once() {
+    let hub = TestNode::start(None, |_| {}).await;
+    let up = format!("{}/xapi", hub.base);
+    let a = TestNode::start(None, edge(&up, USER, PASSWORD)).await;
+    let b = TestNode::start(None, edge(&up, "other", "other-pass")).await;
+    let (ia, ib) = tokio::join!(write(&a, 1000, "a"), write(&b, 1000, "b"));
+    wait_drained(&a, Duration::from_secs(60)).await;
+    wait_drained(&b, Duration::from_secs(60)).await;
+    let got: BTreeSet<String> = all_ids(&hub).await.into_iter().collect();
+    assert_eq!(got.len(), 2000);
+    assert!(ia.iter().chain(&ib).all(|i| got.contains(i)));
+    let sa = hub.get(&format!("/xapi/statements?statementId={}", ia[0])).await.json();
+    let sb = hub.get(&format!("/xapi/statements?statementId={}", ib[0])).await.json();
+    assert_eq!(sa["authority"]["account"]["name"], format!("credential:{USER}"));
+    assert_eq!(sb["authority"]["account"]["name"], "credential:other");
+    for n in [a, b, hub] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn sync_settings_are_checked() {
+    let mut c = Config { sync_enabled: true, ..Config::default() };
+    assert!(c.validate().unwrap_err().to_string().contains("no upstream"));
+    c.upstream = Some("ftp://x".into());
+    assert!(c.validate().unwrap_err().to_string().contains("upstream"));
+    c.upstream = Some("http://hub/xapi".into());
+    c.validate().unwrap();
+    c.upstream_user = Some("edge".into());
+    assert!(lms_node::sync::upstream_auth(&c).unwrap_err().contains("upstream_password"));
+}
