@@ -189,10 +189,12 @@ async fn errors_throttling_stalls_and_a_poisoned_statement() {
     let rejected = &s["rejected_recent"][0];
     assert_eq!(rejected["id"], poison);
     assert!(rejected["reason"].as_str().unwrap().contains("400"), "{rejected}");
-    let delivered = fake.deliveries.lock().unwrap();
-    assert_eq!(delivered.len(), 499);
-    assert!(ids.iter().all(|i| delivered.contains_key(i)), "a statement did not arrive");
-    assert!(!delivered.contains_key(&poison));
+    {
+        let delivered = fake.deliveries.lock().unwrap();
+        assert_eq!(delivered.len(), 499);
+        assert!(ids.iter().all(|i| delivered.contains_key(i)), "a statement did not arrive");
+        assert!(!delivered.contains_key(&poison));
+    }
     e.stop().await;
 }
 
