@@ -33,6 +33,9 @@ struct Args {
     /// Only scenarios whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Statements in the sync backlog drained from an edge node into a hub.
+    #[arg(long, default_value_t = 50_000)]
+    backlog: usize,
 }
 
 const USER: &str = "bench";
@@ -135,8 +138,23 @@ fn statement(learner: &str, i: u64) -> Value {
 }
 
 fn spawn_node(exe: &Path, args: &Args, data: &Path, creds: &Path, port: u16) -> std::process::Child {
-    std::process::Command::new(exe)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
+    spawn_node_with(exe, args, data, creds, port, None)
+}
+
+fn spawn_node_with(
+    exe: &Path,
+    args: &Args,
+    data: &Path,
+    creds: &Path,
+    port: u16,
+    config: Option<&Path>,
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("serve");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data)
         .arg("--modules")
@@ -372,4 +390,103 @@ async fn main() {
 
     child.kill().unwrap();
     child.wait().unwrap();
+
+    if args.only.as_deref().is_none_or(|o| "sync drain".contains(o)) {
+        sync_drain(&args, &exe, work.path(), &creds, &client, &auth).await;
+    }
+}
+
+/// Backlog drain from an edge node into a hub node (both real processes),
+/// and learners' single-statement POST latency on the edge while it drains
+/// compared with afterwards.
+async fn sync_drain(args: &Args, exe: &Path, work: &Path, creds: &Path, client: &Client, auth: &Arc<String>) {
+    let hub_port = free_port();
+    let cfg = work.join("edge.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "upstream = \"http://127.0.0.1:{hub_port}/xapi\"\nupstream_user = \"{USER}\"\nupstream_password = \"{PASSWORD}\"\n\
+             sync_enabled = true\nsync_interval = \"1s\"\noutbox_limit = 10000000\n"
+        ),
+    )
+    .unwrap();
+    let edge_port = free_port();
+    let mut edge = spawn_node_with(exe, args, &work.join("edge-data"), creds, edge_port, Some(&cfg));
+    let edge_base = format!("http://127.0.0.1:{edge_port}");
+    time_to_ready(client, &edge_base, Instant::now()).await;
+    let xapi =
+        [("authorization", auth.as_str()), ("X-Experience-API-Version", "2.0.0"), ("content-type", "application/json")];
+    let mut k = 0u64;
+    while (k as usize) < args.backlog {
+        let batch: Vec<Value> = (0..100).map(|j| statement(&format!("s{}", (k + j) % 1000), k + j)).collect();
+        k += 100;
+        client
+            .send(
+                "POST".parse().unwrap(),
+                &format!("{edge_base}/xapi/statements"),
+                &xapi,
+                Value::from(batch).to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let status = |c: Client, a: Arc<String>, b: String| async move {
+        c.get(&format!("{b}/v1/sync/status"), &[("authorization", &a)]).await.map(|r| r.json()).unwrap_or_default()
+    };
+    let depth0 = status(client.clone(), auth.clone(), edge_base.clone()).await["outbox_depth"].as_u64().unwrap_or(0);
+
+    let post = |c: Client, a: Arc<String>, u: Arc<String>| {
+        move |i: u64| {
+            let (c, a, u) = (c.clone(), a.clone(), u.clone());
+            async move {
+                let body = statement(&format!("live{}", i % 1000), i).to_string();
+                c.send(
+                    "POST".parse().unwrap(),
+                    &u,
+                    &[("authorization", &a), ("X-Experience-API-Version", "2.0.0")],
+                    body,
+                )
+                .await
+                .map(|r| r.status.as_u16())
+            }
+        }
+    };
+    let url = Arc::new(format!("{edge_base}/xapi/statements"));
+    // The hub comes up: the edge starts draining within one sync interval.
+    let mut hub = spawn_node(exe, args, &work.join("hub-data"), creds, hub_port);
+    let t0 = Instant::now();
+    let conc = args.concurrency.min(8);
+    let during = load(args.seconds, conc, post(client.clone(), auth.clone(), url.clone())).await;
+    let drained_at = loop {
+        let s = status(client.clone(), auth.clone(), edge_base.clone()).await;
+        if s["outbox_depth"] == 0 {
+            break t0.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(t0.elapsed() < Duration::from_secs(600), "backlog never drained: {s}");
+    };
+    let sent = status(client.clone(), auth.clone(), edge_base.clone()).await["sent_total"].as_u64().unwrap_or(0);
+    let idle = load(args.seconds, conc, post(client.clone(), auth.clone(), url.clone())).await;
+    println!(
+        "sync drain edge -> hub         {sent} statements (backlog {depth0}) in {:.2} s: {:.0} statements/s (includes the hub's start and up to one 1 s sync interval)",
+        drained_at.as_secs_f64(),
+        sent as f64 / drained_at.as_secs_f64()
+    );
+    println!(
+        "statement POST while draining  {:.0} req/s  p50 {} ms  p99 {} ms  ({conc} in flight)",
+        during.rps,
+        ms(during.p50),
+        ms(during.p99)
+    );
+    println!(
+        "statement POST after draining  {:.0} req/s  p50 {} ms  p99 {} ms  -> P99 ratio draining/idle {:.2}",
+        idle.rps,
+        ms(idle.p50),
+        ms(idle.p99),
+        during.p99.as_secs_f64() / idle.p99.as_secs_f64().max(1e-9)
+    );
+    for c in [&mut edge, &mut hub] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
 }
