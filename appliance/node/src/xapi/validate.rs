@@ -67,7 +67,9 @@ pub fn is_iri(s: &str) -> bool {
     cs.next().is_some_and(|c| c.is_ascii_alphabetic())
         && cs.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         && !rest.is_empty()
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"{}|\\^`".contains(c))
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+        })
 }
 
 fn iri(v: &Value, path: &str) -> R {
