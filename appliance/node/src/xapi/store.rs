@@ -393,7 +393,15 @@ impl Writer {
                             Outcome::Wrote { new, queued }
                         }
                         Err(WriteErr::Conflict(id)) => Outcome::Failed(StoreError::Conflict { id }),
-                        Err(WriteErr::Db(e)) => Outcome::Failed(err(e)),
+                        Err(WriteErr::Db(e)) => {
+                            // Part of this request may be written: the whole
+                            // group is rolled back and every job refused.
+                            let e = err(e);
+                            let _ = self.conn.execute_batch("ROLLBACK");
+                            tracing::error!(error = %e, "write failed; the group is rolled back");
+                            reply_all(jobs, e);
+                            return;
+                        }
                     },
                 },
                 Job::Ack { delivered, rejected, .. } => match ack(&self.conn, delivered, rejected) {
@@ -481,19 +489,19 @@ impl From<rusqlite::Error> for WriteErr {
     }
 }
 
-/// One request's statements inside a savepoint: all or none.
+/// One request's statements: all or none. The writer thread is the only
+/// writer, so checking every id first and then inserting cannot race; that
+/// spares a savepoint per request (whose page copies dominated batch writes).
+/// A database error here aborts the whole group (see `commit_group`).
 fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
-    conn.execute_batch("SAVEPOINT job")?;
-    match insert_all(conn, batch, queue) {
-        Ok(n) => {
-            conn.execute_batch("RELEASE job")?;
-            Ok(n)
-        }
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e)
+    let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
+    for p in batch {
+        let fp: Option<Vec<u8>> = existing.query_row([&p.id], |r| r.get(0)).optional()?;
+        if fp.is_some_and(|fp| fp != p.fingerprint) {
+            return Err(WriteErr::Conflict(p.id.clone()));
         }
     }
+    insert_all(conn, batch, queue)
 }
 
 fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
@@ -504,7 +512,6 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
                  EXISTS (SELECT 1 FROM statements WHERE voiding_target = ?1), ?9, ?10)
          ON CONFLICT(id) DO NOTHING",
     )?;
-    let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
     let mut void = conn.prepare_cached("UPDATE statements SET voided = 1 WHERE id = ?1 AND voiding_target IS NULL")?;
     let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (last_insert_rowid())")?;
     let mut new = 0;
@@ -522,11 +529,7 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
             p.body
         ])?;
         if n == 0 {
-            let fp: Vec<u8> = existing.query_row([&p.id], |r| r.get(0))?;
-            if fp != p.fingerprint {
-                return Err(WriteErr::Conflict(p.id.clone()));
-            }
-            continue; // the same statement again: changes nothing
+            continue; // the same statement again (checked above): changes nothing
         }
         new += 1;
         if queue {
