@@ -69,6 +69,9 @@ fn settings(a: ServeArgs) -> anyhow::Result<Config> {
         cfg.admin_listen = Some(v);
     }
     cfg.validate()?;
+    if let Some(a) = &cfg.admin_listen {
+        a.parse::<AdminAddr>().map_err(anyhow::Error::msg)?;
+    }
     Ok(cfg)
 }
 

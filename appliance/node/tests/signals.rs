@@ -1,0 +1,92 @@
+//! The real binary: SIGHUP reloads the modules (what an operator or init
+//! sends), SIGTERM drains and exits 0, bad settings exit 2 naming the key.
+
+mod common;
+use common::*;
+use lms_node::client::Client;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn version(client: &Client, base: &str) -> Option<String> {
+    let r = client.get(&format!("{base}/readyz"), &[]).await.ok()?;
+    (r.status == 200).then(|| r.json()["bundle_version"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    module_dir(&a, "1.0.0", &[]);
+    module_dir(&b, "2.0.0", &[]);
+    let current = dir.path().join("current");
+    std::os::unix::fs::symlink(&a, &current).unwrap();
+    write_credentials(&dir.path().join("htpasswd"));
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lms-node"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg(format!("--admin-listen=unix:{}", dir.path().join("admin.sock").display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--modules")
+        .arg(&current)
+        .arg("--credentials")
+        .arg(dir.path().join("htpasswd"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = Client::new(Duration::from_secs(10));
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while version(&client, &base).await.as_deref() != Some("1.0.0") {
+        assert!(start.elapsed() < Duration::from_secs(60), "never ready on 1.0.0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dir.path().join("admin.sock").exists(), "admin listener on a unix socket");
+
+    let tmp = dir.path().join("current.tmp");
+    std::os::unix::fs::symlink(&b, &tmp).unwrap();
+    std::fs::rename(&tmp, &current).unwrap();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let start = Instant::now();
+    while version(&client, &base).await.as_deref() != Some("2.0.0") {
+        assert!(start.elapsed() < Duration::from_secs(60), "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM should end in a clean exit: {status}");
+}
+
+#[test]
+fn bad_settings_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, "cache_ttl = 300\nsync_intervall = \"10s\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lms-node")).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sync_intervall") && err.contains("node.toml"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_lms-node"))
+        .args(["serve", "--admin-listen", "0.0.0.0:9090", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lms-node"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("SYNC_INTERVAL", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SYNC_INTERVAL"));
+}
