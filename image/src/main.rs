@@ -1,4 +1,5 @@
-//! `lms-image`: keygen, bundle and publish (the image build itself is issue 4).
+//! `lms-image`: keygen, bundle, publish, and resolving an appliance
+//! definition's pinned inputs (the image build itself is issue 4).
 //!
 //! Exit codes: 0 success; 1 error (the message names the file, key or value).
 
@@ -6,6 +7,8 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cmd;
+mod definition;
+mod inputs;
 
 #[derive(Parser)]
 #[command(version, about = "LMS appliance release tool", after_help = "Exit codes: 0 success, 1 error.")]
@@ -22,6 +25,8 @@ enum Cmd {
     Bundle(cmd::bundle::Args),
     /// Put a bundle into a static update repository and sign channel metadata.
     Publish(cmd::publish::Args),
+    /// Resolve and verify every pinned input of an appliance definition.
+    Inputs(cmd::inputs::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         Cmd::Keygen(a) => cmd::keygen::run(a),
         Cmd::Bundle(a) => cmd::bundle::run(a),
         Cmd::Publish(a) => cmd::publish::run(a),
+        Cmd::Inputs(a) => cmd::inputs::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
 pub mod bundle;
+pub mod inputs;
 pub mod keygen;
 pub mod publish;

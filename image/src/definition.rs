@@ -1,0 +1,155 @@
+//! The appliance definition: strict, versioned TOML that pins every input of
+//! an image by sha256 (Debian packages, upstream artifacts such as K3s and
+//! WasmEdge, local files). Errors name the file and the key.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{file}: {message}")]
+    Read { file: PathBuf, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: PathBuf, key: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub format: u32,
+    pub name: String,
+    pub arch: Arch,
+    /// Debian packages whose files go into the image (kernel, busybox, ...).
+    #[serde(default)]
+    pub debian: Vec<DebianInput>,
+    /// Upstream artifacts (K3s, WasmEdge, the runwasi shim), per architecture.
+    #[serde(default)]
+    pub artifact: Vec<ArtifactInput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianInput {
+    pub name: String,
+    /// The exact Debian version (`apt-get download name=version`).
+    pub version: String,
+    /// sha256 of the .deb file.
+    pub sha256: String,
+    /// Why the image carries it.
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactInput {
+    pub name: String,
+    pub version: String,
+    /// An optional artifact may be absent; the manifest and `inspect` say so.
+    #[serde(default)]
+    pub optional: bool,
+    /// Where it goes in the image.
+    pub dest: String,
+    #[serde(default)]
+    pub amd64: Option<Source>,
+    #[serde(default)]
+    pub arm64: Option<Source>,
+}
+
+/// Where an artifact comes from: an upstream URL and/or a local path, and
+/// the sha256 both must match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Relative to the definition file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    pub sha256: String,
+}
+
+impl ArtifactInput {
+    pub fn source(&self, arch: Arch) -> Option<&Source> {
+        match arch {
+            Arch::Amd64 => self.amd64.as_ref(),
+            Arch::Arm64 => self.arm64.as_ref(),
+        }
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Definition {
+    pub fn load(file: &Path) -> Result<Definition, DefinitionError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| DefinitionError::Read { file: file.to_path_buf(), message: e.to_string() })?;
+        let def: Definition = toml::from_str(&text).map_err(|e| DefinitionError::Read {
+            file: file.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        def.check(file)?;
+        Ok(def)
+    }
+
+    fn check(&self, file: &Path) -> Result<(), DefinitionError> {
+        let bad = |key: String, message: &str| {
+            Err(DefinitionError::Invalid { file: file.to_path_buf(), key, message: message.to_string() })
+        };
+        if self.format != FORMAT {
+            return bad("format".into(), &format!("format {} is not {FORMAT}", self.format));
+        }
+        for (i, d) in self.debian.iter().enumerate() {
+            if !is_sha256(&d.sha256) {
+                return bad(format!("debian[{i}].sha256"), "must be 64 lowercase hex digits");
+            }
+            if d.name.is_empty() || d.version.is_empty() {
+                return bad(format!("debian[{i}]"), "name and version are required");
+            }
+        }
+        for (i, a) in self.artifact.iter().enumerate() {
+            let arch = self.arch.as_str();
+            match a.source(self.arch) {
+                None if !a.optional => {
+                    return bad(
+                        format!("artifact[{i}].{arch}"),
+                        "required artifact has no source for this architecture",
+                    );
+                }
+                None => {}
+                Some(s) => {
+                    if !is_sha256(&s.sha256) {
+                        return bad(format!("artifact[{i}].{arch}.sha256"), "must be 64 lowercase hex digits");
+                    }
+                    if s.url.is_none() && s.path.is_none() {
+                        return bad(format!("artifact[{i}].{arch}"), "needs a url, a path, or both");
+                    }
+                }
+            }
+            if !a.dest.starts_with('/') {
+                return bad(format!("artifact[{i}].dest"), "must be an absolute path in the image");
+            }
+        }
+        Ok(())
+    }
+}
