@@ -99,16 +99,14 @@ fn present_and_absent_inputs_are_listed() {
 }
 
 #[test]
-fn the_shipped_definitions_are_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (f, n) in [("appliance/appliance-dev.toml", 5)] {
-        let out = Command::new(env!("CARGO_BIN_EXE_lms-image"))
-            .args(["inputs", "--no-fetch", "--json"])
-            .arg(root.join(f))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["inputs"], n, "{f}");
-    }
+fn the_shipped_definition_is_valid() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/appliance-dev.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_lms-image"))
+        .args(["inputs", "--no-fetch", "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inputs"], 5);
 }
