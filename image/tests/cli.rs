@@ -1,23 +1,8 @@
 //! lms-image keygen, bundle and publish as an operator runs them, and
 //! lms-updater's exit codes and status against what they produce.
 
-use std::path::Path;
+use lms_bundle::testing::module_dir;
 use std::process::Command;
-
-fn module_dir(dir: &Path, version: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let wasm = b"\0asm\x01\0\0\0".to_vec();
-    let content = br#"{"format":1,"docs":{}}"#.to_vec();
-    let sha = lms_bundle::sha256_hex;
-    let manifest = serde_json::json!({
-        "format": 1, "bundle_version": version, "abi": 1,
-        "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": wasm.len(), "sha256": sha(&wasm)}],
-        "content": {"file": "content.json", "size": content.len(), "sha256": sha(&content)},
-    });
-    std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
-    std::fs::write(dir.join("content.json"), &content).unwrap();
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
-}
 
 fn image(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lms-image")).args(args).output().unwrap()

@@ -7,6 +7,7 @@
 use ed25519_dalek::SigningKey;
 use lms_bundle::channel::{BundleRef, ChannelMeta};
 use lms_bundle::keys;
+use lms_bundle::testing::module_dir;
 use lms_updater::node::NodeControl;
 use lms_updater::repo::DirRepo;
 use lms_updater::{Outcome, STEPS, Step, UpdateError, Updater};
@@ -16,21 +17,6 @@ use std::time::Duration;
 
 fn key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
-}
-
-fn module_dir(dir: &Path, version: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let wasm = format!("\0asm module of {version}").into_bytes();
-    let content = br#"{"format":1,"docs":{}}"#.to_vec();
-    let sha = lms_bundle::sha256_hex;
-    let manifest = serde_json::json!({
-        "format": 1, "bundle_version": version, "abi": 1,
-        "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": wasm.len(), "sha256": sha(&wasm)}],
-        "content": {"file": "content.json", "size": content.len(), "sha256": sha(&content)},
-    });
-    std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
-    std::fs::write(dir.join("content.json"), &content).unwrap();
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
 /// What lms-node does, as far as the updater can see: after a reload its

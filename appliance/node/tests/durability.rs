@@ -7,33 +7,7 @@
 mod common;
 use common::*;
 use lms_node::client::{Client, basic_auth};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lms-node"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--modules")
-        .arg(real_modules())
-        .arg("--credentials")
-        .arg(dir.join("htpasswd"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting lms-node")
-}
 
 async fn wait_healthy(client: &Client, base: &str) {
     for _ in 0..600 {
@@ -54,7 +28,7 @@ async fn kill_9_right_after_2xx_keeps_every_acknowledged_statement() {
     let client = Client::new(Duration::from_secs(20));
     let auth = basic_auth(USER, PASSWORD);
 
-    let mut child = spawn(dir.path(), port);
+    let mut child = spawn_node(dir.path(), port);
     wait_healthy(&client, &base).await;
 
     // Many concurrent writers, so acknowledgements come out of group commits.
@@ -89,7 +63,7 @@ async fn kill_9_right_after_2xx_keeps_every_acknowledged_statement() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let mut child = spawn(dir.path(), port);
+    let mut child = spawn_node(dir.path(), port);
     wait_healthy(&client, &base).await;
     for id in &acked {
         let r = client

@@ -7,10 +7,6 @@ use lms_node::client::Client;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn version(client: &Client, base: &str) -> Option<String> {
     let r = client.get(&format!("{base}/readyz"), &[]).await.ok()?;
     (r.status == 200).then(|| r.json()["bundle_version"].as_str().unwrap_or_default().to_string())

@@ -15,10 +15,6 @@ use std::time::{Duration, Instant};
 const VERB: &str = "http://adlnet.gov/expapi/verbs/experienced";
 const POISON_VERB: &str = "https://verbs.example.org/poison";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn edge(upstream: &str, user: &str, password: &str) -> impl FnOnce(&mut Config) {
     let (upstream, user, password) = (upstream.to_string(), user.to_string(), password.to_string());
     move |c: &mut Config| {

@@ -9,10 +9,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// An upstream that stores a batch at once but answers late (so the node
 /// dies between the upstream taking a batch and the node hearing so), and
 /// remembers every id it received.
@@ -41,29 +37,6 @@ async fn slow_upstream(
     );
     let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-}
-
-fn spawn_node(dir: &std::path::Path, port: u16) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_lms-node"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .arg("--config")
-        .arg(dir.join("node.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--modules")
-        .arg(real_modules())
-        .arg("--credentials")
-        .arg(dir.join("htpasswd"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[tokio::test]

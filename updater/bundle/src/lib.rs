@@ -234,6 +234,30 @@ pub fn create(
     Ok(manifest)
 }
 
+/// Test support shared by the crates that handle bundles.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::path::Path;
+
+    /// A small but well-formed module directory for `version`: a manifest,
+    /// one module and a content pack. Enough for the bundle and updater
+    /// layers, which never run the wasm.
+    pub fn module_dir(dir: &Path, version: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let wasm = format!("\0asm module of {version}").into_bytes();
+        let content = br#"{"format":1,"docs":{}}"#.to_vec();
+        let sha = super::sha256_hex;
+        let manifest = serde_json::json!({
+            "format": 1, "bundle_version": version, "abi": 1,
+            "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": wasm.len(), "sha256": sha(&wasm)}],
+            "content": {"file": "content.json", "size": content.len(), "sha256": sha(&content)},
+        });
+        std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
+        std::fs::write(dir.join("content.json"), &content).unwrap();
+        std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,27 +6,12 @@
 
 use ed25519_dalek::SigningKey;
 use flate2::write::GzEncoder;
+use lms_bundle::testing::module_dir;
 use lms_bundle::{BundleError, Limits, keys, verify_and_unpack};
 use std::path::{Path, PathBuf};
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
-}
-
-/// A small module directory: enough for the bundle layer (it does not run wasm).
-fn module_dir(dir: &Path, version: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let wasm = b"\0asm\x01\0\0\0".to_vec();
-    let content = br#"{"format":1,"docs":{}}"#.to_vec();
-    let sha = lms_bundle::sha256_hex;
-    let manifest = serde_json::json!({
-        "format": 1, "bundle_version": version, "abi": 1,
-        "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": wasm.len(), "sha256": sha(&wasm)}],
-        "content": {"file": "content.json", "size": content.len(), "sha256": sha(&content)},
-    });
-    std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
-    std::fs::write(dir.join("content.json"), &content).unwrap();
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
 /// One raw tar entry: name written byte for byte (so `..` and friends survive).

@@ -218,3 +218,30 @@ pub fn statement(id: &str, learner: &str, verb: &str, activity: &str) -> serde_j
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// A free port on 127.0.0.1 (for listeners a test starts later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real `lms-node` binary on `port`, with its data, credentials (from
+/// [`write_credentials`]) and an optional `node.toml` in `dir`, serving the
+/// real modules.
+pub fn spawn_node(dir: &Path, port: u16) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lms-node"));
+    cmd.arg("serve");
+    if dir.join("node.toml").exists() {
+        cmd.arg("--config").arg(dir.join("node.toml"));
+    }
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--modules")
+        .arg(real_modules())
+        .arg("--credentials")
+        .arg(dir.join("htpasswd"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting lms-node")
+}
