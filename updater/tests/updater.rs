@@ -11,7 +11,7 @@ use lms_bundle::testing::module_dir;
 use lms_updater::node::NodeControl;
 use lms_updater::repo::DirRepo;
 use lms_updater::{Outcome, STEPS, Step, UpdateError, Updater};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
