@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod cmd;
 mod definition;
+mod initramfs;
 mod inputs;
 
 #[derive(Parser)]
@@ -27,6 +28,8 @@ enum Cmd {
     Publish(cmd::publish::Args),
     /// Resolve and verify every pinned input of an appliance definition.
     Inputs(cmd::inputs::Args),
+    /// Kernel + initramfs from the definition's Debian packages.
+    Initramfs(cmd::initramfs::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Cmd::Bundle(a) => cmd::bundle::run(a),
         Cmd::Publish(a) => cmd::publish::run(a),
         Cmd::Inputs(a) => cmd::inputs::run(a),
+        Cmd::Initramfs(a) => cmd::initramfs::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
