@@ -29,8 +29,38 @@ echo "lms-init: userspace up, $loaded modules loaded, kernel $(uname -r)"
 if grep -q 'lms.smoke=1' /proc/cmdline; then
     poweroff -f
 fi
+ip link set lo up
+# QEMU user networking's fixed addresses; DHCP (udhcpc) comes with the full image.
+if ip link set eth0 up 2>/dev/null; then
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+fi
+if [ -x /usr/bin/lms-node ]; then
+    mkdir -p /data/lms
+    # Supervised: restarted with a growing pause if it ever exits.
+    (
+        pause=1
+        while true; do
+            /usr/bin/lms-node serve --listen 0.0.0.0:8080 --admin-listen unix:/run/lms-admin.sock \
+                --data-dir /data/lms --modules /opt/lms/modules --credentials /etc/lms/htpasswd
+            echo "lms-init: lms-node exited ($?); restarting in ${pause}s"
+            sleep "$pause"
+            [ "$pause" -lt 30 ] && pause=$((pause * 2))
+        done
+    ) &
+    echo "lms-init: lms-node started"
+fi
 exec sh
 "#;
+
+/// What the initramfs carries besides busybox and the kernel modules: the
+/// node binary (static, musl), a module directory and credentials.
+#[derive(Debug, Default)]
+pub struct Payload {
+    pub lms_node: Option<PathBuf>,
+    pub modules: Option<PathBuf>,
+    pub credentials: Option<PathBuf>,
+}
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
@@ -125,7 +155,7 @@ impl<W: Write> Cpio<W> {
 
 /// Writes `out/vmlinuz` and `out/initrd.img`; returns the kernel version and
 /// the modules in load order.
-pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), String> {
+pub fn build(inputs: &[Resolved], payload: &Payload, out: &Path) -> Result<(String, Vec<String>), String> {
     let kernel = find(inputs, "linux-image-")?;
     let busybox = find(inputs, "busybox")?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -165,6 +195,26 @@ pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), S
         }
         let bytes = std::fs::read(tree.join(m)).map_err(|e| format!("{m}: {e}"))?;
         files.insert(format!("lib/modules/{m}"), (0o100644, bytes));
+    }
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    if let Some(bin) = &payload.lms_node {
+        files.insert("usr".into(), (0o040755, vec![]));
+        files.insert("usr/bin".into(), (0o040755, vec![]));
+        files.insert("usr/bin/lms-node".into(), (0o100755, read(bin)?));
+    }
+    if let Some(dir) = &payload.modules {
+        files.insert("opt".into(), (0o040755, vec![]));
+        files.insert("opt/lms".into(), (0o040755, vec![]));
+        files.insert("opt/lms/modules".into(), (0o040755, vec![]));
+        for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let e = e.map_err(|e| e.to_string())?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            files.insert(format!("opt/lms/modules/{name}"), (0o100644, read(&e.path())?));
+        }
+    }
+    if let Some(c) = &payload.credentials {
+        files.insert("etc/lms".into(), (0o040755, vec![]));
+        files.insert("etc/lms/htpasswd".into(), (0o100600, read(c)?));
     }
     let f = std::fs::File::create(out.join("initrd.img")).map_err(|e| e.to_string())?;
     let mut cpio = Cpio { out: std::io::BufWriter::new(f), ino: 0, mtime };
