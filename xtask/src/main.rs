@@ -79,7 +79,22 @@ fn main() -> Result<()> {
             cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
             let modules = target_dir().join("lms-test-modules");
             build_modules(&modules, "1.0.0")?;
-            run(Command::new(cargo_bin()).args(["test", "--workspace", "--locked"]).env("LMS_TEST_MODULES", &modules))?;
+            // The static node the boot tests put into the VM.
+            cargo(&[
+                "build",
+                "--locked",
+                "--target",
+                "x86_64-unknown-linux-musl",
+                "-p",
+                "lms-node",
+                "--bin",
+                "lms-node",
+            ])?;
+            let musl_node = target_dir().join("x86_64-unknown-linux-musl/debug/lms-node");
+            run(Command::new(cargo_bin())
+                .args(["test", "--workspace", "--locked"])
+                .env("LMS_TEST_MODULES", &modules)
+                .env("LMS_TEST_NODE_MUSL", &musl_node))?;
         }
         Cmd::Bench { args } => {
             let modules = target_dir().join("lms-bench-modules");
