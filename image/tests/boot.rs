@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// QEMU under TCG, direct kernel boot of `dir`'s vmlinuz + initrd.img,
+/// serial console on stdio.
+fn qemu(dir: &Path, memory: &str, append: &str) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-m", memory, "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
+        .arg("-kernel")
+        .arg(dir.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(dir.join("initrd.img"))
+        .args(["-append", append]);
+    c
+}
+
 fn build(out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lms-image-cache");
@@ -43,13 +56,7 @@ fn kernel_and_initramfs_boot_under_qemu_and_reproduce() {
     );
 
     let start = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
-        .arg("-kernel")
-        .arg(a.join("vmlinuz"))
-        .arg("-initrd")
-        .arg(a.join("initrd.img"))
-        .args(["-append", "console=ttyS0 lms.smoke=1 panic=-1"])
+    let mut child = qemu(&a, "512", "console=ttyS0 lms.smoke=1 panic=-1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,13 +127,7 @@ fn the_vm_serves_learners_on_a_forwarded_port() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let start = Instant::now();
-    let mut vm = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
-        .arg("-kernel")
-        .arg(out.join("vmlinuz"))
-        .arg("-initrd")
-        .arg(out.join("initrd.img"))
-        .args(["-append", "console=ttyS0 panic=-1"])
+    let mut vm = qemu(&out, "1024", "console=ttyS0 panic=-1")
         .args([
             "-netdev",
             &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080"),
