@@ -7,7 +7,6 @@
 
 use crate::definition::{Definition, Source};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +79,7 @@ impl Fetch for System {
     }
 }
 
-fn sha256_file(p: &Path) -> Result<String, String> {
-    let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", p.display()))?;
-    Ok(hex::encode(h.finalize()))
-}
+use lms_bundle::sha256_file;
 
 /// Puts `file` into the cache under its pinned hash after checking it.
 fn admit(file: &Path, want: &str, cache: &Path) -> Result<PathBuf, String> {
@@ -226,6 +220,7 @@ fn fetch_artifact(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     struct FakeApt(Vec<u8>);
     impl Fetch for FakeApt {

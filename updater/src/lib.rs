@@ -27,7 +27,6 @@ use lms_bundle::channel::{self, ChannelMeta};
 use lms_bundle::{BundleError, Limits, Version};
 use node::NodeControl;
 use repo::Transport;
-use sha2::{Digest, Sha256};
 use state::{Installed, Layout, Rejected, State, Trial};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -113,10 +112,7 @@ fn disk<E: std::fmt::Display>(e: E) -> UpdateError {
 }
 
 fn sha256_file(path: &Path) -> Result<String, UpdateError> {
-    let mut f = std::fs::File::open(path).map_err(|e| UpdateError::Disk(format!("{}: {e}", path.display())))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| UpdateError::Disk(format!("{}: {e}", path.display())))?;
-    Ok(hex::encode(h.finalize()))
+    lms_bundle::sha256_file(path).map_err(UpdateError::Disk)
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {

@@ -31,10 +31,6 @@ impl Histogram {
         self.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
-
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, b) in BUCKETS.iter().enumerate() {

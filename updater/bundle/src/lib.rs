@@ -128,6 +128,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// sha256 of a file, streamed; the error names the file.
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
 /// Seconds since the epoch for "now", or SOURCE_DATE_EPOCH when set.
 pub fn build_time() -> time::OffsetDateTime {
     std::env::var("SOURCE_DATE_EPOCH")

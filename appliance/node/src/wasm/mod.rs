@@ -101,12 +101,6 @@ pub struct ModuleSet {
     content: Arc<Content>,
 }
 
-impl ModuleSet {
-    pub fn content(&self) -> &Content {
-        &self.content
-    }
-}
-
 struct MemLimiter {
     max: usize,
     hit: bool,
@@ -231,10 +225,6 @@ impl Host {
             }
         })?;
         Ok(Host { engine, linker, limits, cache_dir, metrics, ticker_stop })
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Loads and self-tests a module directory. Blocking (compiles wasm).
