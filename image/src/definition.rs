@@ -43,6 +43,44 @@ pub struct Definition {
     /// Upstream artifacts (K3s, WasmEdge, the runwasi shim), per architecture.
     #[serde(default)]
     pub artifact: Vec<ArtifactInput>,
+    /// Partition sizes and the kernel command line (required by `build`).
+    #[serde(default)]
+    pub disk: Option<Disk>,
+    /// What of the LMS goes in besides the binaries and the factory bundle (required by `build`).
+    #[serde(default)]
+    pub lms: Option<Lms>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The EFI system partition (systemd-boot, kernel, initramfs), MiB.
+    pub esp_mib: u64,
+    /// The writable data partition (ext4), MiB.
+    pub data_mib: u64,
+    /// Kernel command line (systemd-boot entry and direct kernel boot).
+    pub cmdline: String,
+}
+
+/// Local files of this repository, relative to the definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lms {
+    /// The factory appliance settings file (the data partition's /etc/lms.toml).
+    pub settings: PathBuf,
+    /// htpasswd for the learner API (bcrypt), put next to the settings.
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
+    /// Module-bundle public keys trusted besides the key that signs the image.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// /etc/rancher/k3s/config.yaml.
+    pub k3s_config: PathBuf,
+    /// Gatekeeper ConstraintTemplates and Constraints (YAML files).
+    pub policies: PathBuf,
+    /// Auto-deploy manifests for k3s; each is checked against the policies.
+    #[serde(default)]
+    pub manifests: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,8 +104,11 @@ pub struct ArtifactInput {
     /// An optional artifact may be absent; the manifest and `inspect` say so.
     #[serde(default)]
     pub optional: bool,
-    /// Where it goes in the image.
+    /// Where it goes on the system partition (mounted on /system).
     pub dest: String,
+    /// A .tar.gz whose contents go into `dest` (a directory) instead of the file itself.
+    #[serde(default)]
+    pub unpack: bool,
     #[serde(default)]
     pub amd64: Option<Source>,
     #[serde(default)]
@@ -150,6 +191,48 @@ impl Definition {
                 return bad(format!("artifact[{i}].dest"), "must be an absolute path in the image");
             }
         }
+        if let Some(disk) = &self.disk
+            && (disk.esp_mib < 16 || disk.data_mib < 8)
+        {
+            return bad("disk".into(), "esp_mib must be at least 16 and data_mib at least 8");
+        }
+        if let Some(lms) = &self.lms {
+            let mut local: Vec<(String, &PathBuf)> = vec![
+                ("lms.settings".into(), &lms.settings),
+                ("lms.k3s_config".into(), &lms.k3s_config),
+                ("lms.policies".into(), &lms.policies),
+            ];
+            local.extend(lms.credentials.iter().map(|p| ("lms.credentials".into(), p)));
+            local.extend(lms.manifests.iter().map(|p| ("lms.manifests".into(), p)));
+            local.extend(lms.trusted_keys.iter().enumerate().map(|(i, p)| (format!("lms.trusted_keys[{i}]"), p)));
+            for (key, rel) in local {
+                self.local(file, &key, rel)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The `[disk]` and `[lms]` tables, which an image build needs.
+    pub fn image_parts(&self, file: &Path) -> Result<(&Disk, &Lms), DefinitionError> {
+        let missing = |key: &str| DefinitionError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            message: "missing: an image build needs it".into(),
+        };
+        Ok((self.disk.as_ref().ok_or_else(|| missing("disk"))?, self.lms.as_ref().ok_or_else(|| missing("lms"))?))
+    }
+
+    /// A local file or directory the definition names, relative to the definition.
+    pub fn local(&self, file: &Path, key: &str, rel: &Path) -> Result<PathBuf, DefinitionError> {
+        let p = file.parent().unwrap_or(Path::new(".")).join(rel);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(DefinitionError::Invalid {
+                file: file.to_path_buf(),
+                key: key.to_string(),
+                message: format!("{}: no such file or directory", p.display()),
+            })
+        }
     }
 }

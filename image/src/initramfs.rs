@@ -2,8 +2,8 @@
 //! kernel image, the modules the appliance needs with their dependencies
 //! (closure from `depmod`'s modules.dep), busybox and /init, packed as a
 //! reproducible newc cpio (sorted entries, fixed owners, mtime from
-//! SOURCE_DATE_EPOCH). This is the boot half of the image build (issue 4);
-//! the disk image, partitions and services come next.
+//! SOURCE_DATE_EPOCH). `lms-image build` puts both on the ESP; /init finds
+//! the system and data partitions by their GPT names.
 
 use crate::inputs::Resolved;
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,56 +12,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Kernel modules the appliance loads (FACTS.md: these are `=m` in Debian's cloud kernel).
-pub const MODULES: [&str; 9] =
-    ["virtio_pci", "virtio_blk", "virtio_net", "overlay", "erofs", "squashfs", "vfat", "dm_verity", "br_netfilter"];
+/// `button` + `evdev`: the power button reaches acpid, which powers off cleanly.
+pub const MODULES: [&str; 11] = [
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "overlay",
+    "erofs",
+    "squashfs",
+    "vfat",
+    "dm_verity",
+    "br_netfilter",
+    "button",
+    "evdev",
+];
 
-pub const INIT: &str = r#"#!/bin/busybox sh
-# lms-init: the appliance's first process.
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-loaded=0
-for m in $(cat /etc/modules.order); do
-    if insmod "/lib/modules/$m"; then loaded=$((loaded + 1)); else echo "lms-init: could not load $m"; fi
-done
-echo "lms-init: userspace up, $loaded modules loaded, kernel $(uname -r)"
-if grep -q 'lms.smoke=1' /proc/cmdline; then
-    poweroff -f
-fi
-ip link set lo up
-# QEMU user networking's fixed addresses; DHCP (udhcpc) comes with the full image.
-if ip link set eth0 up 2>/dev/null; then
-    ip addr add 10.0.2.15/24 dev eth0
-    ip route add default via 10.0.2.2
-fi
-if [ -x /usr/bin/lms-node ]; then
-    mkdir -p /data/lms
-    # Supervised: restarted with a growing pause if it ever exits.
-    (
-        pause=1
-        while true; do
-            /usr/bin/lms-node serve --listen 0.0.0.0:8080 --admin-listen unix:/run/lms-admin.sock \
-                --data-dir /data/lms --modules /opt/lms/modules --credentials /etc/lms/htpasswd
-            echo "lms-init: lms-node exited ($?); restarting in ${pause}s"
-            sleep "$pause"
-            [ "$pause" -lt 30 ] && pause=$((pause * 2))
-        done
-    ) &
-    echo "lms-init: lms-node started"
-fi
-exec sh
-"#;
-
-/// What the initramfs carries besides busybox and the kernel modules: the
-/// node binary (static, musl), a module directory and credentials.
-#[derive(Debug, Default)]
-pub struct Payload {
-    pub lms_node: Option<PathBuf>,
-    pub modules: Option<PathBuf>,
-    pub credentials: Option<PathBuf>,
-}
-
+/// /init: brings up the partitions and the services (image/src/init/lms-init.sh).
+pub const INIT: &str = include_str!("init/lms-init.sh");
+/// busybox udhcpc's hook that applies a lease.
+pub const UDHCPC_SCRIPT: &str = include_str!("init/udhcpc.script");
 fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() { Ok(()) } else { Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim())) }
@@ -155,7 +124,7 @@ impl<W: Write> Cpio<W> {
 
 /// Writes `out/vmlinuz` and `out/initrd.img`; returns the kernel version and
 /// the modules in load order.
-pub fn build(inputs: &[Resolved], payload: &Payload, out: &Path) -> Result<(String, Vec<String>), String> {
+pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), String> {
     let kernel = find(inputs, "linux-image-")?;
     let busybox = find(inputs, "busybox")?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -186,6 +155,14 @@ pub fn build(inputs: &[Resolved], payload: &Payload, out: &Path) -> Result<(Stri
     let bb = broot.join("bin/busybox");
     files.insert("bin/busybox".into(), (0o100755, std::fs::read(&bb).map_err(|e| format!("{}: {e}", bb.display()))?));
     files.insert("init".into(), (0o100755, INIT.as_bytes().to_vec()));
+    files.insert("etc/udhcpc.script".into(), (0o100755, UDHCPC_SCRIPT.as_bytes().to_vec()));
+    files.insert("etc/resolv.conf".into(), (0o120777, b"/run/resolv.conf".to_vec()));
+    // The power button (ACPI, or QEMU's system_powerdown) powers off cleanly:
+    // busybox acpid runs /etc/acpi/PWRF/00000080 for it.
+    for d in ["etc/acpi", "etc/acpi/PWRF"] {
+        files.insert(d.into(), (0o040755, vec![]));
+    }
+    files.insert("etc/acpi/PWRF/00000080".into(), (0o100755, b"#!/bin/sh\nexec poweroff\n".to_vec()));
     files.insert("etc/modules.order".into(), (0o100644, format!("{}\n", order.join("\n")).into_bytes()));
     for m in &order {
         let mut dir = String::from("lib/modules");
@@ -195,26 +172,6 @@ pub fn build(inputs: &[Resolved], payload: &Payload, out: &Path) -> Result<(Stri
         }
         let bytes = std::fs::read(tree.join(m)).map_err(|e| format!("{m}: {e}"))?;
         files.insert(format!("lib/modules/{m}"), (0o100644, bytes));
-    }
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    if let Some(bin) = &payload.lms_node {
-        files.insert("usr".into(), (0o040755, vec![]));
-        files.insert("usr/bin".into(), (0o040755, vec![]));
-        files.insert("usr/bin/lms-node".into(), (0o100755, read(bin)?));
-    }
-    if let Some(dir) = &payload.modules {
-        files.insert("opt".into(), (0o040755, vec![]));
-        files.insert("opt/lms".into(), (0o040755, vec![]));
-        files.insert("opt/lms/modules".into(), (0o040755, vec![]));
-        for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-            let e = e.map_err(|e| e.to_string())?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            files.insert(format!("opt/lms/modules/{name}"), (0o100644, read(&e.path())?));
-        }
-    }
-    if let Some(c) = &payload.credentials {
-        files.insert("etc/lms".into(), (0o040755, vec![]));
-        files.insert("etc/lms/htpasswd".into(), (0o100600, read(c)?));
     }
     let f = std::fs::File::create(out.join("initrd.img")).map_err(|e| e.to_string())?;
     let mut cpio = Cpio { out: std::io::BufWriter::new(f), ino: 0, mtime };

@@ -1,15 +1,21 @@
-//! `lms-image`: keygen, bundle, publish, and resolving an appliance
-//! definition's pinned inputs (the image build itself is issue 4).
+//! `lms-image`: builds, verifies, inspects and boots the appliance image;
+//! makes keys and signed module bundles and publishes them.
 //!
 //! Exit codes: 0 success; 1 error (the message names the file, key or value).
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod build;
 mod cmd;
 mod definition;
+mod disk;
 mod initramfs;
 mod inputs;
+mod manifest;
+mod policy;
+mod progress;
+mod qemu;
 
 #[derive(Parser)]
 #[command(version, about = "LMS appliance release tool", after_help = "Exit codes: 0 success, 1 error.")]
@@ -20,6 +26,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Build the signed, reproducible disk image (disk.img, manifest.json, manifest.sig).
+    Build(cmd::build::Args),
+    /// Check manifest.sig and every file's sha256; name what differs.
+    Verify(cmd::verify::Args),
+    /// List inputs, files with sizes, and absent optional parts.
+    Inspect(cmd::inspect::Args),
+    /// Boot the image under QEMU (TCG) and print where the LMS answers.
+    Run(cmd::run::Args),
     /// Write PREFIX.key (ed25519 private key, mode 0600) and PREFIX.pub.
     Keygen(cmd::keygen::Args),
     /// Pack a module directory into a signed bundle.
@@ -34,6 +48,10 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().cmd {
+        Cmd::Build(a) => cmd::build::run(a),
+        Cmd::Verify(a) => cmd::verify::run(a),
+        Cmd::Inspect(a) => cmd::inspect::run(a),
+        Cmd::Run(a) => cmd::run::run(a),
         Cmd::Keygen(a) => cmd::keygen::run(a),
         Cmd::Bundle(a) => cmd::bundle::run(a),
         Cmd::Publish(a) => cmd::publish::run(a),

@@ -36,19 +36,7 @@ fn default_poll() -> Duration {
     Duration::from_secs(600)
 }
 
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("expected a duration like 30s, 500ms, 10m; got {v:?}"))?;
-    Ok(match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("unknown unit {unit:?} in {v:?} (ms, s, m, h)")),
-    })
-}
+pub use lms_settings::parse_duration;
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -58,8 +46,11 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        let cfg: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim()))?;
+        let table =
+            lms_settings::section(&text, "updater").map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim()))?;
         if !lms_bundle::channel::valid_channel_name(&cfg.channel) {
             anyhow::bail!("config {}: channel {:?} is not a valid channel name", path.display(), cfg.channel);
         }

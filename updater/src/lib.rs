@@ -134,7 +134,7 @@ impl Updater {
             health_timeout: cfg.health_timeout,
             trusted,
             transport: repo::open(&cfg.repository, Duration::from_secs(30)),
-            node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready)),
+            node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
             limits: Limits::default(),
             crash_at: None,
             clock: time::OffsetDateTime::now_utc,

@@ -17,21 +17,25 @@ pub struct HttpNode {
     pub admin: String,
     pub ready: String,
     http: Http,
+    /// Reload compiles every module (and runs its self-test) before it answers:
+    /// on a slow node that takes longer than a probe, so it gets the health gate's budget.
+    reload_http: Http,
 }
 
 impl HttpNode {
-    pub fn new(admin: &str, ready: &str) -> HttpNode {
+    pub fn new(admin: &str, ready: &str, reload_timeout: Duration) -> HttpNode {
         HttpNode {
             admin: admin.trim_end_matches('/').to_string(),
             ready: ready.to_string(),
             http: Http::new(Duration::from_secs(10)),
+            reload_http: Http::new(reload_timeout.max(Duration::from_secs(10))),
         }
     }
 }
 
 impl NodeControl for HttpNode {
     fn reload(&self) -> Result<(), String> {
-        let a = self.http.call("POST", &format!("{}/admin/reload", self.admin), 1 << 20)?;
+        let a = self.reload_http.call("POST", &format!("{}/admin/reload", self.admin), 1 << 20)?;
         if a.status == 200 {
             return Ok(());
         }

@@ -166,7 +166,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         health_timeout: Duration::from_secs(30),
         trusted: vec![keys::load_verifying(&pubfile).unwrap()],
         transport: lms_updater::repo::open(&running.repo_url, Duration::from_secs(30)),
-        node: Box::new(HttpNode::new(&running.admin, &ready)),
+        node: Box::new(HttpNode::new(&running.admin, &ready, Duration::from_secs(30))),
         limits: Default::default(),
         crash_at: None,
         clock: time::OffsetDateTime::now_utc,

@@ -79,22 +79,13 @@ fn main() -> Result<()> {
             cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
             let modules = target_dir().join("lms-test-modules");
             build_modules(&modules, "1.0.0")?;
-            // The static node the boot tests put into the VM.
-            cargo(&[
-                "build",
-                "--locked",
-                "--target",
-                "x86_64-unknown-linux-musl",
-                "-p",
-                "lms-node",
-                "--bin",
-                "lms-node",
-            ])?;
-            let musl_node = target_dir().join("x86_64-unknown-linux-musl/debug/lms-node");
+            // The static binaries the image tests put into the VM.
+            let (node, updater) = build_static()?;
             run(Command::new(cargo_bin())
                 .args(["test", "--workspace", "--locked"])
                 .env("LMS_TEST_MODULES", &modules)
-                .env("LMS_TEST_NODE_MUSL", &musl_node))?;
+                .env("LMS_TEST_NODE_MUSL", &node)
+                .env("LMS_TEST_UPDATER_MUSL", &updater))?;
         }
         Cmd::Bench { args } => {
             let modules = target_dir().join("lms-bench-modules");
@@ -104,6 +95,29 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Static (musl) release builds of lms-node and lms-updater, as the image carries them.
+fn build_static() -> Result<(PathBuf, PathBuf)> {
+    let target = "x86_64-unknown-linux-musl";
+    // One invocation, as `lms-image build` does it: the same feature set, built once.
+    cargo(&[
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        target,
+        "-p",
+        "lms-node",
+        "--bin",
+        "lms-node",
+        "-p",
+        "lms-updater",
+        "--bin",
+        "lms-updater",
+    ])?;
+    let dir = target_dir().join(target).join("release");
+    Ok((dir.join("lms-node"), dir.join("lms-updater")))
 }
 
 fn root() -> PathBuf {

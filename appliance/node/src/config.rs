@@ -23,6 +23,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// This node's name (the appliance settings file's top-level `node_id`); /readyz reports it.
+    pub node_id: Option<String>,
     /// Public listener (learners and clients).
     pub listen: String,
     /// Admin listener: a loopback `IP:PORT` or `unix:/path`. Never public.
@@ -76,6 +78,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            node_id: None,
             listen: "0.0.0.0:8080".into(),
             admin_listen: Some("127.0.0.1:9090".into()),
             data_dir: PathBuf::from("/data/lms"),
@@ -108,8 +111,9 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim().to_string() })
+        let parse = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
+        let table = lms_settings::section(&text, "node").map_err(parse)?;
+        table.try_into().map_err(|e: toml::de::Error| parse(e.to_string().trim().to_string()))
     }
 
     /// Applies the seed deployment's environment names (its ConfigMap keys,
@@ -187,21 +191,7 @@ pub fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
-/// `300` (seconds), `300s`, `500ms`, `10m`, `1h`.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("expected a duration like 10s, 500ms, 5m; got {v:?}"))?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Ok(d)
-}
+pub use lms_settings::parse_duration;
 
 fn de_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
@@ -221,16 +211,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
     fn file_errors_name_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("node.toml");
@@ -244,6 +224,20 @@ mod tests {
         let c = Config::from_file(&p).unwrap();
         assert_eq!(c.cache_ttl, Duration::from_secs(120));
         assert_eq!(c.sync_interval, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn appliance_settings_file_gives_the_node_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lms.toml");
+        std::fs::write(&p, "node_id = \"edge-7\"\n[node]\ncache_ttl = \"60s\"\n[updater]\nchannel = \"beta\"\n")
+            .unwrap();
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("edge-7"));
+        assert_eq!(c.cache_ttl, Duration::from_secs(60));
+        std::fs::write(&p, "[node]\ncache_tll = 5\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("lms.toml") && e.contains("cache_tll"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
+pub mod build;
 pub mod bundle;
 pub mod initramfs;
 pub mod inputs;
+pub mod inspect;
 pub mod keygen;
 pub mod publish;
+pub mod run;
+pub mod verify;

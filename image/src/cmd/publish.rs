@@ -1,6 +1,5 @@
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,21 +21,8 @@ pub struct Args {
     rollout: u8,
 }
 
-fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().with_context(|| format!("--expires {s:?}: expected a number and a unit (d, h, m, s)"))?;
-    let secs = match unit {
-        "d" => n * 86400,
-        "h" => n * 3600,
-        "m" => n * 60,
-        "s" | "" => n,
-        _ => bail!("--expires {s:?}: unknown unit {unit:?} (d, h, m, s)"),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let expires_in = parse_duration(&a.expires)?;
+    let expires_in = lms_settings::parse_duration(&a.expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?;
     let key = lms_bundle::keys::load_signing(&a.key)?;
     let meta = lms_bundle::channel::publish(&a.repo, &a.bundle, &a.channel, &key, expires_in, a.rollout)
         .with_context(|| format!("publishing {} to {}", a.bundle.display(), a.repo.display()))?;

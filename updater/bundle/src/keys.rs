@@ -3,7 +3,8 @@
 //! bytes of the SHA-256 of its public key, for logs and manifests.
 
 use super::BundleError;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::path::Path;
 
 fn key_err(path: &Path, message: impl Into<String>) -> BundleError {

@@ -41,6 +41,7 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
     body["database"] = json!(db.as_ref().map(|_| "ok").unwrap_or_else(|e| e.as_str()));
     let reasons: Vec<String> = [db.err(), modules.err()].into_iter().flatten().collect();
     body["ready"] = json!(reasons.is_empty());
+    body["node_id"] = json!(node.cfg.node_id);
     if reasons.is_empty() {
         (StatusCode::OK, Json(body)).into_response()
     } else {

@@ -1,0 +1,196 @@
+//! The VM harness for the end-to-end tests: builds images with the real
+//! `lms-image build`, boots them with `lms-image run --json` (QEMU TCG,
+//! forwarded port on 127.0.0.1) and talks to the node over HTTP with curl.
+//!
+//! Inputs come from `cargo xtask ci`: LMS_TEST_MODULES (module directory),
+//! LMS_TEST_NODE_MUSL and LMS_TEST_UPDATER_MUSL (static release binaries).
+//! Without them (a plain `cargo test`) the VM tests say so and skip; under
+//! CI (CI set) they fail instead.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// SOURCE_DATE_EPOCH for test builds (2026-01-01).
+pub const EPOCH: &str = "1767225600";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The lms-image binary cargo built next to this test.
+pub fn lms_image() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("lms-image");
+    assert!(bin.exists(), "{} missing: build it with `cargo build -p lms-image`", bin.display());
+    bin
+}
+
+/// Static binaries and modules from `cargo xtask ci`, or None (with a note).
+pub struct Inputs {
+    pub node: PathBuf,
+    pub updater: PathBuf,
+    pub modules: PathBuf,
+}
+
+pub fn inputs() -> Option<Inputs> {
+    let get = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    let qemu = Command::new("qemu-system-x86_64").arg("--version").output().is_ok();
+    match (get("LMS_TEST_NODE_MUSL"), get("LMS_TEST_UPDATER_MUSL"), get("LMS_TEST_MODULES"), qemu) {
+        (Some(node), Some(updater), Some(modules), true) => Some(Inputs { node, updater, modules }),
+        _ => {
+            assert!(std::env::var("CI").is_err(), "CI runs the VM tests through `cargo xtask ci` with QEMU installed");
+            eprintln!("VM test skipped: needs qemu-system-x86_64 and LMS_TEST_* from `cargo xtask ci`");
+            None
+        }
+    }
+}
+
+/// A signing key pair made with `lms-image keygen` in `dir`: (key, pub).
+pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    let prefix = dir.join("signing");
+    let o = Command::new(lms_image()).arg("keygen").arg("--out").arg(&prefix).output().unwrap();
+    assert!(o.status.success(), "keygen: {}", String::from_utf8_lossy(&o.stderr));
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// `lms-image build` of `spec` into `out`; returns its output.
+pub fn build(spec: &Path, out: &Path, key: &Path, i: &Inputs) -> std::process::Output {
+    Command::new(lms_image())
+        .arg("build")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .arg("--key")
+        .arg(key)
+        .arg("--cache")
+        .arg(cache())
+        .arg("--lms-node")
+        .arg(&i.node)
+        .arg("--lms-updater")
+        .arg(&i.updater)
+        .arg("--modules")
+        .arg(&i.modules)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap()
+}
+
+/// Pinned inputs, shared by every test (and kept between runs).
+pub fn cache() -> PathBuf {
+    // target/tmp, where the other crates' tests keep it too.
+    lms_image().parent().unwrap().parent().unwrap().join("tmp/lms-image-cache")
+}
+
+pub fn dev_definition() -> PathBuf {
+    root().join("appliance/appliance-dev.toml")
+}
+
+/// A VM booted with `lms-image run --json`.
+pub struct Vm {
+    child: Child,
+    pub port: u16,
+    pub started: Instant,
+    pub console: PathBuf,
+    pub monitor: PathBuf,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+pub struct Boot<'a> {
+    pub dir: &'a Path,
+    pub uefi: bool,
+    pub overlay: Option<&'a Path>,
+    pub scratch: &'a Path,
+}
+
+impl Vm {
+    pub fn start(b: Boot) -> Vm {
+        let console = b.scratch.join(format!("console-{}.log", std::process::id()));
+        let monitor = b.scratch.join("monitor.sock");
+        let _ = std::fs::remove_file(&monitor);
+        let mut c = Command::new(lms_image());
+        c.arg("run").arg(b.dir).arg("--json").arg("--console").arg(&console).arg("--monitor").arg(&monitor);
+        if !b.uefi {
+            c.arg("--direct");
+        }
+        if let Some(o) = b.overlay {
+            c.arg("--overlay").arg(o);
+        }
+        let started = Instant::now();
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let first = events.recv_timeout(Duration::from_secs(30)).expect("lms-image run printed no event");
+        assert_eq!(first["event"], "listening", "{first}");
+        let port = first["port"].as_u64().unwrap() as u16;
+        Vm { child, port, started, console, monitor, events }
+    }
+
+    /// Waits for the `ready` event (/readyz 200); returns the time from QEMU start.
+    pub fn wait_ready(&mut self, limit: Duration) -> Duration {
+        loop {
+            match self.events.recv_timeout(limit.saturating_sub(self.started.elapsed())) {
+                Ok(e) if e["event"] == "ready" => return self.started.elapsed(),
+                Ok(e) if e["event"] == "exited" => {
+                    panic!("the VM exited before it was ready: {e}\n{}", self.console_text())
+                }
+                Ok(_) => {}
+                Err(_) => panic!("/readyz not 200 within {limit:?}; console:\n{}", self.console_text()),
+            }
+        }
+    }
+
+    /// Presses the power button (QEMU system_powerdown) and waits for QEMU to exit.
+    pub fn power_button(&mut self, limit: Duration) -> Duration {
+        let t = Instant::now();
+        {
+            use std::io::Write;
+            let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("QEMU monitor socket");
+            s.write_all(b"system_powerdown\n").unwrap();
+        }
+        while t.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "lms-image run: {st}");
+                return t.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no clean poweroff within {limit:?}; console:\n{}", self.console_text());
+    }
+
+    pub fn console_text(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// curl against the node: (status, body).
+    pub fn http(&self, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", "-H", "X-Experience-API-Version: 2.0.0"]);
+        if let Some(a) = auth {
+            c.args(["-u", a]);
+        }
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let o = c.arg(format!("http://127.0.0.1:{}{path}", self.port)).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,175 @@
+//! The appliance image end to end: reproducible, signed and tamper-evident;
+//! boots under QEMU (direct kernel boot and the full UEFI path) to a node that
+//! serves learners, keeps acknowledged writes across a power-button
+//! shutdown, and comes back with the same data.
+//!
+//! One image is built per test binary and shared; the VMs run one at a time
+//! (TCG on a 2-core machine).
+
+use lms_qemu_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+struct Built {
+    dir: PathBuf,
+    pubkey: PathBuf,
+    key: PathBuf,
+    scratch: PathBuf,
+}
+
+static VM_LOCK: Mutex<()> = Mutex::new(());
+
+/// The dev image, built once for every test here.
+fn image(i: &Inputs) -> &'static Built {
+    static IMAGE: OnceLock<Built> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let scratch = tempfile::tempdir().unwrap().keep();
+        let (key, pubkey) = keygen(&scratch);
+        let dir = scratch.join("image");
+        let t = Instant::now();
+        let o = build(&dev_definition(), &dir, &key, i);
+        assert!(o.status.success(), "lms-image build: {}", String::from_utf8_lossy(&o.stderr));
+        eprintln!("image built in {:?}", t.elapsed());
+        Built { dir, pubkey, key, scratch }
+    })
+}
+
+fn verify(dir: &Path, pubkey: &Path) -> std::process::Output {
+    Command::new(lms_image()).arg("verify").arg(dir).arg("--pubkey").arg(pubkey).output().unwrap()
+}
+
+fn flip_byte(file: &Path, at: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file).unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x01]).unwrap();
+}
+
+#[test]
+fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
+    let Some(i) = inputs() else { return };
+    let img = image(&i);
+    let again = img.scratch.join("again");
+    let t = Instant::now();
+    let o = build(&dev_definition(), &again, &img.key, &i);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("rebuild from a warm cache: {:?}", t.elapsed());
+    for f in ["disk.img", "manifest.json", "manifest.sig", "boot/initrd.img", "boot/vmlinuz"] {
+        assert!(
+            std::fs::read(img.dir.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            "{f} differs between two builds"
+        );
+    }
+
+    let ok = verify(&again, &img.pubkey);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // One byte inside the system partition.
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(again.join("manifest.json")).unwrap()).unwrap();
+    let sys = m["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "lms-system").unwrap();
+    let at = sys["offset"].as_u64().unwrap() + 4096;
+    flip_byte(&again.join("disk.img"), at);
+    let bad = verify(&again, &img.pubkey);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(err.contains("disk.img") && err.contains("lms-system"), "{err}");
+    flip_byte(&again.join("disk.img"), at);
+    assert!(verify(&again, &img.pubkey).status.success());
+
+    // One byte of the kernel, then of the manifest itself.
+    flip_byte(&again.join("boot/vmlinuz"), 1000);
+    let err = String::from_utf8_lossy(&verify(&again, &img.pubkey).stderr).into_owned();
+    assert!(err.contains("boot/vmlinuz"), "{err}");
+    flip_byte(&again.join("boot/vmlinuz"), 1000);
+    flip_byte(&again.join("manifest.json"), 10);
+    let bad = verify(&again, &img.pubkey);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("signature"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    // A different key does not verify it either.
+    let (_, other) = keygen(&img.scratch.join("other-key").tap_mkdir());
+    assert!(!verify(&img.dir, &other).status.success());
+
+    // inspect names what is absent.
+    let o = Command::new(lms_image()).arg("inspect").arg(&img.dir).arg("--json").output().unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let absent: Vec<&str> = v["absent"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    if !Path::new(&root()).join("appliance/artifacts").exists() {
+        assert!(absent.contains(&"wasmedge") && absent.contains(&"k3s-airgap-images"), "{absent:?}");
+    }
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+impl TapMkdir for PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
+
+const STATEMENT: &str = r#"{"id": "6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0001",
+  "actor": {"account": {"homePage": "https://lms.example.org/learners", "name": "ada"}},
+  "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+  "object": {"id": "https://lms.example.org/courses/arithmetic/lessons/counting"}}"#;
+
+#[test]
+fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
+    let Some(i) = inputs() else { return };
+    let img = image(&i);
+    let _one_vm = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let overlay = img.scratch.join("direct.qcow2");
+    let _ = std::fs::remove_file(&overlay);
+    let boot = || Boot { dir: &img.dir, uefi: false, overlay: Some(&overlay), scratch: &img.scratch };
+
+    let mut vm = Vm::start(boot());
+    let first = vm.wait_ready(Duration::from_secs(300));
+    eprintln!("first boot (direct kernel boot, factory bundle install): QEMU start to /readyz 200 in {first:?}");
+    let (code, ready) = vm.http("GET", "/readyz", None, None);
+    assert_eq!(code, 200, "{ready}");
+    assert!(ready.contains("\"bundle_version\":\"1.0.0\"") && ready.contains("\"node_id\":\"edge-dev\""), "{ready}");
+    let (code, courses) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
+    assert_eq!(code, 200, "{courses}");
+    assert!(courses.contains("arithmetic"), "{courses}");
+    assert_eq!(vm.http("GET", "/v1/courses", None, None).0, 401);
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(STATEMENT));
+    assert_eq!(code, 200, "{body}");
+
+    let down = vm.power_button(Duration::from_secs(120));
+    let console = vm.console_text();
+    assert!(console.contains("data partition unmounted cleanly"), "{console}");
+    eprintln!("power button to QEMU exit: {down:?}");
+    drop(vm);
+
+    let mut vm = Vm::start(boot());
+    let second = vm.wait_ready(Duration::from_secs(300));
+    eprintln!("second boot (code cache on the data partition): QEMU start to /readyz 200 in {second:?}");
+    let (code, body) =
+        vm.http("GET", "/xapi/statements?statementId=6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0001", Some("demo:demo"), None);
+    assert_eq!(code, 200, "the statement did not survive the power cycle: {body}");
+    assert!(body.contains("ada"), "{body}");
+    let console = vm.console_text();
+    assert!(
+        !console.contains("factory bundle installed"),
+        "second boot installed the factory bundle again:\n{console}"
+    );
+}
+
+#[test]
+fn uefi_boot_from_the_disk_reaches_ready() {
+    let Some(i) = inputs() else { return };
+    let img = image(&i);
+    let _one_vm = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut vm = Vm::start(Boot { dir: &img.dir, uefi: true, overlay: None, scratch: &img.scratch });
+    let took = vm.wait_ready(Duration::from_secs(400));
+    eprintln!("UEFI (OVMF + systemd-boot from the ESP): QEMU start to /readyz 200 in {took:?}");
+    let (code, _) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
+    assert_eq!(code, 200);
+}
