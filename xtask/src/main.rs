@@ -28,8 +28,17 @@ enum Cmd {
         #[arg(long, default_value = "1.0.0")]
         bundle_version: String,
     },
-    /// Build the modules and start a node on 127.0.0.1:8080 (demo credentials demo:demo).
+    /// The main job: build the default (development) appliance image and boot
+    /// it under QEMU; the LMS answers on 127.0.0.1:PORT (demo:demo).
     Run {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Direct kernel boot instead of UEFI firmware + systemd-boot (faster under TCG).
+        #[arg(long)]
+        direct: bool,
+    },
+    /// Build the modules and start lms-node natively on 127.0.0.1:8080 (demo:demo), no VM.
+    Node {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
@@ -49,7 +58,31 @@ fn main() -> Result<()> {
             build_modules(&out, &bundle_version)?;
             println!("module directory written to {}", out.display());
         }
-        Cmd::Run { listen } => {
+        Cmd::Run { port, direct } => {
+            cargo(&["build", "--locked", "-p", "lms-image"])?;
+            let image = target_dir().join("lms-dev/image");
+            let lms_image = target_dir().join("debug/lms-image");
+            // lms-image builds the static binaries and the modules from this workspace itself.
+            run(Command::new(&lms_image)
+                .arg("build")
+                .arg("appliance/appliance-dev.toml")
+                .arg("--out")
+                .arg(&image)
+                .arg("--cache")
+                .arg(target_dir().join("lms-image-cache"))
+                .current_dir(root()))?;
+            println!(
+                "booting {} under QEMU; learner API credentials demo:demo; Ctrl-C (or `poweroff` on the console) stops the VM",
+                image.display()
+            );
+            let mut c = Command::new(&lms_image);
+            c.arg("run").arg(&image).arg("--port").arg(port.to_string());
+            if direct {
+                c.arg("--direct");
+            }
+            run(&mut c)?;
+        }
+        Cmd::Node { listen } => {
             let dir = target_dir().join("lms-dev");
             let modules = dir.join("modules");
             build_modules(&modules, "1.0.0")?;
