@@ -234,7 +234,21 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
         let name = src.file_name().unwrap().to_string_lossy().into_owned();
         copy(&src, &system.join("etc/lms/keys").join(name), 0o644)?;
     }
-    progress.done(&format!("version {version}, signed by key {key_id}"));
+    // The node's code cache on the data partition, compiled by the very
+    // lms-node binary of the image (static, so it runs here) with the
+    // factory settings: the first boot loads instead of compiling.
+    let settings = local("lms.settings", &lms.settings)?;
+    let cache_dir = data.join("lms/module-cache");
+    run(Command::new(&node)
+        .arg("precompile")
+        .arg("--config")
+        .arg(&settings)
+        .arg("--modules")
+        .arg(&mdir)
+        .arg("--cache-dir")
+        .arg(&cache_dir)
+        .env("LMS_LOG", "warn"))?;
+    progress.done(&format!("version {version}, signed by key {key_id}, precompiled for the node"));
 
     progress.step("kernel and initramfs");
     let (kver, mods) = crate::initramfs::build(&inputs, &esp)?;

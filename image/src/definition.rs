@@ -179,6 +179,10 @@ impl Definition {
                 }
                 None => {}
                 Some(s) => {
+                    if let Some(why) = s.sha256.strip_prefix("UNPINNED") {
+                        let msg = format!("{} {} is not pinned yet{why}", a.name, a.version);
+                        return bad(format!("artifact[{i}].{arch}.sha256"), &msg);
+                    }
                     if !is_sha256(&s.sha256) {
                         return bad(format!("artifact[{i}].{arch}.sha256"), "must be 64 lowercase hex digits");
                     }

@@ -162,7 +162,10 @@ pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), S
     for d in ["etc/acpi", "etc/acpi/PWRF"] {
         files.insert(d.into(), (0o040755, vec![]));
     }
-    files.insert("etc/acpi/PWRF/00000080".into(), (0o100755, b"#!/bin/sh\nexec poweroff\n".to_vec()));
+    files.insert(
+        "etc/acpi/PWRF/00000080".into(),
+        (0o100755, b"#!/bin/sh\necho 'lms-init: power button pressed' > /dev/console\nexec poweroff\n".to_vec()),
+    );
     files.insert("etc/modules.order".into(), (0o100644, format!("{}\n", order.join("\n")).into_bytes()));
     for m in &order {
         let mut dir = String::from("lib/modules");

@@ -149,18 +149,25 @@ impl Vm {
         }
     }
 
-    /// Presses the power button (QEMU system_powerdown) and waits for QEMU to exit.
+    /// Presses the power button (QEMU system_powerdown) and waits for QEMU
+    /// to exit; presses again every 15 s, as a person would.
     pub fn power_button(&mut self, limit: Duration) -> Duration {
+        use std::io::{Read, Write};
         let t = Instant::now();
-        {
-            use std::io::Write;
-            let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("QEMU monitor socket");
-            s.write_all(b"system_powerdown\n").unwrap();
-        }
+        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("QEMU monitor socket");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf); // the monitor's banner and prompt
+        let mut pressed = None::<Instant>;
         while t.elapsed() < limit {
             if let Some(st) = self.child.try_wait().unwrap() {
                 assert!(st.success(), "lms-image run: {st}");
                 return t.elapsed();
+            }
+            if pressed.is_none_or(|p| p.elapsed() > Duration::from_secs(15)) {
+                let _ = s.write_all(b"system_powerdown\n");
+                let _ = s.read(&mut buf);
+                pressed = Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(100));
         }

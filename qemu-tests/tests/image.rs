@@ -1,7 +1,8 @@
 //! The appliance image end to end: reproducible, signed and tamper-evident;
 //! boots under QEMU (direct kernel boot and the full UEFI path) to a node that
 //! serves learners, keeps acknowledged writes across a power-button
-//! shutdown, and comes back with the same data.
+//! shutdown and across a hard power cut (QEMU killed), and comes back with
+//! the same data.
 //!
 //! One image is built per test binary and shared; the VMs run one at a time
 //! (TCG on a 2-core machine).
@@ -160,6 +161,23 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
         !console.contains("factory bundle installed"),
         "second boot installed the factory bundle again:\n{console}"
     );
+
+    // A hard power cut right after a 200: QEMU is killed, no shutdown at all.
+    let second_statement = STATEMENT.replace("0001", "0002");
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&second_statement));
+    assert_eq!(code, 200, "{body}");
+    drop(vm);
+    let mut vm = Vm::start(boot());
+    vm.wait_ready(Duration::from_secs(300));
+    for id in ["0001", "0002"] {
+        let (code, body) = vm.http(
+            "GET",
+            &format!("/xapi/statements?statementId=6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e{id}"),
+            Some("demo:demo"),
+            None,
+        );
+        assert_eq!(code, 200, "statement {id} lost by the power cut: {body}");
+    }
 }
 
 #[test]

@@ -51,6 +51,10 @@ pub struct Config {
     pub module_memory_bytes: u64,
     /// Module instances that may run at once (pooling allocator slots).
     pub module_instances: u32,
+    /// Compile modules for the architecture's baseline instead of this CPU's
+    /// features, so code compiled elsewhere (the image build's precompiled
+    /// factory modules) is valid here. The appliance sets it.
+    pub portable_module_code: bool,
     /// `account.homePage` of learner actors (`/v1/learners/{learner}`).
     pub learner_home_page: String,
     /// Most statements handed to the progress module for one learner.
@@ -92,6 +96,7 @@ impl Default for Config {
             module_timeout: Duration::from_millis(500),
             module_memory_bytes: 64 << 20,
             module_instances: 128,
+            portable_module_code: false,
             learner_home_page: "https://lms.example.org/learners".into(),
             progress_statement_limit: 10_000,
             group_commit_max: 256,
@@ -175,6 +180,16 @@ impl Config {
             return Err(invalid("upstream_password_file", "set upstream_password or upstream_password_file, not both"));
         }
         Ok(())
+    }
+
+    /// The module sandbox's limits from these settings.
+    pub fn module_limits(&self) -> crate::wasm::Limits {
+        crate::wasm::Limits {
+            timeout: self.module_timeout,
+            memory_bytes: self.module_memory_bytes,
+            instances: self.module_instances,
+            portable_code: self.portable_module_code,
+        }
     }
 
     /// Seconds clients may cache cacheable responses; 0 when caching is off.

@@ -23,6 +23,56 @@ struct Cli {
 enum Cmd {
     /// Serve learners (public listener) and operators (admin listener).
     Serve(ServeArgs),
+    /// Compile and self-test a module directory into a code cache (the image
+    /// build fills the data partition's cache so a first boot does not compile).
+    Precompile(PrecompileArgs),
+}
+
+#[derive(clap::Args)]
+struct PrecompileArgs {
+    /// Settings file (the module limits and portable_module_code must match the node's).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The module directory.
+    #[arg(long)]
+    modules: PathBuf,
+    /// The node's code cache: DATA_DIR/module-cache.
+    #[arg(long)]
+    cache_dir: PathBuf,
+}
+
+/// Loads (compiles, caches, self-tests) the modules once; exit 0, 1 on a bad module, 2 on bad settings.
+fn precompile(a: PrecompileArgs) -> ExitCode {
+    let cfg = match a.config.as_deref().map(Config::from_file).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("lms-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics = std::sync::Arc::new(lms_node::metrics::Metrics::default());
+    let host = match lms_node::wasm::Host::new(cfg.module_limits(), Some(a.cache_dir.clone()), metrics) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("lms-node: module engine: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match host.load(&a.modules) {
+        Ok(set) => {
+            println!(
+                "compiled and self-tested bundle {} ({} modules) into {}",
+                set.manifest.bundle_version,
+                set.manifest.modules.len(),
+                a.cache_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lms-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -115,7 +165,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LMS_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cmd::Serve(args) = Cli::parse().cmd;
+    let args = match Cli::parse().cmd {
+        Cmd::Serve(a) => a,
+        Cmd::Precompile(a) => return precompile(a),
+    };
     let cfg = match settings(args) {
         Ok(c) => c,
         Err(e) => {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::http::auth::{Auth, CredentialsError};
 use crate::metrics::Metrics;
-use crate::wasm::{Host, Limits, ModuleSet};
+use crate::wasm::{Host, ModuleSet};
 use crate::xapi::store::{Store, StoreError};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -56,12 +56,7 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let outbox = cfg.upstream.as_ref().map(|_| crate::xapi::store::OutboxConfig { limit: cfg.outbox_limit });
         let store = Store::open(&cfg.data_dir, cfg.group_commit_max, outbox, metrics.clone())?;
-        let limits = Limits {
-            timeout: cfg.module_timeout,
-            memory_bytes: cfg.module_memory_bytes,
-            instances: cfg.module_instances,
-        };
-        let host = Host::new(limits, Some(cfg.data_dir.join("module-cache")), metrics.clone())
+        let host = Host::new(cfg.module_limits(), Some(cfg.data_dir.join("module-cache")), metrics.clone())
             .map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let auth = Arc::new(Auth::load(cfg.credentials.as_deref())?);
         Ok(Arc::new(Node {

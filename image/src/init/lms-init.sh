@@ -65,6 +65,15 @@ if [ ! -e "$SETTINGS" ]; then
     log "no settings on the data partition: wrote the factory settings to $SETTINGS"
 fi
 
+# acpid listens on the input devices that exist when it starts: wait (up to
+# 5 s) for the power button's event device first.
+i=0
+while [ $i -lt 50 ]; do
+    ev=$(grep -A6 'Name="Power Button"' /proc/bus/input/devices 2>/dev/null | grep -o 'event[0-9]*' | head -n 1)
+    [ -n "$ev" ] && [ -e "/dev/input/$ev" ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
 acpid -c /etc/acpi -l /run/acpid.log || log "no acpid: the power button will not power off cleanly"
 ip link set lo up
 for i in /sys/class/net/*; do

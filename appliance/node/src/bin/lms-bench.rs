@@ -224,7 +224,8 @@ fn cold_start(modules: &Path, cache: &Path) {
     use lms_node::metrics::Metrics;
     use lms_node::wasm::{Host, Limits};
     let metrics = Arc::new(Metrics::default());
-    let limits = Limits { timeout: Duration::from_secs(1), memory_bytes: 64 << 20, instances: 64 };
+    let limits =
+        Limits { timeout: Duration::from_secs(1), memory_bytes: 64 << 20, instances: 64, portable_code: false };
     let host = Host::new(limits, Some(cache.to_path_buf()), metrics.clone()).unwrap();
     let t = Instant::now();
     host.load(modules).expect("load");

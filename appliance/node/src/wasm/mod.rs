@@ -43,6 +43,15 @@ pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub instances: u32,
+    /// Baseline ISA instead of the host CPU's features (portable compiled code).
+    pub portable_code: bool,
+}
+
+/// This binary's own target triple: naming it explicitly makes Wasmtime
+/// compile for the architecture's baseline, not the features of this CPU.
+fn portable_target() -> String {
+    let env = if cfg!(target_env = "musl") { "musl" } else { "gnu" };
+    format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +181,9 @@ impl Host {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if limits.portable_code {
+            config.target(&portable_target())?;
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         linker.func_wrap(
