@@ -36,6 +36,9 @@ struct Args {
     /// Statements in the sync backlog drained from an edge node into a hub.
     #[arg(long, default_value_t = 50_000)]
     backlog: usize,
+    /// Settings file for the benchmarked nodes (e.g. `portable_module_code = true`, as on the appliance).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 const USER: &str = "bench";
@@ -138,7 +141,7 @@ fn statement(learner: &str, i: u64) -> Value {
 }
 
 fn spawn_node(exe: &Path, args: &Args, data: &Path, creds: &Path, port: u16) -> std::process::Child {
-    spawn_node_with(exe, args, data, creds, port, None)
+    spawn_node_with(exe, args, data, creds, port, args.config.as_deref())
 }
 
 fn spawn_node_with(
