@@ -322,9 +322,9 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
     let placed = disk::gpt(
         &disk_img,
         &[
-            Part { name: "ESP", type_guid: disk::ESP_TYPE, image: &esp_img },
-            Part { name: "lms-system", type_guid: disk::SYSTEM_TYPE, image: &system_img },
-            Part { name: "lms-data", type_guid: disk::DATA_TYPE, image: &data_img },
+            Part { name: "ESP", type_guid: disk::ESP_TYPE, image: &esp_img, mib: disk_def.esp_mib },
+            Part { name: "lms-system", type_guid: disk::SYSTEM_TYPE, image: &system_img, mib: disk_def.system_mib },
+            Part { name: "lms-data", type_guid: disk::DATA_TYPE, image: &data_img, mib: disk_def.data_mib },
         ],
         &def.name,
     )?;

@@ -56,6 +56,10 @@ pub struct Definition {
 pub struct Disk {
     /// The EFI system partition (systemd-boot, kernel, initramfs), MiB.
     pub esp_mib: u64,
+    /// The read-only system partition (squashfs), MiB. Fixed, so that every
+    /// release has the same layout and `lms-image flash --keep-data` can
+    /// replace the ESP and system partitions in place.
+    pub system_mib: u64,
     /// The writable data partition (ext4), MiB.
     pub data_mib: u64,
     /// Kernel command line (systemd-boot entry and direct kernel boot).
@@ -196,9 +200,9 @@ impl Definition {
             }
         }
         if let Some(disk) = &self.disk
-            && (disk.esp_mib < 16 || disk.data_mib < 8)
+            && (disk.esp_mib < 16 || disk.data_mib < 8 || disk.system_mib < 1)
         {
-            return bad("disk".into(), "esp_mib must be at least 16 and data_mib at least 8");
+            return bad("disk".into(), "esp_mib must be at least 16, system_mib at least 1 and data_mib at least 8");
         }
         if let Some(lms) = &self.lms {
             let mut local: Vec<(String, &PathBuf)> = vec![

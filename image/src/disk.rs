@@ -146,6 +146,8 @@ pub struct Part<'a> {
     pub name: &'a str,
     pub type_guid: &'a str,
     pub image: &'a Path,
+    /// The partition's size; the image must fit.
+    pub mib: u64,
 }
 
 /// Where a partition landed on the disk.
@@ -160,13 +162,22 @@ pub struct Placed {
 }
 
 /// Lays the partition images out on a GPT disk at `out` (1 MiB aligned,
-/// sizes rounded up to whole MiB) and returns where each went.
+/// sizes from the definition) and returns where each went.
 pub fn gpt(out: &Path, parts: &[Part], seed: &str) -> Result<Vec<Placed>, String> {
     let mut placed = Vec::new();
     let mut offset = MIB;
     for p in parts {
         let len = std::fs::metadata(p.image).map_err(|e| format!("{}: {e}", p.image.display()))?.len();
-        let size = len.div_ceil(MIB) * MIB;
+        let size = p.mib * MIB;
+        if len > size {
+            return Err(format!(
+                "partition {}: its filesystem is {} bytes, more than the {} MiB the definition gives it ([disk] {}_mib)",
+                p.name,
+                len,
+                p.mib,
+                p.name.trim_start_matches("lms-").to_lowercase()
+            ));
+        }
         placed.push(Placed {
             name: p.name.into(),
             type_guid: p.type_guid.into(),

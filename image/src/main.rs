@@ -34,6 +34,8 @@ enum Cmd {
     Inspect(cmd::inspect::Args),
     /// Boot the image under QEMU (TCG) and print where the LMS answers.
     Run(cmd::run::Args),
+    /// Write a verified image onto a disk; --keep-data replaces only the OS.
+    Flash(cmd::flash::Args),
     /// Write PREFIX.key (ed25519 private key, mode 0600) and PREFIX.pub.
     Keygen(cmd::keygen::Args),
     /// Pack a module directory into a signed bundle.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Cmd::Verify(a) => cmd::verify::run(a),
         Cmd::Inspect(a) => cmd::inspect::run(a),
         Cmd::Run(a) => cmd::run::run(a),
+        Cmd::Flash(a) => cmd::flash::run(a),
         Cmd::Keygen(a) => cmd::keygen::run(a),
         Cmd::Bundle(a) => cmd::bundle::run(a),
         Cmd::Publish(a) => cmd::publish::run(a),

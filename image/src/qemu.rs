@@ -21,6 +21,8 @@ pub struct Vm {
     pub port: u16,
     /// Writable qcow2 overlay over disk.img (created when missing); `None`: a throwaway snapshot.
     pub overlay: Option<PathBuf>,
+    /// Boot this raw disk (written to, like hardware) instead of disk.img; see `lms-image flash`.
+    pub disk: Option<PathBuf>,
     /// Serial console to this file; `None`: stdio.
     pub console: Option<PathBuf>,
     /// QEMU monitor on this unix socket (`system_powerdown` presses the power button).
@@ -61,22 +63,25 @@ impl Vm {
         if let Some(m) = &self.monitor {
             c.arg("-monitor").arg(format!("unix:{},server,nowait", m.display()));
         }
-        let drive = match &self.overlay {
-            Some(o) => {
-                if !o.exists() {
-                    let st = Command::new("qemu-img")
-                        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-                        .arg(std::fs::canonicalize(&disk).map_err(|e| e.to_string())?)
-                        .arg(o)
-                        .status()
-                        .map_err(|e| format!("qemu-img: {e}"))?;
-                    if !st.success() {
-                        return Err(format!("qemu-img could not create {}", o.display()));
+        let drive = match (&self.disk, &self.overlay) {
+            (Some(raw), _) => format!("if=virtio,format=raw,file={}", file_arg(raw)),
+            (None, overlay) => match overlay {
+                Some(o) => {
+                    if !o.exists() {
+                        let st = Command::new("qemu-img")
+                            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                            .arg(std::fs::canonicalize(&disk).map_err(|e| e.to_string())?)
+                            .arg(o)
+                            .status()
+                            .map_err(|e| format!("qemu-img: {e}"))?;
+                        if !st.success() {
+                            return Err(format!("qemu-img could not create {}", o.display()));
+                        }
                     }
+                    format!("if=virtio,format=qcow2,file={}", file_arg(o))
                 }
-                format!("if=virtio,format=qcow2,file={}", file_arg(o))
-            }
-            None => format!("if=virtio,format=raw,snapshot=on,file={}", file_arg(&disk)),
+                None => format!("if=virtio,format=raw,snapshot=on,file={}", file_arg(&disk)),
+            },
         };
         c.arg("-drive").arg(drive);
         c.args([

@@ -25,7 +25,7 @@ fn definition(dir: &Path, disk: &str, extra_lms: &str) -> PathBuf {
     f
 }
 
-const DISK: &str = "[disk]\nesp_mib = 24\ndata_mib = 24\ncmdline = \"console=ttyS0\"";
+const DISK: &str = "[disk]\nesp_mib = 24\nsystem_mib = 12\ndata_mib = 24\ncmdline = \"console=ttyS0\"";
 
 /// Runs a build into `dir/out`, which already holds a previous image; returns stderr.
 fn failing_build(dir: &Path, spec: &Path) -> String {
@@ -76,7 +76,8 @@ fn a_manifest_that_breaks_a_constraint_fails_the_build_naming_both() {
 #[test]
 fn bad_definitions_fail_before_anything_is_written() {
     let d = tempfile::tempdir().unwrap();
-    let spec = definition(d.path(), "[disk]\nesp_mib = 24\ndata_mib = 24\ncmdline = \"\"\nswap_mib = 4", "");
+    let spec =
+        definition(d.path(), "[disk]\nesp_mib = 24\nsystem_mib = 12\ndata_mib = 24\ncmdline = \"\"\nswap_mib = 4", "");
     let err = failing_build(d.path(), &spec);
     assert!(err.contains("appliance.toml") && err.contains("swap_mib"), "{err}");
 

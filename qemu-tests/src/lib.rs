@@ -48,6 +48,12 @@ pub fn inputs() -> Option<Inputs> {
     }
 }
 
+/// `path`, created (with its parents) if missing.
+pub fn made_dir(path: PathBuf) -> PathBuf {
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
 /// A signing key pair made with `lms-image keygen` in `dir`: (key, pub).
 pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
     let prefix = dir.join("signing");
@@ -58,6 +64,11 @@ pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// `lms-image build` of `spec` into `out`; returns its output.
 pub fn build(spec: &Path, out: &Path, key: &Path, i: &Inputs) -> std::process::Output {
+    build_at(spec, out, key, i, EPOCH)
+}
+
+/// The same with another SOURCE_DATE_EPOCH (another release of the same definition).
+pub fn build_at(spec: &Path, out: &Path, key: &Path, i: &Inputs, epoch: &str) -> std::process::Output {
     Command::new(lms_image())
         .arg("build")
         .arg(spec)
@@ -73,7 +84,7 @@ pub fn build(spec: &Path, out: &Path, key: &Path, i: &Inputs) -> std::process::O
         .arg(&i.updater)
         .arg("--modules")
         .arg(&i.modules)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("SOURCE_DATE_EPOCH", epoch)
         .output()
         .unwrap()
 }
@@ -102,6 +113,8 @@ pub struct Boot<'a> {
     pub dir: &'a Path,
     pub uefi: bool,
     pub overlay: Option<&'a Path>,
+    /// A raw disk file made with `lms-image flash`, booted read-write.
+    pub disk: Option<&'a Path>,
     pub scratch: &'a Path,
 }
 
@@ -117,6 +130,9 @@ impl Vm {
         }
         if let Some(o) = b.overlay {
             c.arg("--overlay").arg(o);
+        }
+        if let Some(disk) = b.disk {
+            c.arg("--disk").arg(disk);
         }
         let started = Instant::now();
         let mut child = c.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();

@@ -93,7 +93,7 @@ fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("signature"), "{}", String::from_utf8_lossy(&bad.stderr));
 
     // A different key does not verify it either.
-    let (_, other) = keygen(&img.scratch.join("other-key").tap_mkdir());
+    let (_, other) = keygen(&made_dir(img.scratch.join("other-key")));
     assert!(!verify(&img.dir, &other).status.success());
 
     // inspect names what is absent.
@@ -103,16 +103,6 @@ fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
     let absent: Vec<&str> = v["absent"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
     if !Path::new(&root()).join("appliance/artifacts").exists() {
         assert!(absent.contains(&"wasmedge") && absent.contains(&"k3s-airgap-images"), "{absent:?}");
-    }
-}
-
-trait TapMkdir {
-    fn tap_mkdir(self) -> Self;
-}
-impl TapMkdir for PathBuf {
-    fn tap_mkdir(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
     }
 }
 
@@ -128,7 +118,7 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     let _one_vm = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let overlay = img.scratch.join("direct.qcow2");
     let _ = std::fs::remove_file(&overlay);
-    let boot = || Boot { dir: &img.dir, uefi: false, overlay: Some(&overlay), scratch: &img.scratch };
+    let boot = || Boot { dir: &img.dir, uefi: false, overlay: Some(&overlay), disk: None, scratch: &img.scratch };
 
     let mut vm = Vm::start(boot());
     let first = vm.wait_ready(Duration::from_secs(300));
@@ -185,7 +175,7 @@ fn uefi_boot_from_the_disk_reaches_ready() {
     let Some(i) = inputs() else { return };
     let img = image(&i);
     let _one_vm = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut vm = Vm::start(Boot { dir: &img.dir, uefi: true, overlay: None, scratch: &img.scratch });
+    let mut vm = Vm::start(Boot { dir: &img.dir, uefi: true, overlay: None, disk: None, scratch: &img.scratch });
     let took = vm.wait_ready(Duration::from_secs(400));
     eprintln!("UEFI (OVMF + systemd-boot from the ESP): QEMU start to /readyz 200 in {took:?}");
     let (code, _) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);

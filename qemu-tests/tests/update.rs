@@ -89,7 +89,7 @@ fn the_node_takes_a_published_update_over_the_network() {
     let o = build(&definition(d.path(), &settings), &image, &key, &i);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let mut vm = Vm::start(Boot { dir: &image, uefi: false, overlay: None, scratch: d.path() });
+    let mut vm = Vm::start(Boot { dir: &image, uefi: false, overlay: None, disk: None, scratch: d.path() });
     vm.wait_ready(Duration::from_secs(300));
     assert!(vm.http("GET", "/readyz", None, None).1.contains("\"bundle_version\":\"1.0.0\""));
 

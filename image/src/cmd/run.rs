@@ -28,6 +28,10 @@ pub struct Args {
     /// QEMU monitor on this unix socket (`system_powerdown` = the power button).
     #[arg(long)]
     monitor: Option<PathBuf>,
+    /// Boot this raw disk file read-write (one made with `lms-image flash`)
+    /// instead of the image's disk.img; the kernel and command line still come from DIR.
+    #[arg(long, conflicts_with = "overlay")]
+    disk: Option<PathBuf>,
     /// Serial console to this file instead of the terminal.
     #[arg(long)]
     console: Option<PathBuf>,
@@ -58,6 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cpus: a.cpus,
         port,
         overlay: a.overlay.clone(),
+        disk: a.disk.clone(),
         console: a.console.clone(),
         monitor: a.monitor.clone(),
         scratch: scratch.path().to_path_buf(),

@@ -48,7 +48,7 @@ until dev=$(part lms-system) && mount -t squashfs -o ro "$dev" /system; do
     log "no system partition (GPT name lms-system); retrying in 5 s"
     sleep 5
 done
-log "system partition $dev mounted read-only on /system"
+log "system partition $dev mounted read-only on /system ($(. /system/etc/os-release; echo "$IMAGE_ID build $BUILD_ID"))"
 
 # The data partition (ext4; the journal replays on mount after a power cut).
 # No fallback to RAM: a node that acknowledged writes it then lost would be
