@@ -11,6 +11,7 @@ use crate::disk::{self, Part};
 use crate::inputs::{Resolved, System, resolve};
 use crate::manifest::{Content, FileEntry, Input, Manifest};
 use crate::progress::Progress;
+use crate::tool::run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,15 +33,6 @@ pub struct Options {
 pub struct Built {
     pub manifest: Manifest,
     pub disk_bytes: u64,
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
 }
 
 fn copy(from: &Path, to: &Path, mode: u32) -> Result<u64, String> {

@@ -8,6 +8,7 @@
 //!
 //! lms-init finds the partitions by their GPT names.
 
+use crate::tool::run;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,15 +21,6 @@ pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 pub const SYSTEM_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 /// "Linux filesystem data".
 pub const DATA_TYPE: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{:?}: {e} (is it installed?)", cmd.get_program()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 /// A UUID derived from `seed`: the same definition gives the same ids.
 pub fn uuid(seed: &str) -> String {

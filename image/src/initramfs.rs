@@ -6,6 +6,7 @@
 //! the system and data partitions by their GPT names.
 
 use crate::inputs::Resolved;
+use crate::tool::run;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,11 +32,6 @@ pub const MODULES: [&str; 11] = [
 pub const INIT: &str = include_str!("init/lms-init.sh");
 /// busybox udhcpc's hook that applies a lease.
 pub const UDHCPC_SCRIPT: &str = include_str!("init/udhcpc.script");
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim())) }
-}
-
 fn find<'a>(inputs: &'a [Resolved], prefix: &str) -> Result<&'a Resolved, String> {
     inputs
         .iter()

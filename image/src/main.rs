@@ -16,6 +16,7 @@ mod manifest;
 mod policy;
 mod progress;
 mod qemu;
+mod tool;
 
 #[derive(Parser)]
 #[command(version, about = "LMS appliance release tool", after_help = "Exit codes: 0 success, 1 error.")]

@@ -99,6 +99,17 @@ pub fn dev_definition() -> PathBuf {
     root().join("appliance/appliance-dev.toml")
 }
 
+/// An xAPI statement by learner `name` with statement id `id`.
+pub fn statement(id: &str, name: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "actor": {"account": {"homePage": "https://lms.example.org/learners", "name": name}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": "https://lms.example.org/courses/arithmetic/lessons/counting"},
+    })
+    .to_string()
+}
+
 /// A VM booted with `lms-image run --json`.
 pub struct Vm {
     child: Child,

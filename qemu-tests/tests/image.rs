@@ -106,10 +106,8 @@ fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
     }
 }
 
-const STATEMENT: &str = r#"{"id": "6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0001",
-  "actor": {"account": {"homePage": "https://lms.example.org/learners", "name": "ada"}},
-  "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
-  "object": {"id": "https://lms.example.org/courses/arithmetic/lessons/counting"}}"#;
+const FIRST: &str = "6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0001";
+const SECOND: &str = "6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0002";
 
 #[test]
 fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
@@ -130,7 +128,7 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     assert_eq!(code, 200, "{courses}");
     assert!(courses.contains("arithmetic"), "{courses}");
     assert_eq!(vm.http("GET", "/v1/courses", None, None).0, 401);
-    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(STATEMENT));
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(FIRST, "ada")));
     assert_eq!(code, 200, "{body}");
 
     let down = vm.power_button(Duration::from_secs(120));
@@ -142,8 +140,7 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     let mut vm = Vm::start(boot());
     let second = vm.wait_ready(Duration::from_secs(300));
     eprintln!("second boot (code cache on the data partition): QEMU start to /readyz 200 in {second:?}");
-    let (code, body) =
-        vm.http("GET", "/xapi/statements?statementId=6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e0001", Some("demo:demo"), None);
+    let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={FIRST}"), Some("demo:demo"), None);
     assert_eq!(code, 200, "the statement did not survive the power cycle: {body}");
     assert!(body.contains("ada"), "{body}");
     let console = vm.console_text();
@@ -153,19 +150,13 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     );
 
     // A hard power cut right after a 200: QEMU is killed, no shutdown at all.
-    let second_statement = STATEMENT.replace("0001", "0002");
-    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&second_statement));
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(SECOND, "ada")));
     assert_eq!(code, 200, "{body}");
     drop(vm);
     let mut vm = Vm::start(boot());
     vm.wait_ready(Duration::from_secs(300));
-    for id in ["0001", "0002"] {
-        let (code, body) = vm.http(
-            "GET",
-            &format!("/xapi/statements?statementId=6d1c6a1e-5f0e-4a57-9a59-2b1d8c0e{id}"),
-            Some("demo:demo"),
-            None,
-        );
+    for id in [FIRST, SECOND] {
+        let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={id}"), Some("demo:demo"), None);
         assert_eq!(code, 200, "statement {id} lost by the power cut: {body}");
     }
 }

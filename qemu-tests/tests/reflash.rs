@@ -20,10 +20,7 @@ fn flash(dir: &Path, device: &Path, pubkey: &Path, keep_data: bool) -> std::proc
     c.output().unwrap()
 }
 
-const STATEMENT: &str = r#"{"id": "7e2d7b2f-6a1f-4b68-8b6a-3c2e9d1f0001",
-  "actor": {"account": {"homePage": "https://lms.example.org/learners", "name": "grace"}},
-  "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
-  "object": {"id": "https://lms.example.org/courses/arithmetic/lessons/counting"}}"#;
+const RECORD: &str = "7e2d7b2f-6a1f-4b68-8b6a-3c2e9d1f0001";
 
 #[test]
 fn an_os_reflash_keeps_the_data_partition() {
@@ -42,7 +39,7 @@ fn an_os_reflash_keeps_the_data_partition() {
     let mut vm = Vm::start(Boot { dir: &a, uefi: false, overlay: None, disk: Some(&device), scratch: d.path() });
     vm.wait_ready(Duration::from_secs(300));
     assert!(vm.console_text().contains(&format!("lms-edge-dev build {EPOCH}")), "{}", vm.console_text());
-    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(STATEMENT));
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "grace")));
     assert_eq!(code, 200, "{body}");
     vm.power_button(Duration::from_secs(120));
     drop(vm);
@@ -68,7 +65,6 @@ fn an_os_reflash_keeps_the_data_partition() {
         !console.contains("factory bundle installed"),
         "the kept data partition already had its modules:\n{console}"
     );
-    let (code, body) =
-        vm.http("GET", "/xapi/statements?statementId=7e2d7b2f-6a1f-4b68-8b6a-3c2e9d1f0001", Some("demo:demo"), None);
+    let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
     assert_eq!(code, 200, "the record did not survive the reflash: {body}");
 }
