@@ -28,10 +28,12 @@ pub const MODULES: [&str; 11] = [
     "evdev",
 ];
 
-/// /init: brings up the partitions and the services (image/src/init/lms-init.sh).
-pub const INIT: &str = include_str!("init/lms-init.sh");
+/// /init: brings up the partitions and the services (appliance/rootfs/init).
+pub const INIT: &str = include_str!("../../appliance/rootfs/init");
 /// busybox udhcpc's hook that applies a lease.
-pub const UDHCPC_SCRIPT: &str = include_str!("init/udhcpc.script");
+pub const UDHCPC_SCRIPT: &str = include_str!("../../appliance/rootfs/etc/udhcpc.script");
+/// busybox acpid's action for the power button: a clean poweroff.
+pub const POWER_BUTTON: &str = include_str!("../../appliance/rootfs/etc/acpi/PWRF/00000080");
 fn find<'a>(inputs: &'a [Resolved], prefix: &str) -> Result<&'a Resolved, String> {
     inputs
         .iter()
@@ -158,10 +160,7 @@ pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), S
     for d in ["etc/acpi", "etc/acpi/PWRF"] {
         files.insert(d.into(), (0o040755, vec![]));
     }
-    files.insert(
-        "etc/acpi/PWRF/00000080".into(),
-        (0o100755, b"#!/bin/sh\necho 'lms-init: power button pressed' > /dev/console\nexec poweroff\n".to_vec()),
-    );
+    files.insert("etc/acpi/PWRF/00000080".into(), (0o100755, POWER_BUTTON.as_bytes().to_vec()));
     files.insert("etc/modules.order".into(), (0o100644, format!("{}\n", order.join("\n")).into_bytes()));
     for m in &order {
         let mut dir = String::from("lib/modules");

@@ -6,17 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod build;
-mod cmd;
-mod definition;
-mod disk;
-mod initramfs;
-mod inputs;
-mod manifest;
-mod policy;
-mod progress;
-mod qemu;
-mod tool;
+use lms_image::cmd;
 
 #[derive(Parser)]
 #[command(version, about = "LMS appliance release tool", after_help = "Exit codes: 0 success, 1 error.")]
