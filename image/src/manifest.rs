@@ -51,7 +51,10 @@ impl From<&Resolved> for Input {
             version: r.version.clone(),
             source: r.source.clone(),
             sha256: r.sha256.clone(),
-            absent: r.absent.clone(),
+            // Stable words, not the fetch error (which differs between build
+            // machines and would make the manifest host-dependent); the build
+            // log has the details.
+            absent: r.absent.as_ref().map(|_| format!("could not be had from its pinned sources ({})", r.source)),
         }
     }
 }
