@@ -257,7 +257,7 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
             copy(path, &dest, if spec.dest.starts_with("/bin/") { 0o755 } else { 0o644 })?;
         }
     }
-    copy(&local("lms.settings", &lms.settings)?, &system.join("share/lms/lms.toml"), 0o644)?;
+    copy(&settings, &system.join("share/lms/lms.toml"), 0o644)?;
     write(
         &system.join("etc/os-release"),
         format!(
@@ -274,7 +274,7 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
     progress.done(&format!("{} bytes", std::fs::metadata(&system_img).map(|m| m.len()).unwrap_or(0)));
 
     progress.step("data partition (ext4)");
-    copy(&local("lms.settings", &lms.settings)?, &data.join("etc/lms.toml"), 0o600)?;
+    copy(&settings, &data.join("etc/lms.toml"), 0o600)?;
     if let Some(c) = &lms.credentials {
         copy(&local("lms.credentials", c)?, &data.join("etc/htpasswd"), 0o600)?;
     }

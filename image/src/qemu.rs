@@ -107,6 +107,8 @@ impl Vm {
                 .arg(&self.cmdline);
         }
         // QEMU dies with us (tests and Ctrl-C never leave a VM behind).
+        // SAFETY: the closure runs between fork and exec and only calls
+        // prctl, which is async-signal-safe; it touches no memory of ours.
         unsafe {
             use std::os::unix::process::CommandExt;
             c.pre_exec(|| {
