@@ -115,11 +115,7 @@ async fn real_modules_run_within_a_small_memory_cap() {
 #[tokio::test]
 async fn no_request_fails_during_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    module_dir(&a, "1.0.0", &[]);
-    module_dir(&b, "2.0.0", &[]);
-    let current = dir.path().join("current");
-    std::os::unix::fs::symlink(&a, &current).unwrap();
+    let (a, b, current) = two_versions(dir.path());
     let n = std::sync::Arc::new(TestNode::start(Some(current.clone()), |_| {}).await.ready().await);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -15,11 +15,7 @@ async fn version(client: &Client, base: &str) -> Option<String> {
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_drains() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    module_dir(&a, "1.0.0", &[]);
-    module_dir(&b, "2.0.0", &[]);
-    let current = dir.path().join("current");
-    std::os::unix::fs::symlink(&a, &current).unwrap();
+    let (_a, b, current) = two_versions(dir.path());
     write_credentials(&dir.path().join("htpasswd"));
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lms-node"))

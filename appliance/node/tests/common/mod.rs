@@ -66,6 +66,17 @@ pub fn module_dir(to: &Path, bundle_version: &str, replace: &[(&str, Vec<u8>)]) 
 
 /// A module that implements the ABI in WAT, with `handle` as the body of
 /// `lms_handle` (must leave an i64 on the stack) and a self-test answer.
+/// Module directories `a` (1.0.0) and `b` (2.0.0) under `dir`, and a
+/// `current` link to `a` (as the updater lays them out): (a, b, current).
+pub fn two_versions(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    module_dir(&a, "1.0.0", &[]);
+    module_dir(&b, "2.0.0", &[]);
+    let current = dir.join("current");
+    std::os::unix::fs::symlink(&a, &current).unwrap();
+    (a, b, current)
+}
+
 pub fn wat_module(handle: &str, self_test_json: &str) -> Vec<u8> {
     let escaped = self_test_json.replace('\\', "\\\\").replace('"', "\\\"");
     let packed = (16u64 << 32) | self_test_json.len() as u64;
