@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod setup;
+
 /// The modules every bundle carries, by name, with their crate.
 const MODULES: &[(&str, &str)] = &[("catalog", "lms-catalog"), ("progress", "lms-progress"), ("quiz", "lms-quiz")];
 
@@ -42,8 +44,15 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
-    /// Everything CI checks: fmt, clippy, modules, all tests.
+    /// Everything CI checks: fmt, clippy, modules, all tests (runs setup first).
     Ci,
+    /// Install what a fresh Debian machine lacks (packages, rustup targets and
+    /// components), then check every tool; `run` and `ci` do this first.
+    Setup {
+        /// Only report; exit 1 when anything would change.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the load benchmark against a release build.
     Bench {
         /// Extra arguments for lms-bench.
@@ -52,13 +61,29 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match xtask() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn xtask() -> Result<()> {
+    // lms-image and the tests run sfdisk, mkfs.*, debugfs and depmod, which
+    // Debian keeps in sbin, off a normal user's PATH.
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { std::env::set_var("PATH", setup::tool_path()) };
     match Cli::parse().cmd {
+        Cmd::Setup { check } => setup::ensure(check)?,
         Cmd::Modules { out, bundle_version } => {
             build_modules(&out, &bundle_version)?;
             println!("module directory written to {}", out.display());
         }
         Cmd::Run { port, direct } => {
+            setup::ensure(false)?;
             cargo(&["build", "--locked", "-p", "lms-image"])?;
             let image = target_dir().join("lms-dev/image");
             let lms_image = target_dir().join("debug/lms-image");
@@ -108,6 +133,7 @@ fn main() -> Result<()> {
             ]))?;
         }
         Cmd::Ci => {
+            setup::ensure(false)?;
             cargo(&["fmt", "--all", "--check"])?;
             cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
             let modules = target_dir().join("lms-test-modules");
@@ -115,7 +141,8 @@ fn main() -> Result<()> {
             // The static binaries the image tests put into the VM.
             let (node, updater) = build_static()?;
             run(Command::new(cargo_bin())
-                .args(["test", "--workspace", "--locked"])
+                // One failing test binary must not hide the others' results.
+                .args(["test", "--workspace", "--locked", "--no-fail-fast"])
                 .env("LMS_TEST_MODULES", &modules)
                 .env("LMS_TEST_NODE_MUSL", &node)
                 .env("LMS_TEST_UPDATER_MUSL", &updater))?;
