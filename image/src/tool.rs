@@ -5,9 +5,9 @@
 use std::process::Command;
 
 pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{:?}: {e} (is it installed? `cargo xtask setup` installs what the build needs)", cmd.get_program()))?;
+    let out = cmd.output().map_err(|e| {
+        format!("{:?}: {e} (is it installed? `cargo xtask setup` installs what the build needs)", cmd.get_program())
+    })?;
     if out.status.success() {
         Ok(())
     } else {

@@ -122,7 +122,8 @@ pub fn plan(o: &Observed) -> Plan {
 /// PATH with the sbin directories appended, for setup's probes and for every
 /// command xtask starts (lms-image runs sfdisk, mkfs.*, debugfs, depmod).
 pub fn tool_path() -> std::ffi::OsString {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     for s in SBIN {
         if !dirs.iter().any(|d| d == Path::new(s)) {
             dirs.push(PathBuf::from(s));
@@ -235,9 +236,10 @@ fn apply(p: &Plan) -> Result<()> {
         privileged(&["apt-get".into(), "update".into(), "-qq".into()])?;
     }
     if !p.packages.is_empty() || p.qemu_set {
-        let mut args: Vec<String> = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "--allow-downgrades"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> =
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "--allow-downgrades"]
+                .map(String::from)
+                .to_vec();
         args.extend(p.packages.iter().cloned());
         if p.qemu_set {
             let v = candidate(QEMU_SET[0])?;

@@ -9,15 +9,23 @@
 //! answers a repeated id with the same statement as a no-op, so the effect is
 //! exactly once.
 //!
-//! A batch the upstream refuses with 4xx is split in halves until the
-//! offending statement is alone: alone, 409 means the upstream already holds
-//! that id (delivered); any other 4xx but 429 sets it aside in
-//! `sync_rejected` with the reason, so it never blocks the queue. 429, 5xx,
-//! timeouts and connection errors back off exponentially with jitter, capped
-//! at `sync_interval`, so a returning link is noticed within one interval.
+//! A batch the upstream refuses for its content (400, 409, 413, 422) is split
+//! in halves until the offending statement is alone: alone, 409 means the
+//! upstream already holds that id (delivered, counted as a duplicate); 400,
+//! 413 or 422 set it aside in `sync_rejected` with the reason, so it never
+//! blocks the queue. Every other answer says nothing about one statement:
+//! 401/403 (credentials rotated), 404 (wrong URL), 408, 429, 5xx, any other
+//! status, timeouts and connection errors keep the whole batch queued and
+//! back off exponentially with jitter, capped at `sync_interval`, so a
+//! returning link is noticed within one interval; the reason shows in
+//! `/v1/sync/status` and the metrics.
+//!
+//! The counters of what left the outbox live in the store's [`Ledger`],
+//! changed with the outbox in one commit, so a status snapshot always adds up.
 
 use crate::client::{Client, basic_auth};
 use crate::node::Node;
+use crate::xapi::store::{Ledger, Verdicts};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -30,8 +38,6 @@ pub struct SyncStats {
     pub last_success: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
-    pub sent_total: u64,
-    pub rejected_total: u64,
     pub errors_total: u64,
     pub consecutive_failures: u32,
     pub oldest_unsent: Option<String>,
@@ -83,7 +89,7 @@ fn age_seconds(stored: &str) -> Option<f64> {
 /// `GET /v1/sync/status` and the admin listener's copy.
 pub fn status(node: &Node) -> Value {
     let s = node.sync.snapshot();
-    let depth = node.store.outbox_depth();
+    let Ledger { depth, sent, duplicates, rejected } = node.store.ledger();
     let limit = node.store.outbox_limit();
     json!({
         "enabled": node.cfg.sync_enabled,
@@ -97,8 +103,9 @@ pub fn status(node: &Node) -> Value {
         "last_success": s.last_success,
         "last_error": s.last_error,
         "last_error_at": s.last_error_at,
-        "sent_total": s.sent_total,
-        "rejected_total": s.rejected_total,
+        "sent_total": sent,
+        "duplicates_total": duplicates,
+        "rejected_total": rejected,
         "errors_total": s.errors_total,
         "consecutive_failures": s.consecutive_failures,
     })
@@ -110,13 +117,9 @@ pub fn publish_metrics(node: &Node) {
         return;
     }
     let s = node.sync.snapshot();
+    let ledger = node.store.ledger();
     let m = &node.metrics;
-    m.set(
-        "lms_sync_outbox_depth",
-        "Statements queued for the upstream LRS.",
-        "gauge",
-        node.store.outbox_depth() as f64,
-    );
+    m.set("lms_sync_outbox_depth", "Statements queued for the upstream LRS.", "gauge", ledger.depth as f64);
     m.set(
         "lms_sync_outbox_limit",
         "Most statements the outbox may hold.",
@@ -135,17 +138,62 @@ pub fn publish_metrics(node: &Node) {
         .and_then(crate::xapi::validate::parse_timestamp)
         .map_or(0.0, |t| t.unix_timestamp() as f64);
     m.set("lms_sync_last_success_timestamp_seconds", "When the upstream last took a batch (Unix time).", "gauge", last);
-    m.set("lms_sync_sent_total", "Statements delivered upstream.", "counter", s.sent_total as f64);
+    m.set("lms_sync_sent_total", "Statements delivered upstream.", "counter", ledger.sent as f64);
+    m.set(
+        "lms_sync_duplicates_total",
+        "Statements the upstream already held (409), delivered.",
+        "counter",
+        ledger.duplicates as f64,
+    );
     m.set(
         "lms_sync_rejected_total",
         "Statements the upstream refused as invalid, set aside.",
         "counter",
-        s.rejected_total as f64,
+        ledger.rejected as f64,
     );
-    m.set("lms_sync_errors_total", "Failed upstream attempts (network, 429, 5xx).", "counter", s.errors_total as f64);
+    m.set(
+        "lms_sync_errors_total",
+        "Failed upstream attempts (network, credentials, URL, 429, 5xx): the batch stays queued.",
+        "counter",
+        s.errors_total as f64,
+    );
+    m.set(
+        "lms_sync_consecutive_failures",
+        "Upstream attempts failed in a row (0 after a success).",
+        "gauge",
+        s.consecutive_failures as f64,
+    );
 }
 
-type Verdict = Result<(Vec<i64>, Vec<(i64, String)>), String>;
+type Verdict = Result<Verdicts, String>;
+
+/// What an upstream answer means for the statements it was about.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Taken,
+    /// About one of the statements: split the batch to find it.
+    Split,
+    /// Alone: the upstream holds this id already.
+    Duplicate,
+    /// Alone: refused for its own content; set it aside.
+    Refused,
+    /// About the link, the credentials or the upstream itself: keep everything queued.
+    Retry(String),
+}
+
+fn classify(status: u16, alone: bool) -> Answer {
+    match status {
+        200..=299 => Answer::Taken,
+        400 | 409 | 413 | 422 if !alone => Answer::Split,
+        409 => Answer::Duplicate,
+        400 | 413 | 422 => Answer::Refused,
+        401 | 403 => Answer::Retry(format!(
+            "HTTP {status}: the upstream refused this node's credentials (check upstream_user and upstream_password)"
+        )),
+        404 => Answer::Retry("HTTP 404: no xAPI statements resource there (check upstream)".into()),
+        _ => Answer::Retry(format!("HTTP {status}")),
+    }
+}
 
 struct Upstream {
     client: Client,
@@ -154,7 +202,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    /// Sends `items`; splits on 4xx to find the statement the upstream refuses.
+    /// Sends `items`; splits on a content refusal to find the statement the upstream refuses.
     fn deliver<'a>(&'a self, items: &'a [(i64, String)]) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
             let mut body = String::with_capacity(items.iter().map(|(_, s)| s.len() + 1).sum::<usize>() + 2);
@@ -173,27 +221,23 @@ impl Upstream {
             let r = self.client.send("POST".parse().unwrap(), &self.url, &headers, body).await?;
             let status = r.status.as_u16();
             let seqs = || items.iter().map(|(s, _)| *s).collect::<Vec<_>>();
-            match status {
-                200..=299 => Ok((seqs(), vec![])),
-                429 | 500..=599 => Err(format!("{}: HTTP {status}", self.url)),
-                400..=499 if items.len() > 1 => {
+            Ok(match classify(status, items.len() == 1) {
+                Answer::Taken => Verdicts { sent: seqs(), ..Default::default() },
+                Answer::Duplicate => Verdicts { duplicates: seqs(), ..Default::default() },
+                Answer::Split => {
                     let (a, b) = items.split_at(items.len() / 2);
-                    let (mut d, mut r) = self.deliver(a).await?;
-                    let (d2, r2) = self.deliver(b).await?;
-                    d.extend(d2);
-                    r.extend(r2);
-                    Ok((d, r))
+                    let mut v = self.deliver(a).await?;
+                    v.extend(self.deliver(b).await?);
+                    v
                 }
-                // Alone and 409: the upstream holds this id already.
-                409 => Ok((seqs(), vec![])),
-                400..=499 => {
+                Answer::Refused => {
                     let text = r.text();
                     let reason =
                         format!("upstream answered HTTP {status}: {}", text.chars().take(300).collect::<String>());
-                    Ok((vec![], vec![(items[0].0, reason)]))
+                    Verdicts { rejected: vec![(items[0].0, reason)], ..Default::default() }
                 }
-                _ => Err(format!("{}: unexpected HTTP {status}", self.url)),
-            }
+                Answer::Retry(why) => return Err(format!("{}: {why}", self.url)),
+            })
         })
     }
 }
@@ -249,18 +293,15 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
         return Some(interval);
     }
     match up.deliver(&batch).await {
-        Ok((delivered, rejected)) => {
-            for (seq, reason) in &rejected {
+        Ok(verdicts) => {
+            for (seq, reason) in &verdicts.rejected {
                 tracing::warn!(seq, %reason, "upstream refused a statement; set aside");
             }
-            let (nd, nr) = (delivered.len() as u64, rejected.len() as u64);
-            if let Err(e) = node.store.ack(delivered, rejected).await {
+            if let Err(e) = node.store.ack(verdicts).await {
                 node.sync.update(|s| s.last_error = Some(e.to_string()));
                 return Some(interval);
             }
             node.sync.update(|s| {
-                s.sent_total += nd;
-                s.rejected_total += nr;
                 s.last_success = Some(now());
                 s.consecutive_failures = 0;
             });
@@ -298,5 +339,29 @@ fn warn_near_limit(node: &Node) {
     }
     if near != warned && (near || depth * 10 < limit * 7) {
         node.sync.update(|s| s.near_limit_warned = near);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, classify};
+
+    #[test]
+    fn only_a_statements_own_refusal_sets_it_aside() {
+        for status in [400, 413, 422] {
+            assert_eq!(classify(status, false), Answer::Split, "{status}");
+            assert_eq!(classify(status, true), Answer::Refused, "{status}");
+        }
+        assert_eq!(classify(409, false), Answer::Split);
+        assert_eq!(classify(409, true), Answer::Duplicate);
+        assert_eq!(classify(204, true), Answer::Taken);
+        // About the link, the credentials or the URL: never a verdict on a statement.
+        for status in [301, 401, 403, 404, 405, 408, 410, 429, 500, 503] {
+            for alone in [false, true] {
+                assert!(matches!(classify(status, alone), Answer::Retry(_)), "{status} alone={alone}");
+            }
+        }
+        let Answer::Retry(why) = classify(401, true) else { unreachable!() };
+        assert!(why.contains("upstream_password"), "{why}");
     }
 }

@@ -48,15 +48,27 @@ async fn sync_status(n: &TestNode) -> Value {
     n.client.get(&format!("{}/v1/sync/status", n.admin), &[]).await.unwrap().json()
 }
 
+/// Waits for an empty outbox. No statement is written meanwhile, so every
+/// snapshot on the way must account for the same number of statements:
+/// queued, or counted once as sent, duplicate or set aside (issue 9).
 async fn wait_drained(n: &TestNode, within: Duration) -> Value {
     let start = Instant::now();
+    let accounted = |s: &Value| {
+        ["outbox_depth", "sent_total", "duplicates_total", "rejected_total"]
+            .map(|k| s[k].as_u64().unwrap())
+            .iter()
+            .sum::<u64>()
+    };
+    let mut total = None;
     loop {
         let s = sync_status(n).await;
+        let t = *total.get_or_insert(accounted(&s));
+        assert_eq!(accounted(&s), t, "a status snapshot that does not add up: {s}");
         if s["outbox_depth"] == 0 {
             return s;
         }
         assert!(start.elapsed() < within, "outbox not drained within {within:?}: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -119,10 +131,15 @@ struct Fake {
     requests: Mutex<usize>,
     /// Delay every request by this much (a slow link).
     delay: Mutex<Duration>,
+    /// Answer every request with this status until cleared (a rotated password, a wrong URL).
+    always: Mutex<Option<u16>>,
 }
 
 async fn fake_statements(State(f): State<Arc<Fake>>, body: axum::body::Bytes) -> axum::response::Response {
     *f.requests.lock().unwrap() += 1;
+    if let Some(s) = *f.always.lock().unwrap() {
+        return (StatusCode::from_u16(s).unwrap(), "not for you").into_response();
+    }
     let act = f.script.lock().unwrap().pop_front();
     let delay = *f.delay.lock().unwrap();
     if !delay.is_zero() {
@@ -192,6 +209,43 @@ async fn errors_throttling_stalls_and_a_poisoned_statement() {
         assert!(!delivered.contains_key(&poison));
     }
     e.stop().await;
+}
+
+/// Issue 10, case 1: a hub that refuses the edge's credentials or is at the
+/// wrong URL says nothing about any one statement. Before the fix, each
+/// batch was bisected down to single statements and every one set aside for
+/// good, with `last_error: null`.
+#[tokio::test]
+async fn credentials_refused_or_wrong_url_keep_everything_queued() {
+    for status in [401, 403, 404] {
+        let fake = Arc::new(Fake::default());
+        *fake.always.lock().unwrap() = Some(status);
+        let port = free_port();
+        let _srv = start_fake(fake.clone(), port).await;
+        let e = TestNode::start(None, edge(&format!("http://127.0.0.1:{port}/xapi"), USER, PASSWORD)).await;
+        let ids = write(&e, 10, "cred").await;
+        let start = Instant::now();
+        while *fake.requests.lock().unwrap() < 3 {
+            assert!(start.elapsed() < Duration::from_secs(20), "HTTP {status}: the edge stopped trying");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let s = sync_status(&e).await;
+        assert_eq!(s["rejected_total"], 0, "HTTP {status} set statements aside: {s}");
+        assert_eq!(s["outbox_depth"], 10, "HTTP {status}: {s}");
+        assert!(s["last_error"].as_str().unwrap().contains(&status.to_string()), "{s}");
+        assert!(s["errors_total"].as_u64().unwrap() >= 3, "{s}");
+        let em = e.client.get(&e.url("/metrics"), &[]).await.unwrap().text();
+        assert!(em.contains("lms_sync_rejected_total 0") && em.contains("lms_sync_outbox_depth 10"), "{em}");
+        assert!(!em.contains("lms_sync_consecutive_failures 0"), "{em}");
+
+        // The operator fixes the password (or the URL): everything arrives.
+        *fake.always.lock().unwrap() = None;
+        let s = wait_drained(&e, Duration::from_secs(30)).await;
+        assert_eq!((s["sent_total"].as_u64(), s["rejected_total"].as_u64()), (Some(10), Some(0)), "{s}");
+        let delivered = fake.deliveries.lock().unwrap().clone();
+        assert!(ids.iter().all(|i| delivered.get(i) == Some(&1)), "HTTP {status}: {delivered:?}");
+        e.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use super::Prepared;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -57,6 +56,15 @@ CREATE INDEX IF NOT EXISTS statements_stored ON statements(stored);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY);
 -- Statements the upstream refused as invalid, set aside with its reason.
 CREATE TABLE IF NOT EXISTS sync_rejected (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL);
+-- How many statements have left the outbox, by verdict; changed in the
+-- transaction that removes them, so the totals and the outbox always agree.
+CREATE TABLE IF NOT EXISTS sync_totals (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    sent       INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    rejected   INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO sync_totals (id, sent, duplicates, rejected) VALUES (1, 0, 0, 0);
 "#;
 
 enum Job {
@@ -70,10 +78,50 @@ enum Job {
     /// Sync's verdicts: delivered rows leave the outbox; rejected ones leave
     /// it for `sync_rejected`, with the reason.
     Ack {
-        delivered: Vec<i64>,
-        rejected: Vec<(i64, String)>,
+        verdicts: Verdicts,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
+/// What the upstream made of a batch, by outbox sequence number.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Taken (2xx).
+    pub sent: Vec<i64>,
+    /// Already held by the upstream (409 for that statement alone): delivered.
+    pub duplicates: Vec<i64>,
+    /// Refused for its own content, with the reason: set aside for good.
+    pub rejected: Vec<(i64, String)>,
+}
+
+impl Verdicts {
+    pub fn extend(&mut self, other: Verdicts) {
+        self.sent.extend(other.sent);
+        self.duplicates.extend(other.duplicates);
+        self.rejected.extend(other.rejected);
+    }
+}
+
+/// The outbox's depth and what has left it, by verdict. The writer changes
+/// them together, under one lock, right after the commit that changes the
+/// outbox, so every snapshot adds up: a statement is queued, or counted once
+/// as sent, duplicate or rejected, never neither and never twice. The totals
+/// are kept in the database too, so they survive restarts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ledger {
+    pub depth: u64,
+    pub sent: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl Ledger {
+    fn apply(&mut self, queued: u64, left: Ledger) {
+        self.depth = (self.depth + queued).saturating_sub(left.sent + left.duplicates + left.rejected);
+        self.sent += left.sent;
+        self.duplicates += left.duplicates;
+        self.rejected += left.rejected;
+    }
 }
 
 /// Upstream queueing: on when the node has an upstream.
@@ -110,7 +158,7 @@ pub struct Store {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
-    outbox_depth: Arc<AtomicU64>,
+    ledger: Arc<Mutex<Ledger>>,
     outbox: Option<OutboxConfig>,
     /// The checkpointer runs while any clone of the store exists.
     _alive: mpsc::Sender<()>,
@@ -140,8 +188,17 @@ impl Store {
         )
         .map_err(db_err(&path))?;
         conn.execute_batch(SCHEMA).map_err(db_err(&path))?;
-        let depth: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(db_err(&path))?;
-        let outbox_depth = Arc::new(AtomicU64::new(depth as u64));
+        let ledger = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM outbox), sent, duplicates, rejected FROM sync_totals WHERE id = 1",
+                [],
+                |r| {
+                    let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                    Ok(Ledger { depth: n(0)?, sent: n(1)?, duplicates: n(2)?, rejected: n(3)? })
+                },
+            )
+            .map_err(db_err(&path))?;
+        let ledger = Arc::new(Mutex::new(ledger));
         let (alive, watch) = mpsc::channel::<()>();
         let cpath = path.clone();
         std::thread::Builder::new()
@@ -149,17 +206,22 @@ impl Store {
             .spawn(move || checkpointer(&cpath, watch))
             .map_err(|e| StoreError::Db { path: path.clone(), message: e.to_string() })?;
         let (tx, rx) = mpsc::channel();
-        let w = Writer { conn, metrics, path: path.clone(), outbox, depth: outbox_depth.clone() };
+        let w = Writer { conn, metrics, path: path.clone(), outbox, ledger: ledger.clone() };
         std::thread::Builder::new()
             .name("lms-store-writer".into())
             .spawn(move || w.run(rx, group_commit_max))
             .map_err(|e| StoreError::Db { path: path.clone(), message: e.to_string() })?;
-        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), outbox_depth, outbox, _alive: alive })
+        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), ledger, outbox, _alive: alive })
     }
 
     /// Statements waiting to go upstream.
     pub fn outbox_depth(&self) -> u64 {
-        self.outbox_depth.load(Relaxed)
+        self.ledger().depth
+    }
+
+    /// One consistent snapshot of the outbox depth and the sync totals.
+    pub fn ledger(&self) -> Ledger {
+        *self.ledger.lock().unwrap()
     }
 
     pub fn outbox_limit(&self) -> Option<u64> {
@@ -199,9 +261,9 @@ impl Store {
     }
 
     /// Records sync's verdicts in the next group commit.
-    pub async fn ack(&self, delivered: Vec<i64>, rejected: Vec<(i64, String)>) -> Result<(), StoreError> {
+    pub async fn ack(&self, verdicts: Verdicts) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job::Ack { delivered, rejected, reply }).map_err(|_| StoreError::Closed)?;
+        self.jobs.send(Job::Ack { verdicts, reply }).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -342,13 +404,13 @@ struct Writer {
     metrics: Arc<Metrics>,
     path: PathBuf,
     outbox: Option<OutboxConfig>,
-    depth: Arc<AtomicU64>,
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 /// What one job's savepoint produced, before the commit decides its fate.
 enum Outcome {
     Wrote { new: usize, queued: u64 },
-    Acked { removed: u64 },
+    Acked { left: Ledger },
     Failed(StoreError),
     Pinged,
 }
@@ -378,7 +440,7 @@ impl Writer {
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
         // Depth as it will be if this group commits, for the outbox limit.
-        let mut depth = self.depth.load(Relaxed);
+        let mut depth = self.ledger.lock().unwrap().depth;
         for job in &jobs {
             let outcome = match job {
                 Job::Ping { .. } => Outcome::Pinged,
@@ -404,10 +466,10 @@ impl Writer {
                         }
                     },
                 },
-                Job::Ack { delivered, rejected, .. } => match ack(&self.conn, delivered, rejected) {
-                    Ok(removed) => {
-                        depth = depth.saturating_sub(removed);
-                        Outcome::Acked { removed }
+                Job::Ack { verdicts, .. } => match ack(&self.conn, verdicts) {
+                    Ok(left) => {
+                        depth = depth.saturating_sub(left.sent + left.duplicates + left.rejected);
+                        Outcome::Acked { left }
                     }
                     Err(e) => Outcome::Failed(err(e)),
                 },
@@ -424,16 +486,18 @@ impl Writer {
             return;
         }
         let mut stored = 0;
-        for o in &outcomes {
-            match o {
-                Outcome::Wrote { new, queued } => {
-                    stored += *new as u64;
-                    self.depth.fetch_add(*queued, Relaxed);
+        {
+            // One lock for the whole group: readers see it before or after.
+            let mut ledger = self.ledger.lock().unwrap();
+            for o in &outcomes {
+                match o {
+                    Outcome::Wrote { new, queued } => {
+                        stored += *new as u64;
+                        ledger.apply(*queued, Ledger::default());
+                    }
+                    Outcome::Acked { left } => ledger.apply(0, *left),
+                    _ => {}
                 }
-                Outcome::Acked { removed } => {
-                    self.depth.fetch_sub((*removed).min(self.depth.load(Relaxed)), Relaxed);
-                }
-                _ => {}
             }
         }
         self.metrics.statements_stored.fetch_add(stored, Relaxed);
@@ -462,20 +526,32 @@ fn reply_all(jobs: Vec<Job>, e: StoreError) {
     }
 }
 
-fn ack(conn: &Connection, delivered: &[i64], rejected: &[(i64, String)]) -> rusqlite::Result<u64> {
+/// Removes the verdicts' rows from the outbox and counts each row that
+/// actually left (a row acknowledged twice counts once), in the totals too.
+fn ack(conn: &Connection, v: &Verdicts) -> rusqlite::Result<Ledger> {
     let mut del = conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
     let mut aside =
         conn.prepare_cached("INSERT OR REPLACE INTO sync_rejected (seq, reason, at) VALUES (?1, ?2, ?3)")?;
     let now = super::format_stored(time::OffsetDateTime::now_utc());
-    let mut removed = 0;
-    for seq in delivered {
-        removed += del.execute([seq])? as u64;
+    let mut left = Ledger::default();
+    for seq in &v.sent {
+        left.sent += del.execute([seq])? as u64;
     }
-    for (seq, reason) in rejected {
-        aside.execute(params![seq, reason, now])?;
-        removed += del.execute([seq])? as u64;
+    for seq in &v.duplicates {
+        left.duplicates += del.execute([seq])? as u64;
     }
-    Ok(removed)
+    for (seq, reason) in &v.rejected {
+        let n = del.execute([seq])? as u64;
+        if n > 0 {
+            aside.execute(params![seq, reason, now])?;
+        }
+        left.rejected += n;
+    }
+    conn.prepare_cached(
+        "UPDATE sync_totals SET sent = sent + ?1, duplicates = duplicates + ?2, rejected = rejected + ?3 WHERE id = 1",
+    )?
+    .execute(params![left.sent as i64, left.duplicates as i64, left.rejected as i64])?;
+    Ok(left)
 }
 
 enum WriteErr {
