@@ -160,3 +160,35 @@ fn admin_listener_must_be_loopback_or_unix() {
     assert!(e.contains("loopback"), "{e}");
     assert!("10.0.0.5:9090".parse::<AdminAddr>().is_err());
 }
+
+/// Issue 10, case 8: host calls check a guest's (pointer, length) against
+/// its memory before allocating. `random_get(0, 0x7fffffff)` used to make
+/// the host allocate and fill 2 GiB (42 s for one request, past the
+/// deadline, which does not interrupt host calls).
+#[tokio::test]
+async fn host_calls_refuse_lengths_past_guest_memory_without_allocating() {
+    let imports = r#"(import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "lms" "content_size" (func $content_size (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))"#;
+    // Each hostile call must fail; a call within bounds must succeed; else trap.
+    let handle = format!(
+        "(if (i32.eqz (call $random_get (i32.const 0) (i32.const 0x7fffffff))) (then unreachable))
+         (if (i32.eqz (call $random_get (i32.const 0x1fff0) (i32.const 32))) (then unreachable))
+         (if (i32.ne (call $random_get (i32.const 8192) (i32.const 64)) (i32.const 0)) (then unreachable))
+         (if (i32.ne (call $content_size (i32.const 0) (i32.const 0x7fffffff)) (i32.const -1)) (then unreachable))
+         (i32.store (i32.const 4096) (i32.const 0x7ffffff0))
+         (i32.store (i32.const 4100) (i32.const 0x7fffffff))
+         (if (i32.eqz (call $fd_write (i32.const 2) (i32.const 4096) (i32.const 1) (i32.const 4104))) (then unreachable))
+         i64.const {OK_ANSWER}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("modules");
+    module_dir(&mods, "6.6.8", &[("catalog", wat_module_importing(imports, &handle, SELF_TEST_OK))]);
+    let n = TestNode::start(Some(mods), |_| {}).await.ready().await;
+    let t = std::time::Instant::now();
+    let r = n.get("/v1/courses").await;
+    assert_eq!(r.status, 200, "a host call took a length past guest memory: {}", r.text());
+    assert_eq!(r.json()["ok"], true);
+    assert!(t.elapsed() < Duration::from_secs(2), "the request took {:?}", t.elapsed());
+    n.stop().await;
+}

@@ -155,11 +155,19 @@ fn guest_memory(caller: &mut Caller<'_, CallState>) -> Option<wasmtime::Memory> 
     caller.get_export("memory").and_then(|e| e.into_memory())
 }
 
+/// `ptr..ptr+len` when it lies inside a guest memory of `size` bytes. Every
+/// host call checks a guest's (pointer, length) with this before it
+/// allocates or copies anything: a guest may pass any i32.
+pub(crate) fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= size).then_some(start..end)
+}
+
 fn read_guest(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let mem = guest_memory(caller)?;
-    let mut buf = vec![0u8; usize::try_from(len).ok()?];
-    mem.read(&*caller, ptr as u32 as usize, &mut buf).ok()?;
-    Some(buf)
+    let r = guest_range(mem.data_size(&*caller), ptr, len)?;
+    Some(mem.data(&*caller)[r].to_vec())
 }
 
 impl Host {

@@ -64,8 +64,6 @@ pub fn module_dir(to: &Path, bundle_version: &str, replace: &[(&str, Vec<u8>)]) 
     std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
-/// A module that implements the ABI in WAT, with `handle` as the body of
-/// `lms_handle` (must leave an i64 on the stack) and a self-test answer.
 /// Module directories `a` (1.0.0) and `b` (2.0.0) under `dir`, and a
 /// `current` link to `a` (as the updater lays them out): (a, b, current).
 pub fn two_versions(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -77,13 +75,28 @@ pub fn two_versions(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (a, b, current)
 }
 
+/// A module that implements the ABI in WAT, with `handle` as the body of
+/// `lms_handle` (must leave an i64 on the stack) and a self-test answer.
 pub fn wat_module(handle: &str, self_test_json: &str) -> Vec<u8> {
-    let escaped = self_test_json.replace('\\', "\\\\").replace('"', "\\\"");
+    wat_module_importing("", handle, self_test_json)
+}
+
+/// The answer at offset 1024 of every WAT module: `lms_handle` may end with
+/// `i64.const {OK_ANSWER}` to answer 200 `{"ok":true}`.
+pub const OK_ANSWER_JSON: &str = r#"{"status":200,"body":{"ok":true}}"#;
+pub const OK_ANSWER: u64 = (1024u64 << 32) | OK_ANSWER_JSON.len() as u64;
+
+/// The same, with `imports` (WAT import declarations) before the rest.
+pub fn wat_module_importing(imports: &str, handle: &str, self_test_json: &str) -> Vec<u8> {
+    let esc = |j: &str| j.replace('\\', "\\\\").replace('"', "\\\"");
+    let (escaped, answer) = (esc(self_test_json), esc(OK_ANSWER_JSON));
     let packed = (16u64 << 32) | self_test_json.len() as u64;
     let text = format!(
         r#"(module
+  {imports}
   (memory (export "memory") 2)
   (data (i32.const 16) "{escaped}")
+  (data (i32.const 1024) "{answer}")
   (global $bump (mut i32) (i32.const 4096))
   (func (export "lms_abi_version") (result i32) i32.const 1)
   (func (export "lms_alloc") (param $n i32) (result i32) (local $p i32)
