@@ -44,6 +44,17 @@ pub struct Config {
 
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Public connections open at once; past it a new connection gets 503
+    /// and is closed. The admin listener has its own connections
+    /// (ADMIN_CONNECTIONS), so a flood of public ones never locks the operator out.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, and the
+    /// longest an idle keep-alive connection stays open.
+    #[serde(deserialize_with = "de_secs")]
+    pub header_timeout: Duration,
+    /// Longest one request (body upload included) may take.
+    #[serde(deserialize_with = "de_secs")]
+    pub request_timeout: Duration,
     /// Wall-clock budget of one module call.
     #[serde(deserialize_with = "de_secs")]
     pub module_timeout: Duration,
@@ -93,6 +104,9 @@ impl Default for Config {
             sync_enabled: false,
             sync_interval: Duration::from_secs(10),
             max_body_bytes: 1 << 20,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
             module_timeout: Duration::from_millis(500),
             module_memory_bytes: 64 << 20,
             module_instances: 128,
@@ -149,6 +163,15 @@ impl Config {
         let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if self.header_timeout.is_zero() {
+            return Err(invalid("header_timeout", "must be above zero"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("request_timeout", "must be above zero"));
         }
         if self.module_timeout.is_zero() {
             return Err(invalid("module_timeout", "must be above zero"));

@@ -144,8 +144,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some(a) => Some(AdminListener::bind(a).await.with_context(|| format!("binding admin listener {a:?}"))?),
         None => None,
     };
+    let open_files = lms_node::server::raise_open_file_limit(cfg.max_connections);
     let node = Node::new(cfg)?;
-    tracing::info!(listen = %public.local_addr()?, admin = ?admin_addr, modules = %node.cfg.modules.display(), "lms-node serving");
+    tracing::info!(listen = %public.local_addr()?, admin = ?admin_addr, modules = %node.cfg.modules.display(), open_files, "lms-node serving");
 
     let reloader = node.clone();
     tokio::spawn(async move {

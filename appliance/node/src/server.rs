@@ -5,11 +5,18 @@
 
 use crate::http;
 use crate::node::Node;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 /// Where the admin listener may be: loopback TCP or a unix socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +58,106 @@ impl AdminListener {
     }
 }
 
+/// Connections the admin listener takes at once, apart from the public ones.
+pub const ADMIN_CONNECTIONS: usize = 64;
+
+/// How one listener treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Open at once; past it a new connection is answered 503 and closed.
+    pub max: usize,
+    /// For a request's headers, and for an idle keep-alive connection.
+    pub header_timeout: Duration,
+}
+
+/// What a connection past the cap gets: a plain answer, then closed, so
+/// the client learns why instead of waiting.
+fn full_answer() -> Vec<u8> {
+    let body = r#"{"error":"too_many_connections","message":"too many open connections; try again"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets requests
+/// in flight finish. Unlike `axum::serve`, every connection holds a permit
+/// (a cap on open connections, so file descriptors cannot run out) and must
+/// send its headers within `header_timeout` (slowloris), which hyper also
+/// applies to idle keep-alive connections.
+async fn serve<L>(
+    mut listener: L,
+    app: Router,
+    limits: ConnLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: Clone + Send + Sync + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    loop {
+        let (io, addr) = tokio::select! {
+            c = listener.accept() => c,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                let mut io = io;
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&full_answer())).await;
+            });
+            continue;
+        };
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(addr.clone()));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Raises this process's soft open-file limit to its hard limit (as Go's
+/// runtime does) and warns when the connection caps could still exhaust it.
+/// Returns the soft limit in force.
+pub fn raise_open_file_limit(max_connections: usize) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    // SQLite, module code, the sync client and logs need some of their own.
+    let needed = (max_connections + ADMIN_CONNECTIONS + 256) as u64;
+    if lim.rlim_cur < needed {
+        tracing::warn!(
+            limit = lim.rlim_cur,
+            needed,
+            "the open-file limit is below max_connections plus the node's own files: lower max_connections or raise the limit"
+        );
+    }
+    lim.rlim_cur
+}
+
 pub async fn run(
     node: Arc<Node>,
     public: TcpListener,
@@ -62,9 +169,6 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
 
     crate::sync::spawn(node.clone(), stop_rx.clone());
     let loader = node.clone();
@@ -72,17 +176,15 @@ pub async fn run(
         let _ = loader.reload().await;
     });
 
-    let public_app = http::public_router(node.clone());
-    let public_srv = axum::serve(public, public_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let header_timeout = node.cfg.header_timeout;
+    let public_limits = ConnLimits { max: node.cfg.max_connections, header_timeout };
+    let admin_limits = ConnLimits { max: ADMIN_CONNECTIONS, header_timeout };
+    let public_srv = serve(public, http::public_router(node.clone()), public_limits, stop_rx.clone());
     let admin_app = http::admin_router(node.clone());
     let admin_task = match admin {
         None => None,
-        Some(AdminListener::Tcp(l)) => {
-            Some(tokio::spawn(axum::serve(l, admin_app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future()))
-        }
-        Some(AdminListener::Unix(l)) => {
-            Some(tokio::spawn(axum::serve(l, admin_app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future()))
-        }
+        Some(AdminListener::Tcp(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, stop_rx.clone()))),
+        Some(AdminListener::Unix(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, stop_rx.clone()))),
     };
     public_srv.await?;
     if let Some(t) = admin_task {

@@ -23,6 +23,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     Unavailable(String),
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
     #[error(transparent)]
     Module(#[from] CallError),
     #[error(transparent)]
@@ -47,6 +49,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Module(e) => match e {
                 CallError::NoSuchModule(_) | CallError::Busy { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "module_unavailable")

@@ -49,8 +49,20 @@ pub fn public_router(node: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(node.cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(node.clone(), deadline))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
+}
+
+/// Ends a request (its body upload included) that runs past
+/// `request_timeout`, so a client trickling a body cannot hold a
+/// connection slot for long.
+async fn deadline(axum::extract::State(node): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+    let limit = node.cfg.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout(limit)),
+    }
 }
 
 /// Routes only the operator (and lms-updater) reaches.
