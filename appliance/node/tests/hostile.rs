@@ -112,3 +112,78 @@ async fn made_up_methods_do_not_grow_metrics() {
     assert!(text.len() < before + 4096, "/metrics grew from {before} to {} bytes", text.len());
     n.stop().await;
 }
+
+/// One raw request from the loopback address `from` (127.0.0.0/8 is all
+/// loopback, so tests can play several clients); returns the status.
+async fn request_from(from: &str, to: &str, path: &str, auth: &str) -> u16 {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(to.parse().unwrap()).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: edge\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(30)).await;
+    answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Case 5, the bcrypt queue: 800 concurrent wrong passwords delayed a fresh
+/// valid login by 28 s, clients that reset freed their permit while bcrypt
+/// kept running (8 -> 175 threads), and an unknown user answered 10x faster
+/// than a known one. Now the checks are bounded, per address and in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_password_flood_cannot_delay_a_valid_sign_in() {
+    let creds = tempfile::tempdir().unwrap();
+    let file = creds.path().join("htpasswd");
+    let victim = bcrypt::hash("right", 4).unwrap();
+    let slow = bcrypt::hash("the-real-one", 6).unwrap();
+    std::fs::write(&file, format!("victim:{victim}\nslow:{slow}\n")).unwrap();
+    let n = TestNode::start(None, move |c| c.credentials = Some(file)).await;
+    let to = addr(&n.base);
+    let wrong = lms_node::client::basic_auth("slow", "wrong");
+    let before = threads();
+
+    let mut attackers = Vec::new();
+    for i in 0..400 {
+        let (to, wrong) = (to.clone(), wrong.clone());
+        attackers.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                // Send, then reset at once.
+                let mut s = TcpStream::connect(&to).await.unwrap();
+                let req = format!("GET /v1/sync/status HTTP/1.1\r\nHost: edge\r\nAuthorization: {wrong}\r\n\r\n");
+                s.write_all(req.as_bytes()).await.unwrap();
+                return 0;
+            }
+            request_from("127.0.0.1", &to, "/v1/sync/status", &wrong).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    let ok = request_from("127.0.0.2", &to, "/v1/sync/status", &lms_node::client::basic_auth("victim", "right")).await;
+    let took = t.elapsed();
+    let mut peak = threads();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for a in attackers {
+        *statuses.entry(a.await.unwrap()).or_default() += 1;
+        peak = peak.max(threads());
+    }
+    eprintln!("valid sign-in during the flood: {took:?}; attackers got {statuses:?}; threads {before} -> {peak}");
+    assert_eq!(ok, 200);
+    assert!(took < Duration::from_secs(3), "a valid sign-in waited {took:?} behind the flood");
+    assert!(statuses.get(&429).copied().unwrap_or(0) + statuses.get(&503).copied().unwrap_or(0) > 100, "{statuses:?}");
+    assert!(statuses.get(&401).copied().unwrap_or(0) <= 40, "the address's failures were not bounded: {statuses:?}");
+    assert!(peak < before + 24, "bcrypt threads grew from {before} to {peak}");
+
+    // An unknown user costs a bcrypt like a known one (no timing oracle).
+    let metric = |text: &str| {
+        text.lines().find_map(|l| l.strip_prefix("lms_auth_bcrypt_total ")).and_then(|v| v.parse::<f64>().ok())
+    };
+    let m0 = metric(&n.client.get(&n.url("/metrics"), &[]).await.unwrap().text()).unwrap();
+    let unknown = request_from("127.0.0.3", &to, "/v1/sync/status", &lms_node::client::basic_auth("nobody", "x")).await;
+    assert_eq!(unknown, 401);
+    let m1 = metric(&n.client.get(&n.url("/metrics"), &[]).await.unwrap().text()).unwrap();
+    assert_eq!(m1, m0 + 1.0, "an unknown user was answered without a bcrypt check");
+    n.stop().await;
+}

@@ -1,12 +1,19 @@
 //! HTTP Basic authentication against an htpasswd file of bcrypt entries (as
 //! `htpasswd -B` writes them). bcrypt is slow on purpose, so a verified
 //! (user, password) pair is remembered by its SHA-256 until the file is
-//! reloaded: only the first request of a client pays for bcrypt. Misses run
-//! on blocking threads, at most two at a time, so wrong passwords cannot
-//! starve learners' requests of CPU.
+//! changed: only the first request of a client pays for bcrypt.
+//!
+//! bcrypt is also the cheapest way to attack a node, so every miss is bounded
+//! (issue 10, case 5): at most `BCRYPT_SLOTS` run at once, each on a blocking
+//! thread that holds its permit until bcrypt is done (a client that resets
+//! frees nothing early); at most `BCRYPT_QUEUE` wait, the rest get 503 with
+//! Retry-After; an unknown user is checked against a dummy hash of the same
+//! cost, so the answer's time does not tell which users exist; and each
+//! client address has a budget of failed checks (a token bucket), past which
+//! its unverified attempts get 429 with Retry-After and cost no bcrypt.
 
 use super::error::ApiError;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,6 +21,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Semaphore;
 
@@ -30,12 +38,50 @@ pub enum CredentialsError {
 pub struct User(pub String);
 
 const CACHE_MAX: usize = 100_000;
+/// bcrypt checks running at once (of the node's cores, learners keep the rest).
+const BCRYPT_SLOTS: usize = 2;
+/// bcrypt checks waiting for a slot; past it: 503.
+const BCRYPT_QUEUE: usize = 32;
+/// Failed checks a client address may make in a burst, and per minute after.
+const FAILURE_BURST: f64 = 20.0;
+const FAILURES_PER_MINUTE: f64 = 20.0;
+/// Client addresses tracked at once (a flood of addresses resets the table).
+const ADDRESSES_MAX: usize = 10_000;
+
+/// What a check of credentials came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// Too many checks waiting: try again in this many seconds.
+    Busy(u64),
+    /// This address failed too often: try again in this many seconds.
+    Backoff(u64),
+}
+
+/// Failed-check budget of one client address.
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+#[derive(Default)]
+pub struct AuthStats {
+    pub bcrypt_total: std::sync::atomic::AtomicU64,
+    pub busy_total: std::sync::atomic::AtomicU64,
+    pub backoff_total: std::sync::atomic::AtomicU64,
+}
 
 pub struct Auth {
     path: Option<PathBuf>,
     users: RwLock<Arc<HashMap<String, String>>>,
+    /// Checked against when the user is unknown, at the entries' cost.
+    dummy: RwLock<Arc<String>>,
     verified: Mutex<HashSet<[u8; 32]>>,
-    bcrypt_slots: Semaphore,
+    bcrypt_slots: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
+    failures: Mutex<HashMap<std::net::IpAddr, Bucket>>,
+    pub stats: AuthStats,
 }
 
 pub fn parse_htpasswd(path: &Path, text: &str) -> Result<HashMap<String, String>, CredentialsError> {
@@ -68,8 +114,12 @@ impl Auth {
         let auth = Auth {
             path: path.map(Path::to_path_buf),
             users: RwLock::new(Arc::new(HashMap::new())),
+            dummy: RwLock::new(Arc::new(String::new())),
             verified: Mutex::new(HashSet::new()),
-            bcrypt_slots: Semaphore::new(2),
+            bcrypt_slots: Arc::new(Semaphore::new(BCRYPT_SLOTS)),
+            queue: Arc::new(Semaphore::new(BCRYPT_SLOTS + BCRYPT_QUEUE)),
+            failures: Mutex::new(HashMap::new()),
+            stats: AuthStats::default(),
         };
         auth.reload()?;
         Ok(auth)
@@ -85,39 +135,124 @@ impl Auth {
             .map_err(|e| CredentialsError::Read { path: path.clone(), message: e.to_string() })?;
         let users = parse_htpasswd(path, &text)?;
         let n = users.len();
+        // The dummy costs what a real entry costs (the highest cost in the file).
+        let cost = users.values().filter_map(|h| h.get(4..6)?.parse::<u32>().ok()).max().unwrap_or(10);
+        if self.dummy.read().unwrap().get(4..6).and_then(|c| c.parse::<u32>().ok()) != Some(cost) {
+            let dummy = bcrypt::hash(uuid::Uuid::new_v4().to_string(), cost.clamp(4, 31))
+                .map_err(|e| CredentialsError::Read { path: path.clone(), message: e.to_string() })?;
+            *self.dummy.write().unwrap() = Arc::new(dummy);
+        }
         *self.users.write().unwrap() = Arc::new(users);
-        self.verified.lock().unwrap().clear();
+        // The cache is not cleared: its keys include the hash, so a changed
+        // or removed entry matches nothing, and everyone else keeps theirs.
         Ok(n)
     }
 
-    pub async fn verify(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.users.read().unwrap().get(user).cloned() else {
-            return false;
-        };
-        let key: [u8; 32] = {
-            let mut h = Sha256::new();
-            for part in [user.as_bytes(), b"\0", password.as_bytes(), b"\0", hash.as_bytes()] {
-                h.update(part);
-            }
-            h.finalize().into()
-        };
-        if self.verified.lock().unwrap().contains(&key) {
-            return true;
+    /// Takes one failure token from `ip`'s budget; None when it has some
+    /// left, else how many seconds until it has.
+    fn over_budget(&self, ip: std::net::IpAddr, take: bool) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut map = self.failures.lock().unwrap();
+        if map.len() >= ADDRESSES_MAX && !map.contains_key(&ip) {
+            map.clear();
         }
-        let Ok(_slot) = self.bcrypt_slots.acquire().await else { return false };
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        if ok {
-            let mut cache = self.verified.lock().unwrap();
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(key);
+        let b = map.entry(ip).or_insert(Bucket { tokens: FAILURE_BURST, at: now });
+        let rate = FAILURES_PER_MINUTE / 60.0;
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(FAILURE_BURST);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return Some(((1.0 - b.tokens) / rate).ceil() as u64);
         }
-        ok
+        if take {
+            b.tokens -= 1.0;
+        }
+        None
     }
+
+    /// Checks `user`:`password`; `from` is the client's address (None for
+    /// callers without one, such as tests).
+    pub async fn check(&self, user: &str, password: &str, from: Option<std::net::IpAddr>) -> Verdict {
+        let known = self.users.read().unwrap().get(user).cloned();
+        if let Some(hash) = &known
+            && self.verified.lock().unwrap().contains(&cache_key(user, password, hash))
+        {
+            return Verdict::Valid;
+        }
+        if let Some(ip) = from
+            && let Some(wait) = self.over_budget(ip, false)
+        {
+            self.stats.backoff_total.fetch_add(1, Relaxed);
+            return Verdict::Backoff(wait);
+        }
+        let Ok(queued) = self.queue.clone().try_acquire_owned() else {
+            self.stats.busy_total.fetch_add(1, Relaxed);
+            return Verdict::Busy(1);
+        };
+        let Ok(slot) = self.bcrypt_slots.clone().acquire_owned().await else { return Verdict::Invalid };
+        let hash = known.clone().unwrap_or_else(|| self.dummy.read().unwrap().to_string());
+        let pw = password.to_string();
+        self.stats.bcrypt_total.fetch_add(1, Relaxed);
+        // The permits live in the blocking task: a client that goes away
+        // frees its slot only when bcrypt has finished.
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = bcrypt::verify(pw, &hash).unwrap_or(false);
+            drop((slot, queued));
+            ok
+        })
+        .await
+        .unwrap_or(false);
+        match (ok, known) {
+            (true, Some(hash)) => {
+                let mut cache = self.verified.lock().unwrap();
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(cache_key(user, password, &hash));
+                Verdict::Valid
+            }
+            _ => {
+                if let Some(ip) = from {
+                    self.over_budget(ip, true);
+                }
+                Verdict::Invalid
+            }
+        }
+    }
+
+    pub async fn verify(&self, user: &str, password: &str) -> bool {
+        self.check(user, password, None).await == Verdict::Valid
+    }
+
+    /// Publishes the counters into the node's metrics.
+    pub fn publish(&self, m: &crate::metrics::Metrics) {
+        let s = &self.stats;
+        m.set(
+            "lms_auth_bcrypt_total",
+            "Credential checks that ran bcrypt.",
+            "counter",
+            s.bcrypt_total.load(Relaxed) as f64,
+        );
+        m.set(
+            "lms_auth_busy_total",
+            "Credential checks refused with 503: too many waiting.",
+            "counter",
+            s.busy_total.load(Relaxed) as f64,
+        );
+        m.set(
+            "lms_auth_backoff_total",
+            "Credential checks refused with 429: the address failed too often.",
+            "counter",
+            s.backoff_total.load(Relaxed) as f64,
+        );
+    }
+}
+
+fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [user.as_bytes(), b"\0", password.as_bytes(), b"\0", hash.as_bytes()] {
+        h.update(part);
+    }
+    h.finalize().into()
 }
 
 fn basic(req: &Request) -> Option<(String, String)> {
@@ -137,8 +272,15 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next
     let Some((user, password)) = basic(&req) else {
         return Err(ApiError::Unauthorized);
     };
-    if !auth.verify(&user, &password).await {
-        return Err(ApiError::Unauthorized);
+    let from = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    match auth.check(&user, &password, from).await {
+        Verdict::Valid => {}
+        Verdict::Invalid => return Err(ApiError::Unauthorized),
+        Verdict::Busy(secs) => return Err(ApiError::Busy(secs)),
+        Verdict::Backoff(secs) => {
+            tracing::warn!(from = ?from, "credential failures from this address: backing off");
+            return Err(ApiError::TooManyAttempts(secs));
+        }
     }
     req.extensions_mut().insert(User(user));
     Ok(next.run(req).await)

@@ -25,6 +25,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the request took longer than {0:?}")]
     Timeout(std::time::Duration),
+    #[error("too many sign-in checks are waiting; try again in {0} s")]
+    Busy(u64),
+    #[error("too many failed sign-ins from this address; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error(transparent)]
     Module(#[from] CallError),
     #[error(transparent)]
@@ -50,6 +54,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Module(e) => match e {
                 CallError::NoSuchModule(_) | CallError::Busy { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "module_unavailable")
@@ -83,6 +89,9 @@ impl IntoResponse for ApiError {
             body["field"] = f.clone().into();
         }
         let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::Busy(secs) | ApiError::TooManyAttempts(secs) = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let ApiError::Unauthorized = self {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"lms\", charset=\"UTF-8\""));

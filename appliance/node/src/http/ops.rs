@@ -52,6 +52,7 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
 
 pub async fn metrics(State(node): State<AppState>) -> Response {
     crate::sync::publish_metrics(&node);
+    node.auth.publish(&node.metrics);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics.render()).into_response()
 }
 
