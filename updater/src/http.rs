@@ -10,6 +10,12 @@ use hyper_util::rt::TokioExecutor;
 use std::io::Write;
 use std::time::Duration;
 
+/// The slowest a download may be, over any window of the timeout: a server
+/// trickling a byte every few seconds (each under the timeout) would
+/// otherwise hold `check` forever. Downloads resume, so a slow link still
+/// gets there in later attempts.
+pub const MIN_BYTES_PER_SEC: u64 = 1024;
+
 pub struct Http {
     rt: tokio::runtime::Runtime,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -83,7 +89,19 @@ impl Http {
             }
             let mut body = resp.into_body();
             let mut len = have;
+            let (mut window, mut at_window) = (tokio::time::Instant::now(), have);
+            let floor = MIN_BYTES_PER_SEC * self.timeout.as_secs().max(1);
             loop {
+                if window.elapsed() >= self.timeout {
+                    if len - at_window < floor {
+                        return Err(format!(
+                            "{url}: too slow at byte {len}: {} bytes in {:?}, below {MIN_BYTES_PER_SEC} bytes/s",
+                            len - at_window,
+                            self.timeout
+                        ));
+                    }
+                    (window, at_window) = (tokio::time::Instant::now(), len);
+                }
                 let frame = match tokio::time::timeout(self.timeout, body.frame()).await {
                     Err(_) => return Err(format!("{url}: stalled at byte {len}")),
                     Ok(None) => break,
@@ -99,5 +117,35 @@ impl Http {
             }
             Ok(len)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Issue 10, case 6: a repository sending one byte at a time, each just
+    /// under the timeout, kept `check` alive forever.
+    #[test]
+    fn a_trickling_download_is_cut_off() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n").unwrap();
+            while s.write_all(b"x").and_then(|_| s.flush()).is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let http = Http::new(Duration::from_secs(1));
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = std::fs::File::create(dir.path().join("part")).unwrap();
+        let t = std::time::Instant::now();
+        let e = http.download_into(&format!("http://127.0.0.1:{port}/b"), &mut f, 0, 1_000_000).unwrap_err();
+        assert!(e.contains("too slow"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
     }
 }

@@ -14,7 +14,13 @@ use std::time::Duration;
 pub struct Client {
     inner: HyperClient<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// Most bytes of an answer's body read; a larger answer is an error,
+    /// found out without buffering it.
+    max_body: usize,
 }
+
+/// The default cap on an answer's body.
+pub const MAX_BODY: usize = 64 << 20;
 
 #[derive(Debug)]
 pub struct Reply {
@@ -43,7 +49,14 @@ impl Client {
         Client {
             inner: HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector),
             timeout,
+            max_body: MAX_BODY,
         }
+    }
+
+    /// The same client, reading at most `bytes` of any answer's body.
+    pub fn with_max_body(mut self, bytes: usize) -> Client {
+        self.max_body = bytes;
+        self
     }
 
     pub async fn send(
@@ -61,7 +74,18 @@ impl Client {
         let fut = async {
             let resp = self.inner.request(req).await.map_err(|e| format!("{url}: {e}"))?;
             let (parts, body) = resp.into_parts();
-            let body = body.collect().await.map_err(|e| format!("{url}: reading body: {e}"))?.to_bytes();
+            let max = self.max_body;
+            let body = http_body_util::Limited::new(body, max)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        format!("{url}: answer larger than {max} bytes")
+                    } else {
+                        format!("{url}: reading body: {e}")
+                    }
+                })?
+                .to_bytes();
             Ok(Reply { status: parts.status, headers: parts.headers, body })
         };
         tokio::time::timeout(self.timeout, fut)

@@ -167,6 +167,9 @@ pub fn publish_metrics(node: &Node) {
 
 type Verdict = Result<Verdicts, String>;
 
+/// Most bytes of an upstream's answer read (10,000 ids are 400 KB).
+const SYNC_ANSWER_MAX: usize = 1 << 20;
+
 /// What an upstream answer means for the statements it was about.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
@@ -254,7 +257,9 @@ pub fn spawn(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
         }
     };
     let up = Upstream {
-        client: Client::new(node.cfg.sync_timeout),
+        // An upstream's answer to a batch is its ids: a few KiB. A hub that
+        // answers with a flood must not make the edge buffer it.
+        client: Client::new(node.cfg.sync_timeout).with_max_body(SYNC_ANSWER_MAX),
         url: format!("{}/statements", upstream.trim_end_matches('/')),
         auth,
     };

@@ -302,3 +302,55 @@ async fn sync_settings_are_checked() {
     c.upstream_user = Some("edge".into());
     assert!(lms_node::sync::upstream_auth(&c).unwrap_err().contains("upstream_password"));
 }
+
+/// Issue 10, case 6: a hub answering 200 with a 3 GiB body made the edge
+/// buffer all of it (3.2 GB in 2 s, every cycle). The edge now reads at most
+/// 1 MiB of an answer, keeps the batch queued and says why.
+#[tokio::test]
+async fn a_hub_answering_with_a_flood_is_not_buffered() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let written = Arc::new(AtomicU64::new(0));
+    let most = Arc::new(AtomicU64::new(0));
+    let (w, m) = (written.clone(), most.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let (w, m) = (w.clone(), m.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 16];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3221225472\r\n\r\n").await;
+                let chunk = vec![b'['; 1 << 16];
+                let mut this = 0u64;
+                while s.write_all(&chunk).await.is_ok() {
+                    this += chunk.len() as u64;
+                    w.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    m.fetch_max(this, Ordering::Relaxed);
+                    if this > 4 << 30 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let e = TestNode::start(None, edge(&format!("http://127.0.0.1:{port}/xapi"), USER, PASSWORD)).await;
+    write(&e, 5, "flood").await;
+    let start = Instant::now();
+    let s = loop {
+        let s = sync_status(&e).await;
+        if s["errors_total"].as_u64().unwrap() >= 2 {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(s["last_error"].as_str().unwrap().contains("larger than"), "{s}");
+    assert_eq!(s["outbox_depth"], 5, "{s}");
+    let most = most.load(Ordering::Relaxed);
+    eprintln!("the flooding hub got {most} bytes out per answer at most");
+    assert!(most < 32 << 20, "the edge read {most} bytes of one answer");
+    e.stop().await;
+}
