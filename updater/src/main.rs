@@ -59,7 +59,7 @@ fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode
             }
             Ok(Outcome::Installed { version }) => println!("installed {version}: healthy and committed"),
             Ok(Outcome::RolledBack { version, reason }) => println!("rolled back from {version}: {reason}"),
-            Err(e) => eprintln!("lms-updater: {e}"),
+            Err(e) => eprintln!("lms-updater: {}", lms_bundle::cap_text(&e.to_string(), 4096)),
         }
     }
     ExitCode::from(code)
@@ -80,14 +80,14 @@ fn main() -> ExitCode {
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("lms-updater: {e:#}");
+            eprintln!("lms-updater: {}", lms_bundle::cap_text(&format!("{e:#}"), 4096));
             return ExitCode::from(1);
         }
     };
     let updater = match Updater::from_config(&cfg) {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("lms-updater: {e:#}");
+            eprintln!("lms-updater: {}", lms_bundle::cap_text(&format!("{e:#}"), 4096));
             return ExitCode::from(1);
         }
     };
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
                 match lms_updater::repo::local_or_download(&src, &updater.layout.cache(), Duration::from_secs(60)) {
                     Ok(p) => p,
                     Err(e) => {
-                        eprintln!("lms-updater: {e}");
+                        eprintln!("lms-updater: {}", lms_bundle::cap_text(&e.to_string(), 4096));
                         return ExitCode::from(1);
                     }
                 };
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("lms-updater: {e}");
+                eprintln!("lms-updater: {}", lms_bundle::cap_text(&e.to_string(), 4096));
                 ExitCode::from(1)
             }
         },

@@ -46,6 +46,9 @@ pub struct State {
     pub last_check: Option<String>,
 }
 
+/// Longest error text kept in state.json.
+pub const TEXT_MAX: usize = 2048;
+
 /// Paths under modules_dir.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -87,8 +90,13 @@ impl Layout {
         }
     }
 
+    /// Writes `s`, with every error text capped at `TEXT_MAX` bytes.
     pub fn save(&self, s: &State) -> Result<(), String> {
-        write_atomic(&self.state_file(), &serde_json::to_vec_pretty(s).expect("json"))
+        let mut s = s.clone();
+        let cap = |t: &mut String| *t = lms_bundle::cap_text(t, TEXT_MAX);
+        s.last_error.iter_mut().for_each(cap);
+        s.rejected.iter_mut().for_each(|r| cap(&mut r.reason));
+        write_atomic(&self.state_file(), &serde_json::to_vec_pretty(&s).expect("json"))
     }
 
     /// Points `link` at `slots/<slot>` (or removes it) in one rename, then
@@ -134,4 +142,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, case 4: an error echoing attacker bytes made state.json
+    /// 1.5 GB (and every later `status` took 38 s).
+    #[test]
+    fn stored_error_texts_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout { root: dir.path().to_path_buf() };
+        let s = State {
+            last_error: Some("x".repeat(1 << 20)),
+            rejected: vec![Rejected {
+                version: "1.0.0".into(),
+                sha256: "0".repeat(64),
+                reason: "y".repeat(1 << 20),
+                at: "t".into(),
+            }],
+            ..State::default()
+        };
+        l.save(&s).unwrap();
+        assert!(std::fs::metadata(l.state_file()).unwrap().len() < 3 * TEXT_MAX as u64);
+        let back = l.load().unwrap();
+        assert!(back.last_error.unwrap().len() < TEXT_MAX + 64);
+    }
 }

@@ -153,6 +153,20 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .expect("formattable")
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), saying how
+/// much was cut: for error texts that are stored or printed, whatever an
+/// attacker managed to put into them.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &text[..end], text.len() - end)
+}
+
 fn tar_header(path: &str, size: u64, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_path(path).expect("validated path fits");

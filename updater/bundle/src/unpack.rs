@@ -83,6 +83,8 @@ fn kind_name(t: tar::EntryType) -> &'static str {
         tar::EntryType::Block => "a block device",
         tar::EntryType::Fifo => "a FIFO",
         tar::EntryType::Directory => "a directory",
+        tar::EntryType::GNULongName | tar::EntryType::GNULongLink => "a GNU long-name extension",
+        tar::EntryType::XHeader | tar::EntryType::XGlobalHeader => "a PAX extension header",
         _ => "not a regular file",
     }
 }
@@ -132,7 +134,11 @@ fn unpack_inner(
             BundleError::Container { offset: offset.get(), message: e.to_string() }
         }
     };
-    let mut entries = archive.entries().map_err(container)?;
+    // Raw: the tar crate would otherwise read GNU long names and PAX
+    // extension records into memory by itself, before any check and before
+    // the signature (a 500 MiB long name took 3.5 GB). Raw, they arrive as
+    // entries of their own type, which nothing below accepts.
+    let mut entries = archive.entries().map_err(container)?.raw(true);
 
     let mut read_small = |name: &str, cap: u64| -> Result<Vec<u8>, BundleError> {
         let mut e = match entries.next() {
@@ -140,8 +146,12 @@ fn unpack_inner(
             None => return Err(BundleError::Layout(format!("ends before {name}"))),
         };
         let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        if path != name || e.header().entry_type() != tar::EntryType::Regular {
-            return Err(BundleError::Layout(format!("expected {name} as a regular file here, found {path:?}")));
+        let kind = e.header().entry_type();
+        if path != name || kind != tar::EntryType::Regular {
+            return Err(BundleError::Layout(format!(
+                "expected {name} as a regular file here, found {path:?} ({})",
+                if kind == tar::EntryType::Regular { "a regular file" } else { kind_name(kind) }
+            )));
         }
         let declared = e.header().size().map_err(container)?;
         if declared > cap {

@@ -326,3 +326,44 @@ fn a_write_error_in_staging_leaves_nothing() {
     let e = verify_and_unpack(&b, &[key(1).verifying_key()], &Limits::default(), Path::new("/proc/no/such/staging"));
     assert!(e.is_err());
 }
+
+/// Issue 10, case 4: an unsigned bundle whose first entry is a GNU long
+/// name of 500 MiB made the tar reader hold all of it, echo it into the
+/// error and `state.json`. Extension entries are refused as they are met,
+/// before their data is read, with a short error. (8 MiB here; the size
+/// does not change the path taken.)
+#[test]
+fn gnu_long_name_before_the_signature() {
+    let c = Case::new();
+    let mut entries = c.entries(&key(9));
+    let long =
+        Raw { name: "././@LongLink".into(), kind: tar::EntryType::GNULongName, data: vec![b'a'; 8 << 20], link: None };
+    entries.insert(0, long);
+    let (r, staging) = c.verify(&entries, &Limits::default());
+    let e = r.expect_err("hostile bundle accepted").to_string();
+    assert!(e.contains("GNU long-name"), "{}", lms_bundle::cap_text(&e, 300));
+    assert!(e.len() < 1024, "the error echoes {} bytes", e.len());
+    assert!(!staging.exists());
+}
+
+#[test]
+fn pax_header_in_the_payload() {
+    let c = Case::new();
+    let mut entries = c.entries(&key(1));
+    let pax = Raw {
+        name: "payload/PaxHeaders/x".into(),
+        kind: tar::EntryType::XHeader,
+        data: b"30 path=payload/manifest.json\n".to_vec(),
+        link: None,
+    };
+    entries.insert(2, pax);
+    refused(&c, &entries, "PAX extension");
+}
+
+#[test]
+fn error_texts_are_capped() {
+    let t = "é".repeat(5000);
+    let c = lms_bundle::cap_text(&t, 101);
+    assert!(c.len() < 140 && c.ends_with("more bytes)"), "{c}");
+    assert_eq!(lms_bundle::cap_text("short", 101), "short");
+}
