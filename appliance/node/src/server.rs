@@ -50,9 +50,23 @@ impl AdminListener {
         Ok(match addr {
             AdminAddr::Tcp(a) => AdminListener::Tcp(TcpListener::bind(a).await?),
             AdminAddr::Unix(p) => {
-                // A stale socket from a previous run would make bind fail.
-                let _ = std::fs::remove_file(p);
-                AdminListener::Unix(UnixListener::bind(p)?)
+                use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+                // A stale socket from a previous run would make bind fail;
+                // anything else at that path is not ours to delete.
+                match std::fs::symlink_metadata(p) {
+                    Ok(m) if m.file_type().is_socket() => std::fs::remove_file(p)?,
+                    Ok(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            format!("{} exists and is not a socket; refusing to replace it", p.display()),
+                        ));
+                    }
+                    Err(_) => {}
+                }
+                let l = UnixListener::bind(p)?;
+                // Only the node's own user may reach the admin routes.
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
+                AdminListener::Unix(l)
             }
         })
     }

@@ -44,7 +44,7 @@ async fn kill_9_right_after_2xx_keeps_every_acknowledged_statement() {
                     .send(
                         "POST".parse().unwrap(),
                         &format!("{base}/xapi/statements"),
-                        &[("authorization", &auth), XAPI],
+                        &[("authorization", &auth), XAPI, ("content-type", "application/json")],
                         s.to_string(),
                     )
                     .await

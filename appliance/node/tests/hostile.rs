@@ -187,3 +187,74 @@ async fn a_wrong_password_flood_cannot_delay_a_valid_sign_in() {
     assert_eq!(m1, m0 + 1.0, "an unknown user was answered without a bcrypt check");
     n.stop().await;
 }
+
+/// Case 12: `admin_listen = "unix:PATH"` deleted whatever was at PATH and
+/// left the socket as the umask gave. Now only a stale socket is replaced,
+/// and the socket is 0600.
+#[tokio::test]
+async fn the_admin_socket_replaces_only_sockets_and_is_private() {
+    use lms_node::server::{AdminAddr, AdminListener};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("lms.toml");
+    std::fs::write(&precious, "keep me").unwrap();
+    let e = AdminListener::bind(&AdminAddr::Unix(precious.clone())).await.err().expect("bound over a regular file");
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+
+    let sock = dir.path().join("admin.sock");
+    drop(AdminListener::bind(&AdminAddr::Unix(sock.clone())).await.unwrap());
+    // A stale socket from an earlier run is replaced.
+    let _l = AdminListener::bind(&AdminAddr::Unix(sock.clone())).await.unwrap();
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+/// Case 12: JSON routes took `text/plain` bodies, which a browser sends
+/// cross-site without a preflight along with cached Basic credentials.
+#[tokio::test]
+async fn json_routes_refuse_other_content_types() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let body = r#"{"learner":"amina","answers":{"q1":"a"}}"#;
+    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let r = n
+            .client
+            .send(
+                "POST".parse().unwrap(),
+                &n.url("/v1/quizzes/science-check/attempts"),
+                &[("authorization", &auth), ("content-type", ct)],
+                body,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+        assert_eq!(r.json()["error"], "unsupported_media_type");
+    }
+    let before = n.get("/xapi/statements").await.json()["statements"].as_array().unwrap().len();
+    let r = n
+        .client
+        .send(
+            "POST".parse().unwrap(),
+            &n.url("/xapi/statements"),
+            &[("authorization", &auth), XAPI, ("content-type", "text/plain")],
+            statement(&uuid(), "amina", "http://adlnet.gov/expapi/verbs/experienced", "https://a.example.org/x")
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(n.get("/xapi/statements").await.json()["statements"].as_array().unwrap().len(), before, "stored anyway");
+    // With a parameter it is still JSON.
+    let r = n
+        .client
+        .send(
+            "POST".parse().unwrap(),
+            &n.url("/v1/quizzes/science-check/attempts"),
+            &[("authorization", &auth), ("content-type", "application/json; charset=utf-8")],
+            body,
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.status, 415, "{}", r.text());
+    n.stop().await;
+}

@@ -79,7 +79,7 @@ async fn kill_9_mid_batch_then_restart_is_still_exactly_once() {
             .send(
                 "POST".parse().unwrap(),
                 &format!("{base}/xapi/statements"),
-                &[("authorization", &auth), XAPI],
+                &[("authorization", &auth), XAPI, ("content-type", "application/json")],
                 Value::from(batch).to_string(),
             )
             .await

@@ -71,6 +71,13 @@ pub fn verify(bytes: &[u8], sig: &[u8], trusted: &[VerifyingKey], channel: &str)
     if !super::safe_relative_path(&m.bundle.path) {
         return bad(format!("bundle.path {:?} is not a safe relative path", m.bundle.path));
     }
+    // The updater names cache files after it: nothing but 64 hex digits.
+    if !super::is_sha256_hex(&m.bundle.sha256) {
+        return bad(format!(
+            "bundle.sha256 {:?} is not 64 lowercase hex digits",
+            super::cap_text(&m.bundle.sha256, 80)
+        ));
+    }
     if parse_time(&m.expires).is_none() {
         return bad("expires is not an RFC 3339 time".into());
     }
@@ -193,5 +200,26 @@ mod tests {
         assert_eq!(in_rollout("edge-7", "1.2.0", 25), in_rollout("edge-7", "1.2.0", 25));
         assert!(in_rollout("x", "1.0.0", 100));
         assert!(!(0..1000).any(|i| in_rollout(&format!("n{i}"), "1.0.0", 0)));
+    }
+
+    /// Issue 10, case 12: the signed `bundle.sha256` became part of a cache
+    /// path without a format check.
+    #[test]
+    fn bundle_sha256_must_be_hex() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        for (sha, ok) in [("a".repeat(64), true), ("../../etc/passwd".into(), false), ("A".repeat(64), false)] {
+            let meta = serde_json::json!({
+                "format": CHANNEL_FORMAT, "channel": "stable", "metadata_version": 1, "created": "2026-01-01T00:00:00Z",
+                "expires": "2099-01-01T00:00:00Z", "rollout_percent": 100,
+                "bundle": {"version": "1.0.0", "path": "bundles/b.bundle", "size": 1, "sha256": sha},
+            });
+            let bytes = serde_json::to_vec(&meta).unwrap();
+            let sig = keys::sign(&key, &bytes);
+            let r = verify(&bytes, &sig, &[key.verifying_key()], "stable");
+            assert_eq!(r.is_ok(), ok, "{sha}: {r:?}");
+            if !ok {
+                assert!(r.unwrap_err().to_string().contains("bundle.sha256"));
+            }
+        }
     }
 }

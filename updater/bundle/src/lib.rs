@@ -153,6 +153,11 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .expect("formattable")
 }
 
+/// A sha256 as this crate writes it: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// `text` cut to at most `max` bytes (at a character boundary), saying how
 /// much was cut: for error texts that are stored or printed, whatever an
 /// attacker managed to put into them.

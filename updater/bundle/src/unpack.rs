@@ -273,7 +273,7 @@ fn check_manifest(m: &BundleManifest, limits: &Limits) -> Result<(), BundleError
         if f.size > limits.max_file_bytes {
             return Err(BundleError::TooLarge { what: f.path.clone(), size: f.size, limit: limits.max_file_bytes });
         }
-        if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !super::is_sha256_hex(&f.sha256) {
             return bad(format!("files[{i}].sha256 is not 64 lowercase hex digits"));
         }
         total += f.size;

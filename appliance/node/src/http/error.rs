@@ -25,6 +25,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the request took longer than {0:?}")]
     Timeout(std::time::Duration),
+    #[error("Content-Type {0} is not application/json")]
+    UnsupportedMediaType(String),
     #[error("too many sign-in checks are waiting; try again in {0} s")]
     Busy(u64),
     #[error("too many failed sign-ins from this address; try again in {0} s")]
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Module(e) => match e {

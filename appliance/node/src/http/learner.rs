@@ -89,7 +89,16 @@ async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiErr
         .await
         .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))??;
 
-    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
+    let status = match resp.status {
+        200..=599 => StatusCode::from_u16(resp.status).expect("200-599 is a valid status"),
+        s => {
+            return Err(ApiError::Module(crate::wasm::CallError::BadResponse {
+                module: module.to_string(),
+                message: format!("status {s} is outside 200-599"),
+            }));
+        }
+    };
     if status.is_success() && !resp.statements.is_empty() {
         let auth = authority(node, user);
         let mut batch = Vec::with_capacity(resp.statements.len());
@@ -112,7 +121,8 @@ async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiErr
     if let Some(cc) = resp.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         builder = builder.header(header::CACHE_CONTROL, cc);
     }
-    let body = if status == StatusCode::NOT_MODIFIED {
+    // 204 and 304 carry no body, whatever the module put there.
+    let body = if status == StatusCode::NOT_MODIFIED || status == StatusCode::NO_CONTENT {
         Body::empty()
     } else {
         builder = builder.header(header::CONTENT_TYPE, "application/json");

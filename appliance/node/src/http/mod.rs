@@ -107,6 +107,18 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        // A browser may send text/plain (or a form) cross-site without a
+        // preflight, with Basic credentials it has cached: only a JSON type
+        // is a request a program meant to make.
+        let ct = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType(if ct.is_empty() {
+                "none".into()
+            } else {
+                ct.chars().take(100).collect()
+            }));
+        }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(state.cfg.max_body_bytes)
