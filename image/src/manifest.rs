@@ -85,6 +85,24 @@ impl Manifest {
     }
 }
 
+/// The manifest of `dir`, from the very bytes whose signature `key` checked
+/// (read once: nothing can swap the file between the check and the use).
+pub fn read_verified(dir: &Path, key: &lms_bundle::keys::VerifyingKey) -> Result<Manifest, String> {
+    let p = dir.join(MANIFEST);
+    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let s = dir.join(SIGNATURE);
+    let sig_text = std::fs::read_to_string(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+    let sig = hex::decode(sig_text.trim()).map_err(|e| format!("{}: not hex: {e}", s.display()))?;
+    if !lms_bundle::keys::verify_any(std::slice::from_ref(key), &bytes, &sig) {
+        return Err(format!("{}: the signature does not hold for {}", s.display(), p.display()));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+    if m.format != FORMAT {
+        return Err(format!("{}: format {} is not {FORMAT}", p.display(), m.format));
+    }
+    Ok(m)
+}
+
 /// Writes manifest.json and manifest.sig (hex ed25519 signature + newline).
 pub fn write_signed(dir: &Path, m: &Manifest, key: &lms_bundle::keys::SigningKey) -> Result<(), String> {
     let mut bytes = serde_json::to_vec_pretty(m).map_err(|e| e.to_string())?;

@@ -52,6 +52,78 @@ fn copy_range(src: &mut std::fs::File, dst: &mut std::fs::File, from: u64, len: 
     Ok(())
 }
 
+/// A private copy of the image's disk.img, checked against the signed
+/// manifest as it is made: the flash writes from these bytes, so a disk.img
+/// changed after `verify` read it is never written.
+fn private_copy(dir: &Path, m: &Manifest) -> anyhow::Result<std::fs::File> {
+    use sha2::Digest;
+    let want = m.files.iter().find(|f| f.path == "disk.img").context("the manifest lists no disk.img")?;
+    let path = dir.join("disk.img");
+    let mut src = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+    let mut copy = tempfile::tempfile().context("a private copy of disk.img in the temp directory")?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        copy.write_all(&buf[..n])?;
+        len += n as u64;
+    }
+    let got = hex::encode(h.finalize());
+    if len != want.size || got != want.sha256 {
+        bail!("{}: changed since it was verified (sha256 {got}, {len} bytes); nothing written", path.display());
+    }
+    Ok(copy)
+}
+
+/// Whether a device of `device_len` bytes (a block device when `block`) has
+/// room for `needed` bytes. A regular file grows, as long as its filesystem
+/// can reserve the space (checked with fallocate before writing).
+pub fn room(device_len: u64, block: bool, needed: u64) -> Result<(), String> {
+    if block && device_len < needed {
+        return Err(format!("the device holds {device_len} bytes but the image needs {needed}; nothing written"));
+    }
+    Ok(())
+}
+
+/// Opens the target: a block device exclusively (O_EXCL: refused while it
+/// is mounted or in use), a disk file created if missing.
+fn open_device(device: &Path) -> anyhow::Result<(std::fs::File, bool)> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let block = std::fs::metadata(device).is_ok_and(|m| m.file_type().is_block_device());
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).read(true);
+    if block {
+        o.custom_flags(libc::O_EXCL);
+    } else {
+        o.create(!device.starts_with("/dev"));
+    }
+    let f = o.open(device).with_context(|| {
+        format!("{} (a block device in use or mounted is refused; unmount it first)", device.display())
+    })?;
+    Ok((f, block))
+}
+
+/// Reserves `len` bytes of a regular file up front, so a full filesystem
+/// fails before a byte is written instead of leaving half an image.
+fn reserve(f: &std::fs::File, device: &Path, len: u64) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fallocate on an open, writable descriptor.
+    let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len as libc::off_t) };
+    if r != 0 {
+        bail!(
+            "{}: cannot reserve {len} bytes: {}; nothing written",
+            device.display(),
+            std::io::Error::from_raw_os_error(r)
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let key =
         lms_bundle::keys::load_verifying(&a.pubkey).map_err(|e| anyhow::anyhow!("{}: {e}", a.pubkey.display()))?;
@@ -59,12 +131,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !bad.is_empty() {
         bail!("{} does not verify; nothing written:\n  {}", a.dir.display(), bad.join("\n  "));
     }
-    let (m, _) = Manifest::read(&a.dir).map_err(anyhow::Error::msg)?;
-    let image = a.dir.join("disk.img");
-    let image_len = std::fs::metadata(&image)?.len();
-    let mut src = std::fs::File::open(&image).with_context(|| image.display().to_string())?;
+    let m = crate::manifest::read_verified(&a.dir, &key).map_err(|e| anyhow::anyhow!("{e}; nothing written"))?;
+    let mut src = private_copy(&a.dir, &m)?;
+    let image_len = src.seek(SeekFrom::End(0))?;
+    let (mut dst, block) = open_device(&a.device)?;
+    let dev_len = dst.seek(SeekFrom::End(0))?;
     if a.keep_data {
         let data = m.partitions.iter().find(|p| p.name == "lms-data").context("the image has no lms-data partition")?;
+        room(dev_len, true, data.offset + data.size).map_err(|e| anyhow::anyhow!("{}: {e}", a.device.display()))?;
         match device_partition(&a.device, "lms-data")? {
             Some((off, size)) if off == data.offset && size == data.size => {}
             Some((off, size)) => bail!(
@@ -77,12 +151,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ),
             None => bail!("{}: no lms-data partition; nothing written (flash without --keep-data)", a.device.display()),
         }
-        let mut dst =
-            std::fs::OpenOptions::new().write(true).open(&a.device).with_context(|| a.device.display().to_string())?;
         // GPT + ESP + system, everything before the data partition.
         copy_range(&mut src, &mut dst, 0, data.offset, 0)?;
         // The backup GPT, where a disk of exactly this image's size keeps it.
-        let dev_len = dst.seek(SeekFrom::End(0))?;
         let tail = data.offset + data.size;
         if dev_len == image_len {
             copy_range(&mut src, &mut dst, tail, image_len - tail, tail)?;
@@ -96,15 +167,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             data.offset
         );
     } else {
-        let mut dst = std::fs::OpenOptions::new()
-            .write(true)
-            .create(!a.device.starts_with("/dev"))
-            .open(&a.device)
-            .with_context(|| a.device.display().to_string())?;
+        room(dev_len, block, image_len).map_err(|e| anyhow::anyhow!("{}: {e}", a.device.display()))?;
+        if !block {
+            reserve(&dst, &a.device, image_len)?;
+        }
         copy_range(&mut src, &mut dst, 0, image_len, 0)?;
         dst.flush()?;
         dst.sync_all()?;
         println!("{}: {} written ({image_len} bytes), data partition fresh", a.device.display(), a.dir.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room;
+
+    /// Issue 10, case 11: a 20 MiB target got a broken GPT after ENOSPC.
+    #[test]
+    fn a_device_too_small_is_refused_before_writing() {
+        let e = room(20 << 20, true, 62 << 20).unwrap_err();
+        assert!(e.contains("20971520") && e.contains("nothing written"), "{e}");
+        room(64 << 20, true, 62 << 20).unwrap();
+        // A disk file grows; fallocate checks its filesystem has the room.
+        room(0, false, 62 << 20).unwrap();
+    }
 }
