@@ -24,6 +24,10 @@ pub struct Config {
     #[serde(default = "default_poll", deserialize_with = "de_duration")]
     pub poll_interval: Duration,
     pub node_id: String,
+    /// Trust only these CA certificates (PEM) for an https:// repository (a
+    /// private PKI); without it, Mozilla's roots built into lms-updater.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_channel() -> String {
@@ -53,6 +57,12 @@ impl Config {
             .map_err(|e: toml::de::Error| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim()))?;
         if !lms_bundle::channel::valid_channel_name(&cfg.channel) {
             anyhow::bail!("config {}: channel {:?} is not a valid channel name", path.display(), cfg.channel);
+        }
+        if let Err(e) = crate::repo::parse_source(&cfg.repository) {
+            anyhow::bail!("config {}: repository {e}", path.display());
+        }
+        if let Err(e) = lms_settings::tls::client_config(cfg.ca_file.as_deref()) {
+            anyhow::bail!("config {}: ca_file {e}", path.display());
         }
         if cfg.trusted_keys.is_empty() {
             anyhow::bail!("config {}: trusted_keys is empty; nothing could ever verify", path.display());

@@ -18,7 +18,7 @@ pub const MIN_BYTES_PER_SEC: u64 = 1024;
 
 pub struct Http {
     rt: tokio::runtime::Runtime,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -28,11 +28,23 @@ pub struct Answer {
 }
 
 impl Http {
+    /// http:// and https:// with Mozilla's roots built in.
     pub fn new(timeout: Duration) -> Http {
+        Http::with_trust(timeout, lms_settings::tls::client_config(None).expect("the built-in roots load"))
+    }
+
+    /// https:// trusting what `tls` trusts (a pinned private CA: `ca_file`).
+    pub fn with_trust(timeout: Duration, tls: std::sync::Arc<rustls::ClientConfig>) -> Http {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let mut c = HttpConnector::new();
         c.set_connect_timeout(Some(timeout));
-        let client = rt.block_on(async { Client::builder(TokioExecutor::new()).build(c) });
+        c.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(c);
+        let client = rt.block_on(async { Client::builder(TokioExecutor::new()).build(https) });
         Http { rt, client, timeout }
     }
 
@@ -49,7 +61,8 @@ impl Http {
         let req = self.request(method, url, None)?;
         self.rt.block_on(async {
             let fut = async {
-                let resp = self.client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+                let resp =
+                    self.client.request(req).await.map_err(|e| format!("{url}: {}", lms_settings::error_chain(&e)))?;
                 let status = resp.status().as_u16();
                 let mut body = resp.into_body();
                 let mut out = Vec::new();
@@ -79,7 +92,7 @@ impl Http {
             let resp = tokio::time::timeout(self.timeout, self.client.request(req))
                 .await
                 .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
-                .map_err(|e| format!("{url}: {e}"))?;
+                .map_err(|e| format!("{url}: {}", lms_settings::error_chain(&e)))?;
             let status = resp.status().as_u16();
             match (status, have) {
                 (206, h) if h > 0 => {}
@@ -147,5 +160,39 @@ mod tests {
         let e = http.download_into(&format!("http://127.0.0.1:{port}/b"), &mut f, 0, 1_000_000).unwrap_err();
         assert!(e.contains("too slow"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    }
+
+    /// Issue 10, case 2: https:// repositories did not work at all. A
+    /// repository behind a private CA is reached with that CA pinned, and
+    /// refused without it.
+    #[test]
+    fn https_with_a_pinned_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        let server = lms_settings::tls::server_config(&cert, &key).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 4096];
+                if tls.read(&mut buf).is_err() {
+                    continue; // the untrusting client gave up in the handshake
+                }
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello");
+                let _ = tls.flush();
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/channels/stable.json");
+        let e = Http::new(Duration::from_secs(5)).call("GET", &url, 1024).err().expect("trusted an unknown CA");
+        assert!(e.contains("certificate") || e.contains("Unknown"), "{e}");
+        let trust = lms_settings::tls::client_config(Some(&cert)).unwrap();
+        let a = Http::with_trust(Duration::from_secs(5), trust).call("GET", &url, 1024).unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"hello"[..]));
     }
 }

@@ -133,7 +133,11 @@ impl Updater {
             node_id: cfg.node_id.clone(),
             health_timeout: cfg.health_timeout,
             trusted,
-            transport: repo::open(&cfg.repository, Duration::from_secs(30)),
+            transport: repo::open(
+                repo::parse_source(&cfg.repository).map_err(anyhow::Error::msg)?,
+                Duration::from_secs(30),
+                lms_settings::tls::client_config(cfg.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+            ),
             node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
             limits: Limits::default(),
             crash_at: None,

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
+            // Bad settings exit 1 (2 is taken: "rolled back"); the message names the key.
             eprintln!("lms-updater: {}", lms_bundle::cap_text(&format!("{e:#}"), 4096));
             return ExitCode::from(1);
         }

@@ -16,11 +16,30 @@ pub trait Transport {
     fn describe(&self) -> String;
 }
 
-pub fn open(repository: &str, timeout: Duration) -> Box<dyn Transport> {
-    if repository.starts_with("http://") {
-        Box::new(HttpRepo { base: repository.trim_end_matches('/').to_string(), http: Http::new(timeout) })
-    } else {
-        Box::new(DirRepo(PathBuf::from(repository.strip_prefix("file://").unwrap_or(repository))))
+/// What a `repository` setting names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source {
+    Url(String),
+    Dir(PathBuf),
+}
+
+/// `http://` and `https://` URLs, `file:///abs` and absolute paths; anything
+/// else (another scheme, a relative path) is refused when settings load.
+pub fn parse_source(repository: &str) -> Result<Source, String> {
+    if repository.starts_with("http://") || repository.starts_with("https://") {
+        return Ok(Source::Url(repository.trim_end_matches('/').to_string()));
+    }
+    let path = repository.strip_prefix("file://").unwrap_or(repository);
+    if path.starts_with('/') {
+        return Ok(Source::Dir(PathBuf::from(path)));
+    }
+    Err(format!("{repository:?}: expected an http:// or https:// URL, or an absolute directory path (a USB stick)"))
+}
+
+pub fn open(source: Source, timeout: Duration, tls: std::sync::Arc<rustls::ClientConfig>) -> Box<dyn Transport> {
+    match source {
+        Source::Url(base) => Box::new(HttpRepo { base, http: Http::with_trust(timeout, tls) }),
+        Source::Dir(d) => Box::new(DirRepo(d)),
     }
 }
 
@@ -88,7 +107,7 @@ impl Transport for DirRepo {
 /// The bytes of a bundle named by `src`: a URL is downloaded into `cache`,
 /// a path is used as it is.
 pub fn local_or_download(src: &str, cache: &Path, timeout: Duration) -> Result<PathBuf, String> {
-    if !src.starts_with("http://") {
+    if !(src.starts_with("http://") || src.starts_with("https://")) {
         return Ok(PathBuf::from(src));
     }
     std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
@@ -99,4 +118,25 @@ pub fn local_or_download(src: &str, cache: &Path, timeout: Duration) -> Result<P
     }
     std::fs::write(&dest, &a.body).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, case 2: any value but http:// was taken as a relative
+    /// directory, so `https://` settings failed every check with "No such file".
+    #[test]
+    fn repository_settings_are_urls_or_absolute_paths() {
+        assert_eq!(
+            parse_source("https://u.example.org/lms/").unwrap(),
+            Source::Url("https://u.example.org/lms".into())
+        );
+        assert_eq!(parse_source("http://10.0.2.2:8000").unwrap(), Source::Url("http://10.0.2.2:8000".into()));
+        assert_eq!(parse_source("/media/usb/lms").unwrap(), Source::Dir("/media/usb/lms".into()));
+        assert_eq!(parse_source("file:///media/usb").unwrap(), Source::Dir("/media/usb".into()));
+        for bad in ["ftp://x/y", "htps://typo", "relative/dir", "s3://bucket"] {
+            assert!(parse_source(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -68,4 +68,14 @@ node_id = "edge-001"
     assert_eq!(e.status.code(), Some(1));
     let err = String::from_utf8_lossy(&e.stderr);
     assert!(err.contains("poll_intervall") && err.contains("updater.toml"), "{err}");
+
+    // A repository the updater cannot reach is refused when settings load
+    // (issue 10, case 2: it used to be taken as a relative directory).
+    let good = std::fs::read_to_string(&cfg).unwrap().replace("poll_intervall = \"1m\"\n", "");
+    let repo_line = good.lines().find(|l| l.starts_with("repository")).unwrap().to_string();
+    std::fs::write(&cfg, good.replace(&repo_line, "repository = \"ftp://updates.example.org/lms\"")).unwrap();
+    let e = run(&cfg, &["check"]);
+    assert_eq!(e.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(err.contains("repository") && err.contains("ftp://"), "{err}");
 }

@@ -165,7 +165,11 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         node_id: "edge-001".into(),
         health_timeout: Duration::from_secs(30),
         trusted: vec![keys::load_verifying(&pubfile).unwrap()],
-        transport: lms_updater::repo::open(&running.repo_url, Duration::from_secs(30)),
+        transport: lms_updater::repo::open(
+            lms_updater::repo::parse_source(&running.repo_url).unwrap(),
+            Duration::from_secs(30),
+            lms_settings::tls::client_config(None).unwrap(),
+        ),
         node: Box::new(HttpNode::new(&running.admin, &ready, Duration::from_secs(30))),
         limits: Default::default(),
         crash_at: None,

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client over hyper with keep-alive, shared by the load
 //! benchmark, the tests and upstream sync. Not a general-purpose client: it
-//! sends a body, reads the whole answer, and reports errors as text.
+//! sends a body, reads the whole answer (up to a cap), and reports errors as
+//! text. `http://` and `https://` (rustls; trust from `lms_settings::tls`).
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    inner: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     /// Most bytes of an answer's body read; a larger answer is an error,
     /// found out without buffering it.
@@ -42,10 +43,22 @@ impl Reply {
 }
 
 impl Client {
+    /// Trusts Mozilla's roots for https://.
     pub fn new(timeout: Duration) -> Client {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        Client::with_trust(timeout, lms_settings::tls::client_config(None).expect("the built-in roots load"))
+    }
+
+    /// Trusts what `tls` trusts for https:// (see `lms_settings::tls::client_config`).
+    pub fn with_trust(timeout: Duration, tls: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Client {
             inner: HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector),
             timeout,
@@ -72,7 +85,8 @@ impl Client {
         }
         let req = req.body(Full::new(body.into())).map_err(|e| format!("{url}: {e}"))?;
         let fut = async {
-            let resp = self.inner.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+            let resp =
+                self.inner.request(req).await.map_err(|e| format!("{url}: {}", lms_settings::error_chain(&e)))?;
             let (parts, body) = resp.into_parts();
             let max = self.max_body;
             let body = http_body_util::Limited::new(body, max)

@@ -34,6 +34,10 @@ pub struct Config {
     pub modules: PathBuf,
     /// htpasswd file with bcrypt entries for /xapi and /v1.
     pub credentials: Option<PathBuf>,
+    /// Serve HTTPS on the public listener with this certificate chain (PEM)
+    /// and key (PEM); both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 
     pub cache_enabled: bool,
     #[serde(deserialize_with = "de_secs")]
@@ -81,6 +85,9 @@ pub struct Config {
     pub upstream_password: Option<String>,
     /// A file holding the upstream password (first line), instead of `upstream_password`.
     pub upstream_password_file: Option<PathBuf>,
+    /// Trust only these CA certificates (PEM) for an https:// upstream (a
+    /// private PKI); without it, Mozilla's roots built into lms-node.
+    pub upstream_ca_file: Option<PathBuf>,
     /// Statements per upstream POST.
     pub sync_batch_size: usize,
     /// Most statements the outbox may hold; new statements are refused (503) beyond it.
@@ -99,6 +106,8 @@ impl Default for Config {
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
             credentials: None,
+            tls_cert: None,
+            tls_key: None,
             cache_enabled: true,
             cache_ttl: Duration::from_secs(300),
             sync_enabled: false,
@@ -118,6 +127,7 @@ impl Default for Config {
             upstream_user: None,
             upstream_password: None,
             upstream_password_file: None,
+            upstream_ca_file: None,
             sync_batch_size: 500,
             outbox_limit: 1_000_000,
             sync_timeout: Duration::from_secs(30),
@@ -191,10 +201,19 @@ impl Config {
         if self.outbox_limit == 0 {
             return Err(invalid("outbox_limit", "must be at least 1"));
         }
-        if let Some(u) = &self.upstream
-            && !u.starts_with("http://")
-        {
-            return Err(invalid("upstream", "must be an http:// URL"));
+        if let Some(u) = &self.upstream {
+            lms_settings::tls::check_url(u).map_err(|m| invalid("upstream", &m))?;
+        }
+        if let Some(ca) = &self.upstream_ca_file {
+            lms_settings::tls::client_config(Some(ca)).map_err(|m| invalid("upstream_ca_file", &m))?;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => {}
+            (Some(c), Some(k)) => {
+                lms_settings::tls::server_config(c, k).map_err(|m| invalid("tls_cert", &m))?;
+            }
+            (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set but tls_key is not")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set but tls_cert is not")),
         }
         if self.sync_enabled && self.upstream.is_none() {
             return Err(invalid("sync_enabled", "sync is enabled but no upstream is set"));

@@ -101,10 +101,16 @@ fn full_answer() -> Vec<u8> {
 /// (a cap on open connections, so file descriptors cannot run out) and must
 /// send its headers within `header_timeout` (slowloris), which hyper also
 /// applies to idle keep-alive connections.
+/// Put into the extensions of a request that came over TLS (cookies are
+/// then `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
@@ -128,14 +134,27 @@ where
             continue;
         };
         let app = app.clone();
+        let secure = tls.is_some();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(addr.clone()));
+            if secure {
+                req.extensions_mut().insert(OverTls);
+            }
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
+        let (watcher, http, tls) = (graceful.watcher(), http.clone(), tls.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            let _permit = permit;
+            match tls {
+                None => drop(watcher.watch(http.serve_connection(TokioIo::new(io), svc)).await),
+                Some(acceptor) => {
+                    // The handshake gets the header timeout too (slowloris over TLS).
+                    let Ok(Ok(stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await else {
+                        return;
+                    };
+                    drop(watcher.watch(http.serve_connection(TokioIo::new(stream), svc)).await)
+                }
+            }
         });
     }
     drop(listener);
@@ -193,12 +212,18 @@ pub async fn run(
     let header_timeout = node.cfg.header_timeout;
     let public_limits = ConnLimits { max: node.cfg.max_connections, header_timeout };
     let admin_limits = ConnLimits { max: ADMIN_CONNECTIONS, header_timeout };
-    let public_srv = serve(public, http::public_router(node.clone()), public_limits, stop_rx.clone());
+    let tls = match (&node.cfg.tls_cert, &node.cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(
+            lms_settings::tls::server_config(c, k).map_err(std::io::Error::other)?,
+        )),
+        _ => None,
+    };
+    let public_srv = serve(public, http::public_router(node.clone()), public_limits, tls, stop_rx.clone());
     let admin_app = http::admin_router(node.clone());
     let admin_task = match admin {
         None => None,
-        Some(AdminListener::Tcp(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, stop_rx.clone()))),
-        Some(AdminListener::Unix(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, stop_rx.clone()))),
+        Some(AdminListener::Tcp(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, None, stop_rx.clone()))),
+        Some(AdminListener::Unix(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, None, stop_rx.clone()))),
     };
     public_srv.await?;
     if let Some(t) = admin_task {

@@ -256,10 +256,18 @@ pub fn spawn(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
             return;
         }
     };
+    let trust = match lms_settings::tls::client_config(node.cfg.upstream_ca_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "sync not started");
+            node.sync.update(|s| s.last_error = Some(e));
+            return;
+        }
+    };
     let up = Upstream {
         // An upstream's answer to a batch is its ids: a few KiB. A hub that
         // answers with a flood must not make the edge buffer it.
-        client: Client::new(node.cfg.sync_timeout).with_max_body(SYNC_ANSWER_MAX),
+        client: Client::with_trust(node.cfg.sync_timeout, trust).with_max_body(SYNC_ANSWER_MAX),
         url: format!("{}/statements", upstream.trim_end_matches('/')),
         auth,
     };

@@ -354,3 +354,74 @@ async fn a_hub_answering_with_a_flood_is_not_buffered() {
     assert!(most < 32 << 20, "the edge read {most} bytes of one answer");
     e.stop().await;
 }
+
+/// A self-signed certificate for 127.0.0.1, written as (cert.pem, key.pem).
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// Issue 10, case 2: an edge could only reach its hub over http://, so
+/// credentials and learners' records crossed the network in clear text.
+/// Now the hub serves HTTPS (tls_cert, tls_key) and the edge trusts it
+/// through a pinned private CA (upstream_ca_file); a client that does not
+/// trust the certificate gets nowhere.
+#[tokio::test]
+async fn an_edge_syncs_to_an_https_hub_it_trusts_by_a_pinned_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let (c2, k2) = (cert.clone(), key.clone());
+    let hub = TestNode::start(None, move |c| {
+        c.tls_cert = Some(c2);
+        c.tls_key = Some(k2);
+    })
+    .await;
+    let https = hub.base.replace("http://", "https://");
+    // The default trust (Mozilla's roots) does not know this certificate.
+    let e = lms_node::client::Client::new(Duration::from_secs(5)).get(&format!("{https}/healthz"), &[]).await;
+    assert!(e.is_err(), "{e:?}");
+    // Plain HTTP to a TLS listener gets no answer either.
+    assert!(hub.client.get(&format!("{}/healthz", hub.base), &[]).await.is_err());
+
+    let up = format!("{https}/xapi");
+    let ca = cert.clone();
+    let edge_node = TestNode::start(None, move |c| {
+        edge(&up, USER, PASSWORD)(c);
+        c.upstream_ca_file = Some(ca);
+    })
+    .await;
+    let ids = write(&edge_node, 50, "tls").await;
+    let s = wait_drained(&edge_node, Duration::from_secs(30)).await;
+    assert_eq!(s["sent_total"], 50, "{s}");
+    let trusting = lms_node::client::Client::with_trust(
+        Duration::from_secs(5),
+        lms_settings::tls::client_config(Some(&cert)).unwrap(),
+    );
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let r = trusting
+        .get(&format!("{https}/xapi/statements?statementId={}", ids[0]), &[("authorization", &auth), XAPI])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    edge_node.stop().await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn tls_and_upstream_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config { tls_cert: Some(dir.path().join("missing.pem")), ..Config::default() };
+    assert!(c.validate().unwrap_err().to_string().contains("tls_key"));
+    c.tls_key = Some(dir.path().join("missing-key.pem"));
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("tls_cert") && e.contains("missing.pem"), "{e}");
+    let c = Config { upstream: Some("https://hub.example.org/xapi".into()), ..Config::default() };
+    c.validate().unwrap();
+    let c = Config { upstream: Some("htps://typo".into()), ..Config::default() };
+    assert!(c.validate().unwrap_err().to_string().contains("upstream"));
+    let c = Config { upstream_ca_file: Some(dir.path().join("nope.pem")), ..Config::default() };
+    assert!(c.validate().unwrap_err().to_string().contains("upstream_ca_file"));
+}

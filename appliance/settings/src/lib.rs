@@ -16,6 +16,24 @@
 //! top-level `node_id`. A file without those tables is a program's own flat
 //! settings file, as before.
 
+pub mod tls;
+
+/// An error with its sources, "a: b: c" (hyper's client errors say only
+/// "client error (Connect)" on their own; the cause is further down).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    out
+}
+
 use std::time::Duration;
 
 /// Keys allowed at the top of an appliance settings file.
