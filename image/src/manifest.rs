@@ -85,17 +85,30 @@ impl Manifest {
     }
 }
 
-/// The manifest of `dir`, from the very bytes whose signature `key` checked
-/// (read once: nothing can swap the file between the check and the use).
-pub fn read_verified(dir: &Path, key: &lms_bundle::keys::VerifyingKey) -> Result<Manifest, String> {
+/// The manifest bytes of `dir` when `key`'s signature holds over them:
+/// Ok(Err(why)) when it does not.
+fn signed_bytes(dir: &Path, key: &lms_bundle::keys::VerifyingKey) -> Result<Result<Vec<u8>, String>, String> {
     let p = dir.join(MANIFEST);
     let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
     let s = dir.join(SIGNATURE);
     let sig_text = std::fs::read_to_string(&s).map_err(|e| format!("{}: {e}", s.display()))?;
     let sig = hex::decode(sig_text.trim()).map_err(|e| format!("{}: not hex: {e}", s.display()))?;
     if !lms_bundle::keys::verify_any(std::slice::from_ref(key), &bytes, &sig) {
-        return Err(format!("{}: the signature does not hold for {}", s.display(), p.display()));
+        return Ok(Err(format!(
+            "{}: the signature does not hold for {} with key {}",
+            s.display(),
+            p.display(),
+            lms_bundle::keys::key_id(key)
+        )));
     }
+    Ok(Ok(bytes))
+}
+
+/// The manifest of `dir`, from the very bytes whose signature `key` checked
+/// (read once: nothing can swap the file between the check and the use).
+pub fn read_verified(dir: &Path, key: &lms_bundle::keys::VerifyingKey) -> Result<Manifest, String> {
+    let bytes = signed_bytes(dir, key)??;
+    let p = dir.join(MANIFEST);
     let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
     if m.format != FORMAT {
         return Err(format!("{}: format {} is not {FORMAT}", p.display(), m.format));
@@ -115,18 +128,8 @@ pub fn write_signed(dir: &Path, m: &Manifest, key: &lms_bundle::keys::SigningKey
 /// Checks the signature, then every listed file; returns what differs
 /// (empty when the image is intact).
 pub fn verify(dir: &Path, key: &lms_bundle::keys::VerifyingKey) -> Result<Vec<String>, String> {
-    let p = dir.join(MANIFEST);
-    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let s = dir.join(SIGNATURE);
-    let sig_text = std::fs::read_to_string(&s).map_err(|e| format!("{}: {e}", s.display()))?;
-    let sig = hex::decode(sig_text.trim()).map_err(|e| format!("{}: not hex: {e}", s.display()))?;
-    if !lms_bundle::keys::verify_any(std::slice::from_ref(key), &bytes, &sig) {
-        return Ok(vec![format!(
-            "{}: the signature does not hold for {} with key {}",
-            s.display(),
-            p.display(),
-            lms_bundle::keys::key_id(key)
-        )]);
+    if let Err(why) = signed_bytes(dir, key)? {
+        return Ok(vec![why]);
     }
     let (m, _) = Manifest::read(dir)?;
     let mut bad = Vec::new();
