@@ -38,12 +38,7 @@ impl Http {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let mut c = HttpConnector::new();
         c.set_connect_timeout(Some(timeout));
-        c.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(c);
+        let https = lms_settings::tls::https_connector(c, &tls);
         let client = rt.block_on(async { Client::builder(TokioExecutor::new()).build(https) });
         Http { rt, client, timeout }
     }

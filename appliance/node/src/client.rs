@@ -53,12 +53,7 @@ impl Client {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = lms_settings::tls::https_connector(http, &tls);
         Client {
             inner: HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector),
             timeout,

@@ -96,16 +96,16 @@ fn full_answer() -> Vec<u8> {
     .into_bytes()
 }
 
-/// Serves `app` on `listener` until `stop` turns true, then lets requests
-/// in flight finish. Unlike `axum::serve`, every connection holds a permit
-/// (a cap on open connections, so file descriptors cannot run out) and must
-/// send its headers within `header_timeout` (slowloris), which hyper also
-/// applies to idle keep-alive connections.
 /// Put into the extensions of a request that came over TLS (cookies are
 /// then `Secure`).
 #[derive(Debug, Clone, Copy)]
 pub struct OverTls;
 
+/// Serves `app` on `listener` until `stop` turns true, then lets requests
+/// in flight finish. Unlike `axum::serve`, every connection holds a permit
+/// (a cap on open connections, so file descriptors cannot run out) and must
+/// send its headers within `header_timeout` (slowloris), which hyper also
+/// applies to idle keep-alive connections.
 async fn serve<L>(
     mut listener: L,
     app: Router,

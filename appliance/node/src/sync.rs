@@ -248,16 +248,10 @@ impl Upstream {
 /// Starts the worker when sync is enabled; it stops when `stop` turns true.
 pub fn spawn(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let (Some(upstream), true) = (node.cfg.upstream.clone(), node.cfg.sync_enabled) else { return };
-    let auth = match upstream_auth(&node.cfg) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "sync not started");
-            node.sync.update(|s| s.last_error = Some(e));
-            return;
-        }
-    };
-    let trust = match lms_settings::tls::client_config(node.cfg.upstream_ca_file.as_deref()) {
-        Ok(t) => t,
+    let settings = upstream_auth(&node.cfg)
+        .and_then(|auth| Ok((auth, lms_settings::tls::client_config(node.cfg.upstream_ca_file.as_deref())?)));
+    let (auth, trust) = match settings {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "sync not started");
             node.sync.update(|s| s.last_error = Some(e));

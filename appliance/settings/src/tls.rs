@@ -24,8 +24,23 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// The client side: whom to trust.
+/// The client side: whom to trust. The default (no `ca_file`) is built once
+/// per process.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    static DEFAULT: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    match ca_file {
+        None => {
+            if let Some(c) = DEFAULT.get() {
+                return Ok(c.clone());
+            }
+            let c = build_client_config(None)?;
+            Ok(DEFAULT.get_or_init(|| c).clone())
+        }
+        Some(_) => build_client_config(ca_file),
+    }
+}
+
+fn build_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(p) => {
@@ -41,6 +56,21 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// `http` made to speak https:// (with `tls`'s trust) as well as http://:
+/// the connector both clients (lms-node's, lms-updater's) use.
+pub fn https_connector(
+    mut http: hyper_util::client::legacy::connect::HttpConnector,
+    tls: &rustls::ClientConfig,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    // Without this the plain connector refuses https:// URIs before TLS sees them.
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }
 
 /// The server side: the certificate chain and key a listener presents.

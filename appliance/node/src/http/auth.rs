@@ -148,8 +148,8 @@ impl Auth {
         Ok(n)
     }
 
-    /// Takes one failure token from `ip`'s budget; None when it has some
-    /// left, else how many seconds until it has.
+    /// `ip`'s failure budget: None when it has a token left (and, with
+    /// `take`, spends it on a failure), else how many seconds until it has.
     fn over_budget(&self, ip: std::net::IpAddr, take: bool) -> Option<u64> {
         let now = std::time::Instant::now();
         let mut map = self.failures.lock().unwrap();
