@@ -278,6 +278,9 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
     if let Some(c) = &lms.credentials {
         copy(&local("lms.credentials", c)?, &data.join("etc/htpasswd"), 0o600)?;
     }
+    if let Some(c) = &lms.credential_scopes {
+        copy(&local("lms.credential_scopes", c)?, &data.join("etc/scopes.toml"), 0o600)?;
+    }
     for d in ["lms", "modules", "rancher"] {
         std::fs::create_dir_all(data.join(d)).map_err(|e| e.to_string())?;
     }

@@ -75,6 +75,10 @@ pub struct Lms {
     /// htpasswd for the learner API (bcrypt), put next to the settings.
     #[serde(default)]
     pub credentials: Option<PathBuf>,
+    /// What each of those credentials may do (xAPI scopes, lms-node's
+    /// scopes.toml), put next to them.
+    #[serde(default)]
+    pub credential_scopes: Option<PathBuf>,
     /// Module-bundle public keys trusted besides the key that signs the image.
     #[serde(default)]
     pub trusted_keys: Vec<PathBuf>,

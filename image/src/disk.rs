@@ -113,13 +113,17 @@ pub fn ext4(staging: &Path, out: &Path, mib: u64, epoch: i64, seed: &str) -> Res
         .arg(out)
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .env("SOURCE_DATE_EPOCH", epoch.to_string()))?;
-    // mkfs.ext4 -d copies each file's atime and ctime from the build machine;
-    // pin them (debugfs runs with the same fake clock).
+    // mkfs.ext4 -d copies each file's owner, atime and ctime from the build
+    // machine: files belong to root (whoever built the image) and the times
+    // are pinned (debugfs runs with the same fake clock).
     let mut script = String::new();
     let entries = walk(staging)?;
     for p in std::iter::once("/".to_string()).chain(entries.iter().map(|(rel, _, _)| format!("/{rel}"))) {
         for field in ["atime", "ctime", "mtime"] {
             script.push_str(&format!("sif \"{p}\" {field} @{epoch}\n"));
+        }
+        for field in ["uid", "gid"] {
+            script.push_str(&format!("sif \"{p}\" {field} 0\n"));
         }
     }
     let cmds = out.with_extension("debugfs");
@@ -251,5 +255,30 @@ mod tests {
         assert_ne!(a, uuid("lms-edge/disk"));
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
+    }
+
+    /// Issue 10, case 12: `mkfs.ext4 -d` kept the builder's uid on the data
+    /// partition's files (a non-root builder's uid then owns /data/etc).
+    #[test]
+    fn data_partition_files_belong_to_root() {
+        let d = tempfile::tempdir().unwrap();
+        let staging = d.path().join("staging");
+        std::fs::create_dir_all(staging.join("etc")).unwrap();
+        std::fs::write(staging.join("etc/lms.toml"), "node_id = \"x\"\n").unwrap();
+        // As root, make the files a stranger's; otherwise they are already
+        // the (non-root) builder's.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for p in [staging.join("etc"), staging.join("etc/lms.toml")] {
+                std::os::unix::fs::chown(&p, Some(1234), Some(1234)).unwrap();
+            }
+        }
+        let img = d.path().join("data.img");
+        ext4(&staging, &img, 8, 1_700_000_000, "test/data").unwrap();
+        for p in ["/etc", "/etc/lms.toml"] {
+            let o = Command::new("debugfs").args(["-R", &format!("stat {p}")]).arg(&img).output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(text.contains("User:     0   Group:     0"), "{p}: {text}");
+        }
     }
 }

@@ -121,13 +121,18 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     let mut vm = Vm::start(boot());
     let first = vm.wait_ready(Duration::from_secs(300));
     eprintln!("first boot (direct kernel boot, factory bundle install): QEMU start to /readyz 200 in {first:?}");
-    let (code, ready) = vm.http("GET", "/readyz", None, None);
+    let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
     assert_eq!(code, 200, "{ready}");
     assert!(ready.contains("\"bundle_version\":\"1.0.0\"") && ready.contains("\"node_id\":\"edge-dev\""), "{ready}");
     let (code, courses) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
     assert_eq!(code, 200, "{courses}");
     assert!(courses.contains("arithmetic"), "{courses}");
     assert_eq!(vm.http("GET", "/v1/courses", None, None).0, 401);
+    assert_eq!(
+        vm.http("GET", "/readyz", None, None),
+        (200, "{\"ready\":true}".to_string()),
+        "public /readyz tells more"
+    );
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(FIRST, "ada")));
     assert_eq!(code, 200, "{body}");
 

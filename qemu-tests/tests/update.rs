@@ -91,7 +91,7 @@ fn the_node_takes_a_published_update_over_the_network() {
 
     let mut vm = Vm::start(Boot { dir: &image, uefi: false, overlay: None, disk: None, scratch: d.path() });
     vm.wait_ready(Duration::from_secs(300));
-    assert!(vm.http("GET", "/readyz", None, None).1.contains("\"bundle_version\":\"1.0.0\""));
+    assert!(vm.http("GET", "/readyz", Some("demo:demo"), None).1.contains("\"bundle_version\":\"1.0.0\""));
 
     // Release 2.0.0: same modules, new version, signed with the image's key.
     let v2 = d.path().join("v2");
@@ -131,7 +131,7 @@ fn the_node_takes_a_published_update_over_the_network() {
         if vm.http("GET", "/v1/courses", Some("demo:demo"), None).0 != 200 {
             learner_failures += 1;
         }
-        let (code, ready) = vm.http("GET", "/readyz", None, None);
+        let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
         if code == 200 && ready.contains("\"bundle_version\":\"2.0.0\"") {
             break;
         }

@@ -157,7 +157,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         });
     });
     let running = rx.recv().unwrap();
-    let ready = format!("{}/readyz", running.base);
+    let ready = format!("{}/readyz", running.admin);
 
     let updater = Updater {
         layout: lms_updater::state::Layout { root: modules_dir.clone() },

@@ -34,6 +34,11 @@ pub struct Config {
     pub modules: PathBuf,
     /// htpasswd file with bcrypt entries for /xapi and /v1.
     pub credentials: Option<PathBuf>,
+    /// What each credential may do, in xAPI scope names (see `http::scopes`).
+    /// Unset: `scopes.toml` beside `credentials`, when it exists; a
+    /// credential it does not name gets `statements/write` +
+    /// `statements/read/mine`.
+    pub credential_scopes: Option<PathBuf>,
     /// Serve HTTPS on the public listener with this certificate chain (PEM)
     /// and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
@@ -74,6 +79,9 @@ pub struct Config {
     pub learner_home_page: String,
     /// Most statements handed to the progress module for one learner.
     pub progress_statement_limit: usize,
+    /// Most bytes of (reduced) statements handed to the progress module for
+    /// one learner; each statement is cut to what progress reads first.
+    pub progress_statement_bytes: usize,
     /// Most statement writes committed in one transaction (group commit).
     pub group_commit_max: usize,
 
@@ -106,6 +114,7 @@ impl Default for Config {
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
             credentials: None,
+            credential_scopes: None,
             tls_cert: None,
             tls_key: None,
             cache_enabled: true,
@@ -122,6 +131,7 @@ impl Default for Config {
             portable_module_code: false,
             learner_home_page: "https://lms.example.org/learners".into(),
             progress_statement_limit: 10_000,
+            progress_statement_bytes: 4 << 20,
             group_commit_max: 256,
             upstream: None,
             upstream_user: None,

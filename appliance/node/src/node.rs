@@ -58,7 +58,7 @@ impl Node {
         let store = Store::open(&cfg.data_dir, cfg.group_commit_max, outbox, metrics.clone())?;
         let host = Host::new(cfg.module_limits(), Some(cfg.data_dir.join("module-cache")), metrics.clone())
             .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let auth = Arc::new(Auth::load(cfg.credentials.as_deref())?);
+        let auth = Arc::new(Auth::load(cfg.credentials.as_deref(), cfg.credential_scopes.as_deref())?);
         Ok(Arc::new(Node {
             cfg,
             store,

@@ -140,7 +140,7 @@ async fn a_wrong_password_flood_cannot_delay_a_valid_sign_in() {
     let victim = bcrypt::hash("right", 4).unwrap();
     let slow = bcrypt::hash("the-real-one", 6).unwrap();
     std::fs::write(&file, format!("victim:{victim}\nslow:{slow}\n")).unwrap();
-    let n = TestNode::start(None, move |c| c.credentials = Some(file)).await;
+    let n = TestNode::start(None, move |c| c.credentials = Some(file)).await.ready().await;
     let to = addr(&n.base);
     let wrong = lms_node::client::basic_auth("slow", "wrong");
     let before = threads();
@@ -152,16 +152,16 @@ async fn a_wrong_password_flood_cannot_delay_a_valid_sign_in() {
             if i % 2 == 0 {
                 // Send, then reset at once.
                 let mut s = TcpStream::connect(&to).await.unwrap();
-                let req = format!("GET /v1/sync/status HTTP/1.1\r\nHost: edge\r\nAuthorization: {wrong}\r\n\r\n");
+                let req = format!("GET /v1/courses HTTP/1.1\r\nHost: edge\r\nAuthorization: {wrong}\r\n\r\n");
                 s.write_all(req.as_bytes()).await.unwrap();
                 return 0;
             }
-            request_from("127.0.0.1", &to, "/v1/sync/status", &wrong).await
+            request_from("127.0.0.1", &to, "/v1/courses", &wrong).await
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
-    let ok = request_from("127.0.0.2", &to, "/v1/sync/status", &lms_node::client::basic_auth("victim", "right")).await;
+    let ok = request_from("127.0.0.2", &to, "/v1/courses", &lms_node::client::basic_auth("victim", "right")).await;
     let took = t.elapsed();
     let mut peak = threads();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -181,7 +181,7 @@ async fn a_wrong_password_flood_cannot_delay_a_valid_sign_in() {
         text.lines().find_map(|l| l.strip_prefix("lms_auth_bcrypt_total ")).and_then(|v| v.parse::<f64>().ok())
     };
     let m0 = metric(&n.client.get(&n.url("/metrics"), &[]).await.unwrap().text()).unwrap();
-    let unknown = request_from("127.0.0.3", &to, "/v1/sync/status", &lms_node::client::basic_auth("nobody", "x")).await;
+    let unknown = request_from("127.0.0.3", &to, "/v1/courses", &lms_node::client::basic_auth("nobody", "x")).await;
     assert_eq!(unknown, 401);
     let m1 = metric(&n.client.get(&n.url("/metrics"), &[]).await.unwrap().text()).unwrap();
     assert_eq!(m1, m0 + 1.0, "an unknown user was answered without a bcrypt check");
@@ -256,5 +256,48 @@ async fn json_routes_refuse_other_content_types() {
         .await
         .unwrap();
     assert_ne!(r.status, 415, "{}", r.text());
+    n.stop().await;
+}
+
+/// Case 12: public /readyz showed internal paths, the node id and module
+/// hashes. Now it is a bare flag; the admin listener (and a credential with
+/// scope all/read or all) gets the details.
+#[tokio::test]
+async fn public_readiness_is_a_bare_flag() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let r = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"ready": true}));
+    let other = lms_node::client::basic_auth("other", "other-pass");
+    let r = n.client.get(&n.url("/readyz"), &[("authorization", &other)]).await.unwrap();
+    assert_eq!(r.json(), serde_json::json!({"ready": true}), "a default-scoped credential sees details");
+    let admin = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert!(admin["bundle_version"].is_string() && admin["modules"][0]["sha256"].is_string(), "{admin}");
+    let kiosk = lms_node::client::basic_auth(USER, PASSWORD);
+    let r = n.client.get(&n.url("/readyz"), &[("authorization", &kiosk)]).await.unwrap().json();
+    assert_eq!(r["bundle_version"], admin["bundle_version"]);
+    n.stop().await;
+}
+
+/// Case 7: 200 statements of 1 MiB made one progress GET take 585 MB, and 32
+/// of them made that learner's progress 500 for good. Now each statement is
+/// cut to what progress reads and the whole is bounded in bytes.
+#[tokio::test]
+async fn large_statements_do_not_break_a_learners_progress() {
+    let n = TestNode::start(None, |c| c.max_body_bytes = 2 << 20).await.ready().await;
+    let pad = "x".repeat(1 << 20);
+    for i in 0..40 {
+        let mut s = statement(
+            &uuid(),
+            "bulky",
+            "http://adlnet.gov/expapi/verbs/completed",
+            "https://lms.example.org/courses/earth-science/lessons/rocks",
+        );
+        s["result"] = serde_json::json!({"completion": true, "extensions": {"https://x.example.org/pad": pad}});
+        let r = n.send("POST", "/xapi/statements", s.to_string()).await;
+        assert_eq!(r.status, 200, "statement {i}: {}", r.text());
+    }
+    let r = n.get("/v1/learners/bulky/progress").await;
+    assert_eq!(r.status, 200, "{}", r.text());
     n.stop().await;
 }

@@ -17,7 +17,7 @@ async fn starts_without_modules_and_picks_them_up_on_reload() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(n.client.get(&n.url("/healthz"), &[]).await.unwrap().status, 200);
-    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap();
     assert_eq!(ready.status, 503);
     assert!(ready.json()["reason"].as_str().unwrap().contains("manifest.json"), "{}", ready.text());
     let lesson = n.get("/v1/courses/arithmetic/lessons/decimals").await;
@@ -27,7 +27,7 @@ async fn starts_without_modules_and_picks_them_up_on_reload() {
     module_dir(&mods, "1.0.0", &[]);
     let r = n.reload().await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap();
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["bundle_version"], "1.0.0");
     assert_eq!(n.get("/v1/courses/arithmetic/lessons/decimals").await.status, 200);
@@ -50,7 +50,7 @@ async fn a_failed_reload_keeps_the_old_modules_serving() {
     assert_eq!(r.status, 500);
     assert!(r.json()["message"].as_str().unwrap().contains("quiz.wasm"), "{}", r.text());
     assert_eq!(r.json()["serving"], "1.0.0");
-    let ready = n.client.get(&n.url("/readyz"), &[]).await.unwrap();
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap();
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["bundle_version"], "1.0.0");
     assert!(ready.json()["last_error"].as_str().unwrap().contains("sha256"));
@@ -69,7 +69,7 @@ async fn a_failed_reload_keeps_the_old_modules_serving() {
     assert_eq!(r.status, 500);
     let msg = r.json()["message"].as_str().unwrap().to_string();
     assert!(msg.contains("progress") && msg.contains("rules do not load"), "{msg}");
-    assert_eq!(n.client.get(&n.url("/readyz"), &[]).await.unwrap().json()["bundle_version"], "1.0.0");
+    assert_eq!(n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json()["bundle_version"], "1.0.0");
     n.stop().await;
 }
 
@@ -140,7 +140,7 @@ async fn no_request_fails_during_reloads() {
         let r = n.reload().await;
         assert_eq!(r.status, 200, "{}", r.text());
         let want = if i % 2 == 0 { "2.0.0" } else { "1.0.0" };
-        assert_eq!(n.client.get(&n.url("/readyz"), &[]).await.unwrap().json()["bundle_version"], want);
+        assert_eq!(n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json()["bundle_version"], want);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;

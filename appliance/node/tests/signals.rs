@@ -7,8 +7,10 @@ use lms_node::client::Client;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The bundle version public /readyz tells a credential with scope `all`.
 async fn version(client: &Client, base: &str) -> Option<String> {
-    let r = client.get(&format!("{base}/readyz"), &[]).await.ok()?;
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let r = client.get(&format!("{base}/readyz"), &[("authorization", &auth)]).await.ok()?;
     (r.status == 200).then(|| r.json()["bundle_version"].as_str().unwrap_or_default().to_string())
 }
 

@@ -77,7 +77,11 @@ pub struct Request {
     /// The client's `If-None-Match` header, if any.
     #[serde(default)]
     pub if_none_match: Option<String>,
-    /// Stored xAPI statements the op needs (progress); the host selects them.
+    /// Stored xAPI statements the op needs (progress); the host selects them
+    /// and cuts each to id, verb id, object (id, objectType, definition
+    /// type), result (completion, success, duration, score), context
+    /// (registration, contextActivities ids), timestamp and stored, within a
+    /// byte budget (lms-node `progress_statement_bytes`).
     #[serde(default)]
     pub statements: Vec<Value>,
     pub ctx: Context,

@@ -13,6 +13,7 @@
 //! its unverified attempts get 429 with Retry-After and cost no bcrypt.
 
 use super::error::ApiError;
+use super::scopes::{self, Scopes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -31,11 +32,32 @@ pub enum CredentialsError {
     Read { path: PathBuf, message: String },
     #[error("credentials file {path} line {line}: {message}")]
     Line { path: PathBuf, line: usize, message: String },
+    #[error("{0}")]
+    Scopes(String),
 }
 
-/// The authenticated user, put into request extensions by [`require`].
+/// The authenticated credential and what it may do, put into request
+/// extensions by [`require`].
 #[derive(Debug, Clone)]
-pub struct User(pub String);
+pub struct User {
+    pub name: String,
+    pub scopes: Scopes,
+}
+
+impl User {
+    /// Ok when the credential has the scope `what` needs, else 403 naming it.
+    pub fn may(&self, allowed: bool, what: &str) -> Result<(), ApiError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "credential {:?} (scopes: {}) may not {what}",
+                self.name,
+                self.scopes.names().join(", ")
+            )))
+        }
+    }
+}
 
 const CACHE_MAX: usize = 100_000;
 /// bcrypt checks running at once (of the node's cores, learners keep the rest).
@@ -74,7 +96,9 @@ pub struct AuthStats {
 
 pub struct Auth {
     path: Option<PathBuf>,
+    scopes_path: Option<PathBuf>,
     users: RwLock<Arc<HashMap<String, String>>>,
+    scopes: RwLock<Arc<HashMap<String, Scopes>>>,
     /// Checked against when the user is unknown, at the entries' cost.
     dummy: RwLock<Arc<String>>,
     verified: Mutex<HashSet<[u8; 32]>>,
@@ -110,10 +134,14 @@ pub fn parse_htpasswd(path: &Path, text: &str) -> Result<HashMap<String, String>
 
 impl Auth {
     /// Without a file nobody is let in: the node never runs open by accident.
-    pub fn load(path: Option<&Path>) -> Result<Auth, CredentialsError> {
+    /// `scopes_path` None: `scopes.toml` beside `path`.
+    pub fn load(path: Option<&Path>, scopes_path: Option<&Path>) -> Result<Auth, CredentialsError> {
+        let scopes_path = scopes_path.map(Path::to_path_buf).or_else(|| path.map(|p| p.with_file_name("scopes.toml")));
         let auth = Auth {
             path: path.map(Path::to_path_buf),
+            scopes_path,
             users: RwLock::new(Arc::new(HashMap::new())),
+            scopes: RwLock::new(Arc::new(HashMap::new())),
             dummy: RwLock::new(Arc::new(String::new())),
             verified: Mutex::new(HashSet::new()),
             bcrypt_slots: Arc::new(Semaphore::new(BCRYPT_SLOTS)),
@@ -134,6 +162,7 @@ impl Auth {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CredentialsError::Read { path: path.clone(), message: e.to_string() })?;
         let users = parse_htpasswd(path, &text)?;
+        let scopes = self.read_scopes(&users)?;
         let n = users.len();
         // The dummy costs what a real entry costs (the highest cost in the file).
         let cost = users.values().filter_map(|h| h.get(4..6)?.parse::<u32>().ok()).max().unwrap_or(10);
@@ -143,9 +172,34 @@ impl Auth {
             *self.dummy.write().unwrap() = Arc::new(dummy);
         }
         *self.users.write().unwrap() = Arc::new(users);
+        *self.scopes.write().unwrap() = Arc::new(scopes);
         // The cache is not cleared: its keys include the hash, so a changed
         // or removed entry matches nothing, and everyone else keeps theirs.
         Ok(n)
+    }
+
+    /// The scopes file's entries; none when it does not exist (everyone
+    /// then has the default scopes).
+    fn read_scopes(&self, users: &HashMap<String, String>) -> Result<HashMap<String, Scopes>, CredentialsError> {
+        let Some(path) = &self.scopes_path else { return Ok(HashMap::new()) };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(file = %path.display(), "no scopes file: every credential may write statements and read its own");
+                return Ok(HashMap::new());
+            }
+            Err(e) => return Err(CredentialsError::Scopes(format!("scopes file {}: {e}", path.display()))),
+        };
+        let scopes = scopes::parse(path, &text).map_err(CredentialsError::Scopes)?;
+        for name in scopes.keys().filter(|n| !users.contains_key(*n)) {
+            tracing::warn!(credential = %name, file = %path.display(), "scopes given for a credential the htpasswd file does not have");
+        }
+        Ok(scopes)
+    }
+
+    /// What `user` may do.
+    pub fn scopes_of(&self, user: &str) -> Scopes {
+        self.scopes.read().unwrap().get(user).copied().unwrap_or_else(Scopes::default_scopes)
     }
 
     /// `ip`'s failure budget: None when it has a token left (and, with
@@ -255,8 +309,8 @@ fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn basic(req: &Request) -> Option<(String, String)> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+fn basic(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -269,7 +323,7 @@ fn basic(req: &Request) -> Option<(String, String)> {
 
 /// Middleware: 401 unless the request carries valid Basic credentials.
 pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let Some((user, password)) = basic(&req) else {
+    let Some((user, password)) = basic(req.headers()) else {
         return Err(ApiError::Unauthorized);
     };
     let from = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
@@ -282,8 +336,17 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next
             return Err(ApiError::TooManyAttempts(secs));
         }
     }
-    req.extensions_mut().insert(User(user));
+    let scopes = auth.scopes_of(&user);
+    req.extensions_mut().insert(User { name: user, scopes });
     Ok(next.run(req).await)
+}
+
+/// The credential a request carries, when it has one and it is valid;
+/// None otherwise (for routes that answer everyone, and tell more to some).
+pub async fn optional(auth: &Auth, headers: &axum::http::HeaderMap, from: Option<std::net::IpAddr>) -> Option<User> {
+    let (user, password) = basic(headers)?;
+    (auth.check(&user, &password, from).await == Verdict::Valid)
+        .then(|| User { scopes: auth.scopes_of(&user), name: user })
 }
 
 #[cfg(test)]
@@ -308,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("htpasswd");
         std::fs::write(&f, format!("ann:{}\n", bcrypt::hash("right", 4).unwrap())).unwrap();
-        let auth = Auth::load(Some(&f)).unwrap();
+        let auth = Auth::load(Some(&f), None).unwrap();
         assert!(!auth.verify("ann", "wrong").await);
         assert!(auth.verify("ann", "right").await);
         assert!(auth.verify("ann", "right").await);

@@ -14,6 +14,8 @@ pub enum ApiError {
     #[error("authentication required")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -50,6 +52,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -75,6 +78,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the client is told. Server-side failures whose text names the
+    /// node's insides (the database path, a trap's backtrace) are told in
+    /// general terms; the node's log has the full text.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Store(StoreError::Db { .. } | StoreError::Closed) => {
+                "the node's storage failed; its log has the details".into()
+            }
+            ApiError::Module(CallError::Trap { module, .. }) => {
+                format!("module {module}: trapped; the node's log has the details")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::BadRequest { code: "invalid_statement", message: e.to_string(), field: Some(e.field) }
@@ -87,7 +107,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, code, "request failed");
         }
-        let mut body = serde_json::json!({"error": code, "message": self.to_string()});
+        let mut body = serde_json::json!({"error": code, "message": self.public_message()});
         if let ApiError::BadRequest { field: Some(f), .. } = &self {
             body["field"] = f.clone().into();
         }
@@ -100,5 +120,30 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"lms\", charset=\"UTF-8\""));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, case 12: 5xx bodies named the database path.
+    #[tokio::test]
+    async fn server_failures_do_not_tell_the_nodes_insides() {
+        let errors = [
+            ApiError::Store(StoreError::Db { path: "/data/lms/lms.sqlite3".into(), message: "disk I/O error".into() }),
+            ApiError::Module(CallError::Trap {
+                module: "quiz".into(),
+                message: "wasm backtrace: /build/src/x.rs".into(),
+            }),
+        ];
+        for e in errors {
+            let resp = e.into_response();
+            assert!(resp.status().is_server_error());
+            let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("/data") && !text.contains("/build") && !text.contains("I/O"), "{text}");
+            assert!(text.contains("log"), "{text}");
+        }
     }
 }

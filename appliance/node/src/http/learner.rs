@@ -132,7 +132,7 @@ async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiErr
 }
 
 pub async fn courses(State(node): State<AppState>, Extension(user): Extension<User>) -> Result<Response, ApiError> {
-    run(&node, &user.0, Call::new("catalog", "list_courses")).await
+    run(&node, &user.name, Call::new("catalog", "list_courses")).await
 }
 
 pub async fn course(
@@ -140,7 +140,7 @@ pub async fn course(
     Extension(user): Extension<User>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    run(&node, &user.0, Call::new("catalog", "get_course").param("course", p.get("course"))).await
+    run(&node, &user.name, Call::new("catalog", "get_course").param("course", p.get("course"))).await
 }
 
 pub async fn lesson(
@@ -151,7 +151,7 @@ pub async fn lesson(
 ) -> Result<Response, ApiError> {
     let mut call = Call::new("catalog", "get_lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
     call.if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-    run(&node, &user.0, call).await
+    run(&node, &user.name, call).await
 }
 
 pub async fn quiz(
@@ -159,7 +159,7 @@ pub async fn quiz(
     Extension(user): Extension<User>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    run(&node, &user.0, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
+    run(&node, &user.name, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
 }
 
 /// Body: `{"learner": "...", "answers": {"q1": "b"}, "registration"?: UUID, "duration"?: "PT2M"}`.
@@ -175,6 +175,7 @@ pub async fn attempt(
         None => return Err(ApiError::field("missing_field", "learner", "learner: required")),
     };
     check_learner(&learner)?;
+    user.may(user.scopes.writes_statements(), "record attempts")?;
     if let Some(r) = body.get("registration")
         && !r.as_str().is_some_and(xapi::validate::is_uuid)
     {
@@ -188,7 +189,7 @@ pub async fn attempt(
     let mut call = Call::new("quiz", "attempt").param("quiz", p.get("quiz"));
     call.actor = Some(learner_actor(&node, &learner));
     call.body = Some(body);
-    run(&node, &user.0, call).await
+    run(&node, &user.name, call).await
 }
 
 pub async fn progress(
@@ -199,6 +200,7 @@ pub async fn progress(
 ) -> Result<Response, ApiError> {
     let learner = p.get("learner");
     check_learner(&learner)?;
+    user.may(user.scopes.reads_all_statements(), "read a learner's statements")?;
     let mut call = Call::new("progress", "progress").param("learner", learner.clone());
     for (k, v) in query_pairs(raw.as_deref())? {
         if k != "course" {
@@ -211,16 +213,15 @@ pub async fn progress(
         call.query.insert(k, v);
     }
     let actor = learner_actor(&node, &learner);
-    let page = node
-        .store
-        .query(Query {
-            agent: ifi_key(&actor),
-            ascending: true,
-            limit: node.cfg.progress_statement_limit,
-            ..Query::default()
-        })
-        .await?;
-    call.statements = page.statements.iter().filter_map(|s| serde_json::from_str(s).ok()).collect();
+    let q =
+        Query { agent: ifi_key(&actor), ascending: true, limit: node.cfg.progress_statement_limit, ..Query::default() };
+    // Bounded in bytes as well as in count: a learner with a few huge
+    // statements costs the module (and the host) what progress reads of them.
+    let (statements, cut) = node.store.reduced(q, node.cfg.progress_statement_bytes, xapi::for_progress).await?;
+    if cut {
+        tracing::warn!(learner = %learner, budget = node.cfg.progress_statement_bytes, "progress: statements past the byte budget left out");
+    }
+    call.statements = statements;
     call.actor = Some(actor);
-    run(&node, &user.0, call).await
+    run(&node, &user.name, call).await
 }

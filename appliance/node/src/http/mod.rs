@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod learner;
 mod ops;
+pub mod scopes;
 mod xapi;
 
 use crate::node::Node;
@@ -31,7 +32,7 @@ pub fn public_router(node: AppState) -> Router {
         .route("/v1/quizzes/{quiz}", get(learner::quiz))
         .route("/v1/quizzes/{quiz}/attempts", post(learner::attempt))
         .route("/v1/learners/{learner}/progress", get(learner::progress))
-        .route("/v1/sync/status", get(ops::sync_status))
+        .route("/v1/sync/status", get(ops::public_sync_status))
         .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
     let xapi_authed = Router::new()
         .route("/xapi/statements", get(xapi::get_statements).put(xapi::put_statement).post(xapi::post_statements))
@@ -42,7 +43,7 @@ pub fn public_router(node: AppState) -> Router {
         .route_layer(middleware::from_fn(xapi::version_header));
     Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+        .route("/readyz", get(ops::public_readyz))
         .route("/metrics", get(ops::metrics))
         .merge(v1)
         .merge(xapi)

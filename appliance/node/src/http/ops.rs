@@ -28,6 +28,24 @@ fn modules_json(node: &AppState) -> Value {
     }
 }
 
+/// Public readiness: 200 `{"ready":true}` or 503 `{"ready":false}`, no
+/// more: paths, node id, module hashes and reasons are for the admin
+/// listener, or for a credential with scope `all/read` or `all`.
+pub async fn public_readyz(
+    State(node): State<AppState>,
+    from: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let from = from.map(|c| c.0.0.ip());
+    let details = super::auth::optional(&node.auth, &headers, from).await.is_some_and(|u| u.scopes.reads_operations());
+    let resp = readyz(State(node)).await;
+    if details {
+        return resp;
+    }
+    let status = resp.status();
+    (status, Json(json!({"ready": status == StatusCode::OK}))).into_response()
+}
+
 /// 200 only when the database takes writes and every module is loaded and
 /// passed its self-test; 503 with the reason otherwise.
 pub async fn readyz(State(node): State<AppState>) -> Response {
@@ -80,6 +98,15 @@ pub async fn status(State(node): State<AppState>) -> Json<Value> {
     body["modules_dir"] = json!(node.cfg.modules);
     body["database"] = json!(node.store.path());
     Json(body)
+}
+
+/// The same on the public listener, for a credential with scope `all/read` or `all`.
+pub async fn public_sync_status(
+    State(node): State<AppState>,
+    axum::Extension(user): axum::Extension<super::auth::User>,
+) -> Result<Json<Value>, super::error::ApiError> {
+    user.may(user.scopes.reads_operations(), "read the sync status")?;
+    Ok(sync_status(State(node)).await)
 }
 
 /// Upstream sync: outbox depth, oldest unsent age, last success and error, totals.

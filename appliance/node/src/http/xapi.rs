@@ -78,8 +78,10 @@ pub async fn put_statement(
         Some(Value::String(s)) if s.eq_ignore_ascii_case(&id) => {}
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
-    let p = xapi::prepare(body, "", &authority(&node, &user.0), time::OffsetDateTime::now_utc())?;
-    node.store.write(vec![p]).await?;
+    user.may(user.scopes.writes_statements(), "write statements")?;
+    let p = xapi::prepare(body, "", &authority(&node, &user.name), time::OffsetDateTime::now_utc())?;
+    let batch = owned_voids(&node, &user, vec![p]).await?;
+    node.store.write(batch).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -97,8 +99,9 @@ pub async fn post_statements(
         Value::Array(a) => (a, true),
         other => (vec![other], false),
     };
+    user.may(user.scopes.writes_statements(), "write statements")?;
     let now = time::OffsetDateTime::now_utc();
-    let auth = authority(&node, &user.0);
+    let auth = authority(&node, &user.name);
     let mut prepared = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
     for (i, s) in items.into_iter().enumerate() {
@@ -120,14 +123,49 @@ pub async fn post_statements(
         prepared.push(p);
     }
     let ids: Vec<String> = prepared.iter().map(|p| p.id.clone()).collect();
+    let prepared = owned_voids(&node, &user, prepared).await?;
     if !prepared.is_empty() {
         node.store.write(prepared).await?;
     }
     Ok(Json(ids).into_response())
 }
 
-/// GET /xapi/statements: one statement by id, or a filtered page.
-pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+/// Marks the batch's voiding statements with the credential's right to void
+/// anyone's, and refuses (403) one that voids a stored statement another
+/// credential stored when it has no such right. The store applies the same
+/// rule when it commits, also to targets that arrive later.
+async fn owned_voids(
+    node: &AppState,
+    user: &User,
+    mut batch: Vec<xapi::Prepared>,
+) -> Result<Vec<xapi::Prepared>, ApiError> {
+    let any = user.scopes.voids_any();
+    for (i, p) in batch.iter_mut().enumerate() {
+        p.void_any = any;
+        let Some(target) = &p.voiding_target else { continue };
+        if any {
+            continue;
+        }
+        if let Some(owner) = node.store.authority_of(target.clone()).await?
+            && owner != p.authority
+        {
+            return Err(ApiError::Forbidden(format!(
+                "statement [{i}] voids {target}, which another credential stored: only its authority or a credential with scope all may void it"
+            )));
+        }
+    }
+    Ok(batch)
+}
+
+/// GET /xapi/statements: one statement by id, or a filtered page; a
+/// credential with only `statements/read/mine` sees the ones it stored.
+pub async fn get_statements(
+    State(node): State<AppState>,
+    Extension(user): Extension<User>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    user.may(user.scopes.reads_own_statements(), "read statements")?;
+    let mine = (!user.scopes.reads_all_statements()).then(|| ifi_key(&authority(&node, &user.name))).flatten();
     let pairs = query_pairs(raw.as_deref())?;
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in pairs {
@@ -206,14 +244,14 @@ pub async fn get_statements(State(node): State<AppState>, RawQuery(raw): RawQuer
         }
         let body = node
             .store
-            .get(id.clone(), voided)
+            .get(id.clone(), voided, mine)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
         let body = if format == "ids" { ids_format(&body) } else { body };
         return Ok(statement_response(body, &consistent));
     }
 
-    let mut q = Query { limit: MAX_LIMIT, ..Query::default() };
+    let mut q = Query { limit: MAX_LIMIT, authority: mine, ..Query::default() };
     if let Some(a) = params.get("agent") {
         let agent: Value = serde_json::from_str(a)
             .map_err(|e| ApiError::field("invalid_param", "agent", format!("agent must be JSON: {e}")))?;

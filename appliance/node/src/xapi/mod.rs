@@ -23,6 +23,11 @@ pub struct Prepared {
     pub activity: Option<String>,
     pub registration: Option<String>,
     pub voiding_target: Option<String>,
+    /// IFI key of the credential storing it.
+    pub authority: String,
+    /// May void statements other credentials stored (scope `all`); set by
+    /// the caller, false from [`prepare`].
+    pub void_any: bool,
     pub stored: String,
     /// The statement as it will be returned, JSON text.
     pub body: String,
@@ -42,6 +47,57 @@ pub fn ifi_key(agent: &Value) -> Option<String> {
     }
     let a = agent.get("account")?;
     Some(format!("account:{}|{}", a.get("homePage")?.as_str()?, a.get("name")?.as_str()?))
+}
+
+/// A stored statement cut down to what the progress module reads (the ABI's
+/// `statements`): id, verb id, the object's id, type and definition type,
+/// the result's completion, success, score and duration, the context's
+/// registration and contextActivities (ids only), timestamp and stored.
+/// Extensions, responses, display maps and attachments are left out, so a
+/// statement's size there does not depend on what a content package put in it.
+pub fn for_progress(body: &str) -> Option<Value> {
+    let s: Value = serde_json::from_str(body).ok()?;
+    let pick = |v: &Value, keys: &[&str]| -> Value {
+        let mut m = Map::new();
+        for k in keys {
+            if let Some(x) = v.get(*k) {
+                m.insert((*k).to_string(), x.clone());
+            }
+        }
+        Value::Object(m)
+    };
+    let mut out = pick(&s, &["id", "timestamp", "stored"]);
+    out["verb"] = pick(&s["verb"], &["id"]);
+    let mut object = pick(&s["object"], &["id", "objectType"]);
+    if let Some(t) = s["object"]["definition"].get("type") {
+        object["definition"] = serde_json::json!({ "type": t });
+    }
+    out["object"] = object;
+    if let Some(r) = s.get("result") {
+        let mut result = pick(r, &["completion", "success", "duration"]);
+        if let Some(score) = r.get("score") {
+            result["score"] = pick(score, &["scaled", "raw", "min", "max"]);
+        }
+        out["result"] = result;
+    }
+    if let Some(c) = s.get("context") {
+        let mut context = pick(c, &["registration"]);
+        if let Some(Value::Object(groups)) = c.get("contextActivities") {
+            let ids = groups
+                .iter()
+                .map(|(k, list)| {
+                    let list = match list {
+                        Value::Array(a) => a.iter().map(|a| pick(a, &["id"])).collect(),
+                        one => vec![pick(one, &["id"])],
+                    };
+                    (k.clone(), Value::Array(list))
+                })
+                .collect();
+            context["contextActivities"] = Value::Object(ids);
+        }
+        out["context"] = context;
+    }
+    Some(out)
 }
 
 /// UTC, microseconds, fixed width: sorts as text in time order.
@@ -105,6 +161,8 @@ pub fn prepare(
             .map(str::to_ascii_lowercase),
         verb,
         voiding_target,
+        authority: ifi_key(authority).unwrap_or_default(),
+        void_any: false,
         stored,
         body: serde_json::to_string(&v).expect("json"),
     })

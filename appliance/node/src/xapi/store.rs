@@ -43,7 +43,11 @@ CREATE TABLE IF NOT EXISTS statements (
     voiding_target TEXT,
     voided         INTEGER NOT NULL DEFAULT 0,
     stored         TEXT NOT NULL,
-    body           TEXT NOT NULL
+    body           TEXT NOT NULL,
+    -- IFI key of the credential that stored it (statements/read/mine, voiding).
+    authority      TEXT,
+    -- A voiding statement from a credential that may void anyone's (scope all).
+    void_any       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS statements_actor ON statements(actor, seq);
 CREATE INDEX IF NOT EXISTS statements_object_agent ON statements(object_agent, seq) WHERE object_agent IS NOT NULL;
@@ -145,6 +149,8 @@ pub struct Query {
     pub ascending: bool,
     /// Continue after (ascending) or before (descending) this sequence number.
     pub cursor: Option<i64>,
+    /// Only statements stored by this credential (IFI key): statements/read/mine.
+    pub authority: Option<String>,
 }
 
 pub struct Page {
@@ -162,6 +168,39 @@ pub struct Store {
     outbox: Option<OutboxConfig>,
     /// The checkpointer runs while any clone of the store exists.
     _alive: mpsc::Sender<()>,
+}
+
+/// Creates the schema, and brings a database an older node made up to it:
+/// `authority` and `void_any` came with credential scopes (version 2); the
+/// authority of older rows is read from their bodies.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_statements: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'statements')",
+        [],
+        |r| r.get(0),
+    )?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if has_statements && version < 2 {
+        let has_authority: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('statements') WHERE name = 'authority')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_authority {
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE statements ADD COLUMN authority TEXT;
+                 ALTER TABLE statements ADD COLUMN void_any INTEGER NOT NULL DEFAULT 0;
+                 UPDATE statements SET authority = 'account:' || json_extract(body, '$.authority.account.homePage')
+                                                   || '|' || json_extract(body, '$.authority.account.name');
+                 COMMIT;",
+            )?;
+        }
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS statements_authority ON statements(authority, seq); PRAGMA user_version = 2;",
+    )
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -187,7 +226,7 @@ impl Store {
              PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;",
         )
         .map_err(db_err(&path))?;
-        conn.execute_batch(SCHEMA).map_err(db_err(&path))?;
+        migrate(&conn).map_err(db_err(&path))?;
         let ledger = conn
             .query_row(
                 "SELECT (SELECT COUNT(*) FROM outbox), sent, duplicates, rejected FROM sync_totals WHERE id = 1",
@@ -317,11 +356,24 @@ impl Store {
     }
 
     /// One statement by id. `voided` selects whether a voided statement is
-    /// wanted (voidedStatementId) or hidden (statementId).
-    pub async fn get(&self, id: String, voided: bool) -> Result<Option<String>, StoreError> {
+    /// wanted (voidedStatementId) or hidden (statementId); `authority`, when
+    /// given, hides statements another credential stored.
+    pub async fn get(&self, id: String, voided: bool, authority: Option<String>) -> Result<Option<String>, StoreError> {
         self.read(move |c| {
-            c.prepare_cached("SELECT body FROM statements WHERE id = ?1 AND voided = ?2")?
-                .query_row(params![id.to_ascii_lowercase(), voided as i64], |r| r.get(0))
+            c.prepare_cached(
+                "SELECT body FROM statements WHERE id = ?1 AND voided = ?2 AND (?3 IS NULL OR authority = ?3)",
+            )?
+            .query_row(params![id.to_ascii_lowercase(), voided as i64, authority], |r| r.get(0))
+            .optional()
+        })
+        .await
+    }
+
+    /// The authority (IFI key) that stored statement `id`, when it is stored.
+    pub async fn authority_of(&self, id: String) -> Result<Option<String>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT coalesce(authority, '') FROM statements WHERE id = ?1")?
+                .query_row([id.to_ascii_lowercase()], |r| r.get(0))
                 .optional()
         })
         .await
@@ -330,9 +382,53 @@ impl Store {
     pub async fn query(&self, q: Query) -> Result<Page, StoreError> {
         self.read(move |c| run_query(c, &q)).await
     }
+
+    /// The statements `q` selects, each cut down by `reduce` as it is read
+    /// (so one large statement costs its own size once, never the page's),
+    /// until the reduced ones would pass `budget` bytes of JSON. Returns them
+    /// and whether some were left out for the budget.
+    pub async fn reduced(
+        &self,
+        q: Query,
+        budget: usize,
+        reduce: fn(&str) -> Option<serde_json::Value>,
+    ) -> Result<(Vec<serde_json::Value>, bool), StoreError> {
+        self.read(move |c| {
+            let (mut out, mut used, mut cut) = (Vec::new(), 0usize, false);
+            scan(c, &q, |_, body| {
+                let Some(v) = reduce(&body) else { return true };
+                let size = serde_json::to_string(&v).map(|t| t.len()).unwrap_or(0);
+                if used + size > budget {
+                    cut = true;
+                    return false;
+                }
+                used += size;
+                out.push(v);
+                true
+            })?;
+            Ok((out, cut))
+        })
+        .await
+    }
 }
 
 fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
+    let (mut statements, mut last, mut next) = (Vec::new(), None, None);
+    scan(c, q, |seq, body| {
+        if statements.len() == q.limit {
+            next = last;
+            return false;
+        }
+        last = Some(seq);
+        statements.push(body);
+        true
+    })?;
+    Ok(Page { statements, next })
+}
+
+/// Runs `q` (at most `q.limit + 1` rows), handing each row to `row` until
+/// it returns false.
+fn scan(c: &Connection, q: &Query, mut row: impl FnMut(i64, String) -> bool) -> rusqlite::Result<()> {
     let mut sql = String::from("SELECT seq, body FROM statements WHERE voided = 0");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut add = |cond: &str, v: rusqlite::types::Value| {
@@ -358,6 +454,9 @@ fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
     if let Some(v) = &q.until {
         add(" AND stored <= ?", v.clone().into());
     }
+    if let Some(v) = &q.authority {
+        add(" AND authority = ?", v.clone().into());
+    }
     if let Some(cur) = q.cursor {
         add(if q.ascending { " AND seq > ?" } else { " AND seq < ?" }, cur.into());
     }
@@ -366,19 +465,13 @@ fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
     let mut stmt = c.prepare_cached(&sql)?;
     let rows =
         stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-    let mut statements = Vec::new();
-    let mut last = None;
-    let mut next = None;
-    for row in rows {
-        let (seq, body) = row?;
-        if statements.len() == q.limit {
-            next = last;
+    for r in rows {
+        let (seq, body) = r?;
+        if !row(seq, body) {
             break;
         }
-        last = Some(seq);
-        statements.push(body);
     }
-    Ok(Page { statements, next })
+    Ok(())
 }
 
 /// Copies the WAL back into the database with PASSIVE checkpoints on its own
@@ -583,12 +676,19 @@ fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usi
 fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, fingerprint, actor, object_agent, verb, activity, registration,
-                                 voiding_target, voided, stored, body)
+                                 voiding_target, voided, stored, body, authority, void_any)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                 EXISTS (SELECT 1 FROM statements WHERE voiding_target = ?1), ?9, ?10)
+                 EXISTS (SELECT 1 FROM statements
+                         WHERE voiding_target = ?1 AND (void_any = 1 OR authority = ?11)),
+                 ?9, ?10, ?11, ?12)
          ON CONFLICT(id) DO NOTHING",
     )?;
-    let mut void = conn.prepare_cached("UPDATE statements SET voided = 1 WHERE id = ?1 AND voiding_target IS NULL")?;
+    // Only the statement's own authority, or a credential with scope `all`,
+    // voids it (a statement voiding one it may not is stored, and voids nothing).
+    let mut void = conn.prepare_cached(
+        "UPDATE statements SET voided = 1
+         WHERE id = ?1 AND voiding_target IS NULL AND (?2 = 1 OR authority = ?3)",
+    )?;
     let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (last_insert_rowid())")?;
     let mut new = 0;
     for p in batch {
@@ -602,7 +702,9 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
             p.registration,
             p.voiding_target,
             p.stored,
-            p.body
+            p.body,
+            p.authority,
+            p.void_any
         ])?;
         if n == 0 {
             continue; // the same statement again (checked above): changes nothing
@@ -612,7 +714,7 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
             enqueue.execute([])?;
         }
         if let Some(target) = &p.voiding_target {
-            void.execute([target])?;
+            void.execute(params![target, p.void_any, p.authority])?;
         }
     }
     Ok(new)

@@ -125,9 +125,12 @@ pub struct TestNode {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// `USER` (scope `all`) and `other` (no scopes entry: xAPI's default,
+/// statements/write + statements/read/mine), with `scopes.toml` beside them.
 pub fn write_credentials(path: &Path) {
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     std::fs::write(path, format!("{USER}:{hash}\nother:{}\n", bcrypt::hash("other-pass", 4).unwrap())).unwrap();
+    std::fs::write(path.with_file_name("scopes.toml"), format!("{USER} = [\"all\"]\n")).unwrap();
 }
 
 impl TestNode {
