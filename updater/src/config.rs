@@ -69,4 +69,22 @@ impl Config {
         }
         Ok(cfg)
     }
+
+    /// Refuses every trusted key that is not a file inside `dir` (symbolic
+    /// links resolved): the keys that decide what may run on the node must
+    /// come from the read-only system, not from the settings' writable home.
+    pub fn pinned_to(self, dir: &Path) -> anyhow::Result<Config> {
+        let root = dir.canonicalize().map_err(|e| anyhow::anyhow!("--pin-keys {}: {e}", dir.display()))?;
+        for k in &self.trusted_keys {
+            let real = k.canonicalize().map_err(|e| anyhow::anyhow!("trusted_keys {}: {e}", k.display()))?;
+            if !real.starts_with(&root) {
+                anyhow::bail!(
+                    "trusted_keys {}: outside the pinned key directory {} (--pin-keys); a key from a writable place could sign anything",
+                    k.display(),
+                    root.display()
+                );
+            }
+        }
+        Ok(self)
+    }
 }

@@ -1,4 +1,4 @@
-//! `lms-updater --config FILE <daemon | check | install SRC | status | rollback> [--json]`
+//! `lms-updater --config FILE [--pin-keys DIR] <daemon | check | install SRC | status | rollback> [--json]`
 //!
 //! Exit codes: 0 up to date, or updated and healthy; 2 an update failed its
 //! health checks and was rolled back; 1 error, nothing changed.
@@ -21,6 +21,11 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// Trust only keys inside this directory (the appliance's read-only
+    /// /system/etc/lms/keys): a `trusted_keys` entry elsewhere, such as on
+    /// the writable data partition, is refused (exit 1).
+    #[arg(long, global = true)]
+    pin_keys: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -77,7 +82,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let cfg = match Config::load(&cli.config) {
+    let cfg = match Config::load(&cli.config).and_then(|c| match &cli.pin_keys {
+        Some(dir) => c.pinned_to(dir),
+        None => Ok(c),
+    }) {
         Ok(c) => c,
         Err(e) => {
             // Bad settings exit 1 (2 is taken: "rolled back"); the message names the key.

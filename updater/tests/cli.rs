@@ -8,6 +8,17 @@ fn run(config: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lms-updater")).arg("--config").arg(config).args(args).output().unwrap()
 }
 
+fn run_pinned(config: &std::path::Path, keys: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lms-updater"))
+        .arg("--config")
+        .arg(config)
+        .arg("--pin-keys")
+        .arg(keys)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_status_and_refusals() {
     let d = tempfile::tempdir().unwrap();
@@ -61,6 +72,30 @@ node_id = "edge-001"
 
     // Nothing to roll back to.
     assert_eq!(run(&cfg, &["rollback"]).status.code(), Some(1));
+
+    // Issue 10, case 13: keys may be pinned to a directory (the appliance's
+    // read-only /system/etc/lms/keys); a trusted key elsewhere, or a link
+    // out of it, is refused before anything runs.
+    let pinned = d.path().join("pinned");
+    std::fs::create_dir(&pinned).unwrap();
+    let outside = run_pinned(&cfg, &pinned, &["status"]);
+    assert_eq!(outside.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&outside.stderr);
+    assert!(err.contains("trusted_keys") && err.contains("--pin-keys"), "{err}");
+    std::os::unix::fs::symlink(d.path().join("release.pub"), pinned.join("release.pub")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let key_line = format!("trusted_keys = [\"{}\"]", d.path().join("release.pub").display());
+    assert!(text.contains(&key_line));
+    std::fs::write(
+        &cfg,
+        text.replace(&key_line, &format!("trusted_keys = [\"{}\"]", pinned.join("release.pub").display())),
+    )
+    .unwrap();
+    assert_eq!(run_pinned(&cfg, &pinned, &["status"]).status.code(), Some(1), "a link out of the pinned directory");
+    std::fs::remove_file(pinned.join("release.pub")).unwrap();
+    std::fs::copy(d.path().join("release.pub"), pinned.join("release.pub")).unwrap();
+    let ok = run_pinned(&cfg, &pinned, &["status"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 
     // An unknown config key is named with the file.
     std::fs::write(&cfg, format!("{}\npoll_intervall = \"1m\"\n", std::fs::read_to_string(&cfg).unwrap())).unwrap();

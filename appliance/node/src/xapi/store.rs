@@ -719,3 +719,43 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
     }
     Ok(new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database an older node wrote (no authority column) opens, and its
+    /// statements keep their authority (read from their bodies).
+    #[tokio::test]
+    async fn an_older_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lms.sqlite3");
+        {
+            let old = SCHEMA.replace(
+                "    body           TEXT NOT NULL,\n    -- IFI key of the credential that stored it (statements/read/mine, voiding).\n    authority      TEXT,\n    -- A voiding statement from a credential that may void anyone's (scope all).\n    void_any       INTEGER NOT NULL DEFAULT 0\n",
+                "    body           TEXT NOT NULL\n",
+            );
+            assert_ne!(old, SCHEMA, "the old schema differs only by the new columns");
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&old).unwrap();
+            let body = r#"{"id":"a","authority":{"objectType":"Agent","account":{"homePage":"https://h","name":"credential:kiosk"}}}"#;
+            c.execute(
+                "INSERT INTO statements (id, fingerprint, actor, verb, stored, body) VALUES ('a', x'00', 'x', 'v', 's', ?1)",
+                [body],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), 8, None, Arc::new(Metrics::default())).unwrap();
+        assert_eq!(
+            store.authority_of("a".into()).await.unwrap().as_deref(),
+            Some("account:https://h|credential:kiosk")
+        );
+        drop(store);
+        // Opening again changes nothing.
+        let store = Store::open(dir.path(), 8, None, Arc::new(Metrics::default())).unwrap();
+        assert_eq!(
+            store.authority_of("a".into()).await.unwrap().as_deref(),
+            Some("account:https://h|credential:kiosk")
+        );
+    }
+}
