@@ -12,6 +12,7 @@ use crate::inputs::{Resolved, System, resolve};
 use crate::manifest::{Content, FileEntry, Input, Manifest};
 use crate::progress::Progress;
 use crate::tool::run;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -230,8 +231,18 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
     // lms-node binary of the image (static, so it runs here) with the
     // factory settings: the first boot loads instead of compiling.
     let settings = local("lms.settings", &lms.settings)?;
+    // Its entries are authenticated with a key derived from the signing key
+    // (secret, and the same on every build, so images stay reproducible);
+    // the node replaces it with a random key of its own on first start.
     let cache_dir = data.join("lms/module-cache");
-    run(Command::new(&node)
+    let cache_key = w.join("cache.key");
+    let derived: [u8; 32] = sha2::Sha256::new()
+        .chain_update(b"lms-image factory code-cache key v1\0")
+        .chain_update(key.to_bytes())
+        .finalize()
+        .into();
+    write_private(&cache_key, &derived)?;
+    let compiled = run(Command::new(&node)
         .arg("precompile")
         .arg("--config")
         .arg(&settings)
@@ -239,7 +250,11 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
         .arg(&mdir)
         .arg("--cache-dir")
         .arg(&cache_dir)
-        .env("LMS_LOG", "warn"))?;
+        .arg("--cache-key")
+        .arg(&cache_key)
+        .env("LMS_LOG", "warn"));
+    let _ = std::fs::remove_file(&cache_key);
+    compiled?;
     progress.done(&format!("version {version}, signed by key {key_id}, precompiled for the node"));
 
     progress.step("kernel and initramfs");
@@ -371,4 +386,18 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
     }
     progress.finished(&format!("{} ({:.1} MiB disk)", o.out.display(), disk_bytes as f64 / (1 << 20) as f64));
     Ok(Built { manifest, disk_bytes })
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

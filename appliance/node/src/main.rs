@@ -39,6 +39,16 @@ struct PrecompileArgs {
     /// The node's code cache: DATA_DIR/module-cache.
     #[arg(long)]
     cache_dir: PathBuf,
+    /// Authenticate the entries with this 32-byte key (a file) and mark it as
+    /// the factory's: the node replaces it with its own on first start.
+    /// Without it the cache's own key is used (made when missing).
+    #[arg(long)]
+    cache_key: Option<PathBuf>,
+}
+
+fn read_cache_key(p: &std::path::Path) -> Result<[u8; 32], String> {
+    let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    <[u8; 32]>::try_from(b.as_slice()).map_err(|_| format!("{}: {} bytes, a key is 32", p.display(), b.len()))
 }
 
 /// Loads (compiles, caches, self-tests) the modules once; exit 0, 1 on a bad module, 2 on bad settings.
@@ -51,7 +61,21 @@ fn precompile(a: PrecompileArgs) -> ExitCode {
         }
     };
     let metrics = std::sync::Arc::new(lms_node::metrics::Metrics::default());
-    let host = match lms_node::wasm::Host::new(cfg.module_limits(), Some(a.cache_dir.clone()), metrics) {
+    let key = match a.cache_key.as_deref().map(read_cache_key).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("lms-node: --cache-key {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = match lms_node::wasm::CodeCache::open(&a.cache_dir, key) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lms-node: code cache {}: {e}", a.cache_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = match lms_node::wasm::Host::new(cfg.module_limits(), Some(cache), metrics) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("lms-node: module engine: {e:#}");

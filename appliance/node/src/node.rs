@@ -56,8 +56,15 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let outbox = cfg.upstream.as_ref().map(|_| crate::xapi::store::OutboxConfig { limit: cfg.outbox_limit });
         let store = Store::open(&cfg.data_dir, cfg.group_commit_max, outbox, metrics.clone())?;
-        let host = Host::new(cfg.module_limits(), Some(cfg.data_dir.join("module-cache")), metrics.clone())
-            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let cache = match crate::wasm::CodeCache::open(&cfg.data_dir.join("module-cache"), None) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no code cache: modules are compiled on every start");
+                None
+            }
+        };
+        let host =
+            Host::new(cfg.module_limits(), cache, metrics.clone()).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let auth = Arc::new(Auth::load(cfg.credentials.as_deref(), cfg.credential_scopes.as_deref())?);
         Ok(Arc::new(Node {
             cfg,

@@ -301,3 +301,70 @@ async fn large_statements_do_not_break_a_learners_progress() {
     assert_eq!(r.status, 200, "{}", r.text());
     n.stop().await;
 }
+
+/// Case 13: compiled code in the data directory was loaded with
+/// `deserialize` when an unkeyed hash beside it matched, so whoever could
+/// write /data could run native code as the node. Now each entry needs this
+/// node's MAC; a planted one is compiled again from the verified module.
+#[tokio::test]
+async fn planted_compiled_code_is_not_run() {
+    let shared = tempfile::tempdir().unwrap();
+    let data = shared.path().join("data");
+    let d2 = data.clone();
+    let n = TestNode::start(None, move |c| c.data_dir = d2).await.ready().await;
+    let real = n.get("/v1/courses").await;
+    assert_eq!(real.status, 200);
+    let cfg = n.node.cfg.clone();
+    n.stop().await;
+
+    // The attacker's code: a module that answers {"ok":true}, compiled by
+    // the same engine build into a cache of its own.
+    let evil_dir = shared.path().join("evil");
+    let metrics = std::sync::Arc::new(lms_node::metrics::Metrics::default());
+    let evil_cache = lms_node::wasm::CodeCache::open(&evil_dir.join("cache"), None).unwrap();
+    let host = lms_node::wasm::Host::new(cfg.module_limits(), Some(evil_cache), metrics).unwrap();
+    module_dir(
+        &evil_dir.join("modules"),
+        "1.0.0",
+        &[("catalog", wat_module(&format!("i64.const {OK_ANSWER}"), SELF_TEST_OK))],
+    );
+    host.load(&evil_dir.join("modules")).unwrap();
+    let cache = data.join("module-cache");
+    let catalog_sha = {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(real_modules().join("manifest.json")).unwrap()).unwrap();
+        m["modules"].as_array().unwrap().iter().find(|e| e["name"] == "catalog").unwrap()["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let evil_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(wat_module(
+        &format!("i64.const {OK_ANSWER}"),
+        SELF_TEST_OK,
+    )));
+    let planted = std::fs::read_dir(evil_dir.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&evil_sha) && p.extension().unwrap() == "cwasm")
+        .unwrap();
+    let target = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(&catalog_sha) && p.extension().unwrap() == "cwasm"
+        })
+        .expect("the node cached the catalog's code");
+    let code = std::fs::read(&planted).unwrap();
+    std::fs::write(&target, &code).unwrap();
+    // What the old scheme checked, and a MAC under a key the attacker made up.
+    std::fs::write(target.with_extension("cwasm.sha256"), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&code)))
+        .unwrap();
+    std::fs::write(target.with_extension("cwasm.mac"), hex::encode([0u8; 32])).unwrap();
+
+    let d2 = data.clone();
+    let n = TestNode::start(None, move |c| c.data_dir = d2).await.ready().await;
+    let after = n.get("/v1/courses").await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.text(), real.text(), "the planted code answered");
+    n.stop().await;
+}

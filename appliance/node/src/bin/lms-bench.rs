@@ -229,7 +229,7 @@ fn cold_start(modules: &Path, cache: &Path) {
     let metrics = Arc::new(Metrics::default());
     let limits =
         Limits { timeout: Duration::from_secs(1), memory_bytes: 64 << 20, instances: 64, portable_code: false };
-    let host = Host::new(limits, Some(cache.to_path_buf()), metrics.clone()).unwrap();
+    let host = Host::new(limits, Some(lms_node::wasm::CodeCache::open(cache, None).unwrap()), metrics.clone()).unwrap();
     let t = Instant::now();
     host.load(modules).expect("load");
     let compile = t.elapsed();

@@ -6,10 +6,14 @@
 //! file's size and sha256, ABI version, imports and exports, content pack,
 //! then each module's self-test. Any failure refuses the whole set, so the
 //! node never serves a mix of versions. Compiled code is cached in the data
-//! directory by module hash and engine build, so restarts and reloads of an
-//! unchanged module skip compilation.
+//! directory by module hash and engine build, authenticated with a per-node
+//! key ([`CodeCache`]), so restarts and reloads of an unchanged module skip
+//! compilation and nobody else's code is ever loaded.
 
+mod codecache;
 mod wasi;
+
+pub use codecache::CodeCache;
 
 use lms_abi::{ModuleManifest, Request, Response, SelfTest};
 use sha2::{Digest, Sha256};
@@ -140,7 +144,7 @@ pub struct Host {
     engine: Engine,
     linker: Linker<CallState>,
     limits: Limits,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CodeCache>,
     metrics: Arc<Metrics>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -171,7 +175,7 @@ fn read_guest(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> Option<
 }
 
 impl Host {
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>, metrics: Arc<Metrics>) -> wasmtime::Result<Host> {
+    pub fn new(limits: Limits, cache: Option<CodeCache>, metrics: Arc<Metrics>) -> wasmtime::Result<Host> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(limits.instances)
             .total_memories(limits.instances)
@@ -244,7 +248,7 @@ impl Host {
                 e.increment_epoch();
             }
         })?;
-        Ok(Host { engine, linker, limits, cache_dir, metrics, ticker_stop })
+        Ok(Host { engine, linker, limits, cache, metrics, ticker_stop })
     }
 
     /// Loads and self-tests a module directory. Blocking (compiles wasm).
@@ -307,20 +311,17 @@ impl Host {
 
     fn compile(&self, name: &str, sha256: &str, wasm: &[u8]) -> Result<Module, LoadError> {
         let merr = |message: String| LoadError::Module { module: name.to_string(), message };
-        let Some(cache) = &self.cache_dir else {
+        let Some(cache) = &self.cache else {
             return Module::new(&self.engine, wasm).map_err(|e| merr(format!("compile: {e:#}")));
         };
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        let file = cache.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
-        let sum = file.with_extension("cwasm.sha256");
-        if let (Ok(code), Ok(expected)) = (std::fs::read(&file), std::fs::read_to_string(&sum))
-            && hex::encode(Sha256::digest(&code)) == expected.trim()
-        {
-            // SAFETY: the file is our own serialization of this exact module
-            // for this exact engine build, and its checksum matches what we
-            // wrote next to it.
+        let engine = h.finish();
+        if let Some(code) = cache.get(engine, sha256) {
+            // SAFETY: the code carries this node's MAC over this engine
+            // build, this module's hash and these bytes: it is our own
+            // serialization of this exact module for this exact engine.
             match unsafe { Module::deserialize(&self.engine, &code) } {
                 Ok(m) => return Ok(m),
                 Err(e) => tracing::warn!(module = name, error = %e, "cached code unusable; recompiling"),
@@ -329,12 +330,8 @@ impl Host {
         let module = Module::new(&self.engine, wasm).map_err(|e| merr(format!("compile: {e:#}")))?;
         // The cache is an optimisation: failing to write it is logged, not fatal.
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(cache)?;
             let code = module.serialize().map_err(std::io::Error::other)?;
-            let tmp = file.with_extension("tmp");
-            std::fs::write(&tmp, &code)?;
-            std::fs::rename(&tmp, &file)?;
-            std::fs::write(&sum, hex::encode(Sha256::digest(&code)))
+            cache.put(engine, sha256, &code)
         };
         if let Err(e) = write() {
             tracing::warn!(module = name, error = %e, "could not cache compiled code");
