@@ -1,4 +1,4 @@
-//! `lms-updater --config FILE [--pin-keys DIR] <daemon | check | install SRC | status | rollback> [--json]`
+//! `lms-updater --config FILE [--pin-keys DIR] [--run-as UID:GID] <daemon | check | install SRC | status | rollback> [--json]`
 //!
 //! Exit codes: 0 up to date, or updated and healthy; 2 an update failed its
 //! health checks and was rolled back; 1 error, nothing changed.
@@ -26,6 +26,10 @@ struct Cli {
     /// the writable data partition, is refused (exit 1).
     #[arg(long, global = true)]
     pin_keys: Option<PathBuf>,
+    /// Drop to this user and group (numbers, UID:GID) once the settings are
+    /// read: the appliance runs lms-updater as its own user.
+    #[arg(long, global = true, value_parser = lms_settings::privileges::parse_run_as)]
+    run_as: Option<(u32, u32)>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -93,6 +97,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some((uid, gid)) = cli.run_as
+        && let Err(e) = lms_settings::privileges::drop_to(uid, gid)
+    {
+        eprintln!("lms-updater: --run-as {uid}:{gid}: {e}");
+        return ExitCode::from(1);
+    }
     let updater = match Updater::from_config(&cfg) {
         Ok(u) => u,
         Err(e) => {

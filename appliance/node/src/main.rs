@@ -119,6 +119,10 @@ struct ServeArgs {
     /// TOML settings file (keys as in Config).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Drop to this user and group (numbers, UID:GID) once the settings are
+    /// read, before listening: the appliance runs lms-node as its own user.
+    #[arg(long, value_parser = lms_settings::privileges::parse_run_as)]
+    run_as: Option<(u32, u32)>,
 }
 
 fn settings(a: ServeArgs) -> anyhow::Result<Config> {
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
         Cmd::Serve(a) => a,
         Cmd::Precompile(a) => return precompile(a),
     };
+    let run_as = args.run_as;
     let cfg = match settings(args) {
         Ok(c) => c,
         Err(e) => {
@@ -201,6 +206,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some((uid, gid)) = run_as {
+        // Before the runtime starts its threads.
+        if let Err(e) = lms_settings::privileges::drop_to(uid, gid) {
+            eprintln!("lms-node: --run-as {uid}:{gid}: {e}");
+            return ExitCode::from(2);
+        }
+        tracing::info!(uid, gid, "running as the service's own user");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(serve(cfg)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@
 //! top-level `node_id`. A file without those tables is a program's own flat
 //! settings file, as before.
 
+pub mod privileges;
 pub mod tls;
 
 /// An error with its sources, "a: b: c" (hyper's client errors say only
