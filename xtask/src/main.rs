@@ -8,7 +8,11 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod fuzz;
 mod setup;
+
+/// Seconds each fuzz target runs in `cargo xtask ci`.
+const CI_FUZZ_SECONDS: u64 = 60;
 
 /// The modules every bundle carries, by name, with their crate.
 const MODULES: &[(&str, &str)] = &[("catalog", "lms-catalog"), ("progress", "lms-progress"), ("quiz", "lms-quiz")];
@@ -44,8 +48,18 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
-    /// Everything CI checks: fmt, clippy, modules, all tests (runs setup first).
+    /// Everything CI checks: fmt, clippy, modules, all tests, then every fuzz
+    /// target for a bounded time (runs setup first).
     Ci,
+    /// Seed the fuzz targets with real bundles (signed with the targets' test
+    /// key) and run each for SECONDS with cargo-fuzz; prints coverage.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// One target only (bundle, bundle_signed, channel).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Install what a fresh Debian machine lacks (packages, rustup targets and
     /// components), then check every tool; `run` and `ci` do this first.
     Setup {
@@ -146,6 +160,11 @@ fn xtask() -> Result<()> {
                 .env("LMS_TEST_MODULES", &modules)
                 .env("LMS_TEST_NODE_MUSL", &node)
                 .env("LMS_TEST_UPDATER_MUSL", &updater))?;
+            fuzz::run(CI_FUZZ_SECONDS, None)?;
+        }
+        Cmd::Fuzz { seconds, only } => {
+            setup::ensure(false)?;
+            fuzz::run(seconds, only.as_deref())?;
         }
         Cmd::Bench { args } => {
             let modules = target_dir().join("lms-bench-modules");

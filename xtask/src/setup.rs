@@ -68,6 +68,8 @@ pub const QEMU_SET: &[&str] = &["qemu-system-x86", "qemu-utils"];
 
 pub const RUST_TARGETS: &[&str] = &["wasm32-wasip1", "x86_64-unknown-linux-musl"];
 pub const RUST_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
+/// `cargo xtask fuzz` (and so CI) runs the fuzz targets with this cargo-fuzz.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// What the machine has, as far as the plan cares.
 #[derive(Debug, Default, Clone)]
@@ -80,6 +82,8 @@ pub struct Observed {
     pub apt_lists: bool,
     pub targets: BTreeSet<String>,
     pub components: BTreeSet<String>,
+    /// `cargo fuzz --version`'s version, when it runs.
+    pub cargo_fuzz: Option<String>,
 }
 
 /// What setup will do; empty when the machine is ready.
@@ -92,6 +96,8 @@ pub struct Plan {
     pub qemu_set: bool,
     pub targets: Vec<String>,
     pub components: Vec<String>,
+    /// cargo-fuzz is missing or another version: `cargo install` it.
+    pub cargo_fuzz: bool,
 }
 
 impl Plan {
@@ -116,6 +122,7 @@ pub fn plan(o: &Observed) -> Plan {
     p.apt_update = !p.packages.is_empty() || p.qemu_set || !o.apt_lists;
     p.targets = RUST_TARGETS.iter().filter(|t| !o.targets.contains(**t)).map(|t| t.to_string()).collect();
     p.components = RUST_COMPONENTS.iter().filter(|c| !o.components.contains(**c)).map(|c| c.to_string()).collect();
+    p.cargo_fuzz = o.cargo_fuzz.as_deref() != Some(CARGO_FUZZ_VERSION);
     p
 }
 
@@ -170,6 +177,9 @@ fn observe() -> Observed {
             // "clippy-x86_64-unknown-linux-gnu" -> "clippy"
             .map(|c| RUST_COMPONENTS.iter().find(|k| c.starts_with(*k)).map_or(c.clone(), |k| k.to_string()))
             .collect(),
+        // "cargo-fuzz 0.13.2"
+        cargo_fuzz: output("cargo", &["fuzz", "--version"])
+            .and_then(|s| s.split_whitespace().nth(1).map(str::to_string)),
     }
 }
 
@@ -228,6 +238,9 @@ fn describe(p: &Plan) -> Vec<String> {
     if !p.components.is_empty() {
         out.push(format!("rustup component add {}", p.components.join(" ")));
     }
+    if p.cargo_fuzz {
+        out.push(format!("cargo install cargo-fuzz --locked --version {CARGO_FUZZ_VERSION}"));
+    }
     out
 }
 
@@ -252,6 +265,9 @@ fn apply(p: &Plan) -> Result<()> {
     }
     for c in &p.components {
         crate::run(Command::new("rustup").args(["component", "add", c]))?;
+    }
+    if p.cargo_fuzz {
+        crate::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))?;
     }
     Ok(())
 }
@@ -303,6 +319,7 @@ mod tests {
             apt_lists: true,
             targets: RUST_TARGETS.iter().map(|t| t.to_string()).collect(),
             components: RUST_COMPONENTS.iter().map(|t| t.to_string()).collect(),
+            cargo_fuzz: Some(CARGO_FUZZ_VERSION.into()),
         }
     }
 
@@ -350,5 +367,16 @@ mod tests {
         let p = plan(&o);
         assert_eq!(p.targets, ["x86_64-unknown-linux-musl"]);
         assert!(p.apt_update && p.packages.is_empty());
+    }
+
+    #[test]
+    fn cargo_fuzz_is_installed_at_its_pinned_version() {
+        let mut o = ready();
+        assert!(!plan(&o).cargo_fuzz);
+        o.cargo_fuzz = None;
+        assert!(plan(&o).cargo_fuzz);
+        o.cargo_fuzz = Some("0.11.0".into());
+        let p = plan(&o);
+        assert!(p.cargo_fuzz && !p.apt_update, "{p:?}");
     }
 }
