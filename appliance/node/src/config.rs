@@ -39,6 +39,9 @@ pub struct Config {
     /// credential it does not name gets `statements/write` +
     /// `statements/read/mine`.
     pub credential_scopes: Option<PathBuf>,
+    /// The people who sign in with a browser (issue 11); default
+    /// `{data_dir}/roster.db`.
+    pub roster: Option<PathBuf>,
     /// Serve HTTPS on the public listener with this certificate chain (PEM)
     /// and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
@@ -115,6 +118,7 @@ impl Default for Config {
             modules: PathBuf::from("/data/modules/current"),
             credentials: None,
             credential_scopes: None,
+            roster: None,
             tls_cert: None,
             tls_key: None,
             cache_enabled: true,
@@ -146,6 +150,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where the roster is: `roster`, else `{data_dir}/roster.db`.
+    pub fn roster_path(&self) -> PathBuf {
+        self.roster.clone().unwrap_or_else(|| self.data_dir.join("roster.db"))
+    }
+
     /// Reads `path` over the defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text =

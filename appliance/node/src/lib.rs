@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod roster;
 pub mod server;
 pub mod sync;
 pub mod wasm;

@@ -1,6 +1,9 @@
-//! `lms-node serve ...`: parses flags, sets up logging, runs the server.
+//! `lms-node serve ...`: parses flags, sets up logging, runs the server;
+//! `lms-node precompile ...` and `lms-node roster ...` (roster_cmd.rs).
 //!
 //! Exit codes: 0 clean shutdown; 1 runtime error; 2 bad configuration.
+
+mod roster_cmd;
 
 use clap::{Parser, Subcommand};
 use lms_node::server::{AdminAddr, AdminListener};
@@ -26,6 +29,8 @@ enum Cmd {
     /// Compile and self-test a module directory into a code cache (the image
     /// build fills the data partition's cache so a first boot does not compile).
     Precompile(PrecompileArgs),
+    /// The people who sign in with a browser: add, passwd, remove, list, import.
+    Roster(roster_cmd::Args),
 }
 
 #[derive(clap::Args)]
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
     let args = match Cli::parse().cmd {
         Cmd::Serve(a) => a,
         Cmd::Precompile(a) => return precompile(a),
+        Cmd::Roster(a) => return roster_cmd::run(a),
     };
     let run_as = args.run_as;
     let cfg = match settings(args) {
