@@ -42,6 +42,9 @@ pub struct Config {
     /// The people who sign in with a browser (issue 11); default
     /// `{data_dir}/roster.db`.
     pub roster: Option<PathBuf>,
+    /// How long a browser sign-in lasts.
+    #[serde(deserialize_with = "de_secs")]
+    pub session_ttl: Duration,
     /// Serve HTTPS on the public listener with this certificate chain (PEM)
     /// and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
@@ -119,6 +122,7 @@ impl Default for Config {
             credentials: None,
             credential_scopes: None,
             roster: None,
+            session_ttl: Duration::from_secs(12 * 3600),
             tls_cert: None,
             tls_key: None,
             cache_enabled: true,

@@ -19,6 +19,8 @@ pub enum StartError {
     Credentials(#[from] CredentialsError),
     #[error("wasm engine: {0}")]
     Engine(String),
+    #[error(transparent)]
+    Roster(#[from] crate::roster::RosterError),
 }
 
 /// What the node serves right now.
@@ -36,6 +38,9 @@ pub struct Node {
     pub host: Arc<Host>,
     pub modules: ArcSwap<ModuleState>,
     pub auth: Arc<Auth>,
+    /// The people who sign in with a browser (one connection; calls go
+    /// through [`Node::roster`] on a blocking thread).
+    roster: Arc<std::sync::Mutex<crate::roster::Roster>>,
     pub metrics: Arc<Metrics>,
     pub sync: crate::sync::SyncState,
     reload_lock: tokio::sync::Mutex<()>,
@@ -66,16 +71,29 @@ impl Node {
         let host =
             Host::new(cfg.module_limits(), cache, metrics.clone()).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let auth = Arc::new(Auth::load(cfg.credentials.as_deref(), cfg.credential_scopes.as_deref())?);
+        let roster = Arc::new(std::sync::Mutex::new(crate::roster::Roster::open(&cfg.roster_path())?));
         Ok(Arc::new(Node {
             cfg,
             store,
             host: Arc::new(host),
             modules: ArcSwap::from_pointee(ModuleState { set: None, last_error: Some("modules are loading".into()) }),
             auth,
+            roster,
             metrics,
             sync: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Runs `f` on the roster on a blocking thread.
+    pub async fn roster<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::roster::Roster) -> Result<T, crate::roster::RosterError> + Send + 'static,
+    ) -> Result<T, crate::roster::RosterError> {
+        let r = self.roster.clone();
+        tokio::task::spawn_blocking(move || f(&r.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| crate::roster::RosterError::Db { path: self.cfg.roster_path(), message: e.to_string() })?
     }
 
     /// The module set to run a request on, or why there is none.

@@ -20,6 +20,10 @@ pub struct Args {
     /// Data directory (as for `serve`); the roster defaults to DATA_DIR/roster.db.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Drop to the node's user first (UID:GID; on the appliance 1001:1001),
+    /// so files the roster creates stay the node's.
+    #[arg(long, value_parser = lms_settings::privileges::parse_run_as)]
+    run_as: Option<(u32, u32)>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,6 +85,12 @@ pub fn run(a: Args) -> ExitCode {
     };
     if let Some(d) = a.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some((uid, gid)) = a.run_as
+        && let Err(e) = lms_settings::privileges::drop_to(uid, gid)
+    {
+        eprintln!("lms-node roster: --run-as {uid}:{gid}: {e}");
+        return ExitCode::from(2);
     }
     let path = cfg.roster_path();
     let result = Roster::open(&path).map_err(|e| e.to_string()).and_then(|mut r| match a.cmd {

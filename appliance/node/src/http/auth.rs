@@ -42,6 +42,9 @@ pub enum CredentialsError {
 pub struct User {
     pub name: String,
     pub scopes: Scopes,
+    /// Set when the request came with a browser session, not a client
+    /// credential: the person signed in (their scopes are none).
+    pub person: Option<crate::roster::Person>,
 }
 
 impl User {
@@ -227,6 +230,22 @@ impl Auth {
     /// callers without one, such as tests).
     pub async fn check(&self, user: &str, password: &str, from: Option<std::net::IpAddr>) -> Verdict {
         let known = self.users.read().unwrap().get(user).cloned();
+        self.check_hash(user, known, password, from).await
+    }
+
+    /// Checks `password` against `known` (a bcrypt hash; None: nobody by
+    /// that name, checked against the dummy so the answer takes as long),
+    /// under the same bounds as every credential check: the cache of
+    /// verified pairs, the per-address budget, the queue and the slots.
+    /// `name` only keys the cache. The roster's sign-in uses it too.
+    pub async fn check_hash(
+        &self,
+        name: &str,
+        known: Option<String>,
+        password: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Verdict {
+        let user = name;
         if let Some(hash) = &known
             && self.verified.lock().unwrap().contains(&cache_key(user, password, hash))
         {
@@ -323,30 +342,48 @@ fn basic(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
 
 /// Middleware: 401 unless the request carries valid Basic credentials.
 pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let Some((user, password)) = basic(req.headers()) else {
+    let from = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let user = client(&auth, req.headers(), from).await?;
+    req.extensions_mut().insert(user);
+    Ok(next.run(req).await)
+}
+
+/// The client credential of a request's Basic header: 401 without one or
+/// with a wrong one, 503/429 when the checks are bounded.
+pub async fn client(
+    auth: &Auth,
+    headers: &axum::http::HeaderMap,
+    from: Option<std::net::IpAddr>,
+) -> Result<User, ApiError> {
+    let Some((user, password)) = basic(headers) else {
         return Err(ApiError::Unauthorized);
     };
-    let from = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    match auth.check(&user, &password, from).await {
-        Verdict::Valid => {}
-        Verdict::Invalid => return Err(ApiError::Unauthorized),
-        Verdict::Busy(secs) => return Err(ApiError::Busy(secs)),
+    verdict(auth.check(&user, &password, from).await, from)?;
+    Ok(User { scopes: auth.scopes_of(&user), name: user, person: None })
+}
+
+/// A check's verdict as the answer it gets.
+pub fn verdict(v: Verdict, from: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+    match v {
+        Verdict::Valid => Ok(()),
+        Verdict::Invalid => Err(ApiError::Unauthorized),
+        Verdict::Busy(secs) => Err(ApiError::Busy(secs)),
         Verdict::Backoff(secs) => {
             tracing::warn!(from = ?from, "credential failures from this address: backing off");
-            return Err(ApiError::TooManyAttempts(secs));
+            Err(ApiError::TooManyAttempts(secs))
         }
     }
-    let scopes = auth.scopes_of(&user);
-    req.extensions_mut().insert(User { name: user, scopes });
-    Ok(next.run(req).await)
 }
 
 /// The credential a request carries, when it has one and it is valid;
 /// None otherwise (for routes that answer everyone, and tell more to some).
 pub async fn optional(auth: &Auth, headers: &axum::http::HeaderMap, from: Option<std::net::IpAddr>) -> Option<User> {
     let (user, password) = basic(headers)?;
-    (auth.check(&user, &password, from).await == Verdict::Valid)
-        .then(|| User { scopes: auth.scopes_of(&user), name: user })
+    (auth.check(&user, &password, from).await == Verdict::Valid).then(|| User {
+        scopes: auth.scopes_of(&user),
+        name: user,
+        person: None,
+    })
 }
 
 #[cfg(test)]

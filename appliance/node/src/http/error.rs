@@ -95,6 +95,18 @@ impl ApiError {
     }
 }
 
+impl From<crate::roster::RosterError> for ApiError {
+    fn from(e: crate::roster::RosterError) -> Self {
+        use crate::roster::RosterError as R;
+        match e {
+            R::Invalid { field, message } => ApiError::field("invalid_field", field, format!("{field}: {message}")),
+            R::NotFound(id) => ApiError::NotFound(format!("no person {id:?}")),
+            R::Exists(id) => ApiError::Conflict(format!("a person with id {id:?} already exists")),
+            R::Db { path, message } => ApiError::Store(StoreError::Db { path, message: format!("roster: {message}") }),
+        }
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::BadRequest { code: "invalid_statement", message: e.to_string(), field: Some(e.field) }

@@ -26,13 +26,42 @@ fn check_learner(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A client credential needs `statements/read`; a learner sees only
+/// themselves, a coach the learners of their classes, an admin everyone.
+/// A refusal is 403 and logged.
+async fn may_see_learner(node: &AppState, user: &User, learner: &str) -> Result<(), ApiError> {
+    let Some(p) = &user.person else {
+        return user.may(user.scopes.reads_all_statements(), "read a learner's statements");
+    };
+    let allowed = match p.role {
+        crate::roster::Role::Admin => true,
+        _ if p.id == learner => true,
+        crate::roster::Role::Coach => {
+            let (l, classes) = (learner.to_string(), p.classes.clone());
+            node.roster(move |r| r.shares_class(&l, &classes)).await?
+        }
+        crate::roster::Role::Learner => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        tracing::warn!(person = %p.id, role = p.role.as_str(), learner, "refused: another learner's records");
+        Err(ApiError::Forbidden(format!("{} may not see the records of {learner}", p.id)))
+    }
+}
+
 pub fn learner_actor(node: &AppState, learner: &str) -> Value {
     json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": learner}})
 }
 
-/// The authority recorded on statements stored under `user`'s credentials.
-pub fn authority(node: &AppState, user: &str) -> Value {
-    json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": format!("credential:{user}")}})
+/// The authority recorded on statements stored under `user`'s client
+/// credential (`credential:NAME`) or browser session (`person:ID`).
+pub fn authority(node: &AppState, user: &User) -> Value {
+    let name = match &user.person {
+        Some(p) => format!("person:{}", p.id),
+        None => format!("credential:{}", user.name),
+    };
+    json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": name}})
 }
 
 struct Call {
@@ -66,7 +95,7 @@ impl Call {
     }
 }
 
-async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiError> {
+async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiError> {
     let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
     let now = time::OffsetDateTime::now_utc();
     let req = Request {
@@ -132,7 +161,7 @@ async fn run(node: &AppState, user: &str, call: Call) -> Result<Response, ApiErr
 }
 
 pub async fn courses(State(node): State<AppState>, Extension(user): Extension<User>) -> Result<Response, ApiError> {
-    run(&node, &user.name, Call::new("catalog", "list_courses")).await
+    run(&node, &user, Call::new("catalog", "list_courses")).await
 }
 
 pub async fn course(
@@ -140,7 +169,7 @@ pub async fn course(
     Extension(user): Extension<User>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    run(&node, &user.name, Call::new("catalog", "get_course").param("course", p.get("course"))).await
+    run(&node, &user, Call::new("catalog", "get_course").param("course", p.get("course"))).await
 }
 
 pub async fn lesson(
@@ -151,7 +180,7 @@ pub async fn lesson(
 ) -> Result<Response, ApiError> {
     let mut call = Call::new("catalog", "get_lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
     call.if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-    run(&node, &user.name, call).await
+    run(&node, &user, call).await
 }
 
 pub async fn quiz(
@@ -159,7 +188,7 @@ pub async fn quiz(
     Extension(user): Extension<User>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    run(&node, &user.name, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
+    run(&node, &user, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await
 }
 
 /// Body: `{"learner": "...", "answers": {"q1": "b"}, "registration"?: UUID, "duration"?: "PT2M"}`.
@@ -169,13 +198,26 @@ pub async fn attempt(
     p: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let learner = match body.get("learner") {
-        Some(Value::String(s)) => s.clone(),
+    let named = match body.get("learner") {
+        Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::field("invalid_field", "learner", "learner: must be a string")),
-        None => return Err(ApiError::field("missing_field", "learner", "learner: required")),
+        None => None,
+    };
+    // A person attempts as themselves: the learner is the session's, never
+    // the body's. A client credential names the learner.
+    let learner = match (&user.person, named) {
+        (Some(p), Some(n)) if n != p.id => {
+            tracing::warn!(person = %p.id, named = %n, "attempt for another learner refused");
+            return Err(ApiError::Forbidden(format!("signed in as {}: you may not record attempts for {n}", p.id)));
+        }
+        (Some(p), _) => p.id.clone(),
+        (None, Some(n)) => {
+            user.may(user.scopes.writes_statements(), "record attempts")?;
+            n
+        }
+        (None, None) => return Err(ApiError::field("missing_field", "learner", "learner: required")),
     };
     check_learner(&learner)?;
-    user.may(user.scopes.writes_statements(), "record attempts")?;
     if let Some(r) = body.get("registration")
         && !r.as_str().is_some_and(xapi::validate::is_uuid)
     {
@@ -189,7 +231,7 @@ pub async fn attempt(
     let mut call = Call::new("quiz", "attempt").param("quiz", p.get("quiz"));
     call.actor = Some(learner_actor(&node, &learner));
     call.body = Some(body);
-    run(&node, &user.name, call).await
+    run(&node, &user, call).await
 }
 
 pub async fn progress(
@@ -200,7 +242,7 @@ pub async fn progress(
 ) -> Result<Response, ApiError> {
     let learner = p.get("learner");
     check_learner(&learner)?;
-    user.may(user.scopes.reads_all_statements(), "read a learner's statements")?;
+    may_see_learner(&node, &user, &learner).await?;
     let mut call = Call::new("progress", "progress").param("learner", learner.clone());
     for (k, v) in query_pairs(raw.as_deref())? {
         if k != "course" {
@@ -223,5 +265,5 @@ pub async fn progress(
     }
     call.statements = statements;
     call.actor = Some(actor);
-    run(&node, &user.name, call).await
+    run(&node, &user, call).await
 }

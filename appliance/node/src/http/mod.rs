@@ -7,6 +7,7 @@ pub mod error;
 mod learner;
 mod ops;
 pub mod scopes;
+pub mod session;
 mod xapi;
 
 use crate::node::Node;
@@ -33,7 +34,7 @@ pub fn public_router(node: AppState) -> Router {
         .route("/v1/quizzes/{quiz}/attempts", post(learner::attempt))
         .route("/v1/learners/{learner}/progress", get(learner::progress))
         .route("/v1/sync/status", get(ops::public_sync_status))
-        .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
+        .route_layer(middleware::from_fn_with_state(node.clone(), session::require_client_or_session));
     let xapi_authed = Router::new()
         .route("/xapi/statements", get(xapi::get_statements).put(xapi::put_statement).post(xapi::post_statements))
         .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
@@ -42,6 +43,8 @@ pub fn public_router(node: AppState) -> Router {
         .merge(xapi_authed)
         .route_layer(middleware::from_fn(xapi::version_header));
     Router::new()
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::public_readyz))
         .route("/metrics", get(ops::metrics))

@@ -46,6 +46,12 @@ impl Scopes {
         Scopes(bit("all"))
     }
 
+    /// What a browser session has as a client: nothing (a person's rights
+    /// come from their role, checked per route).
+    pub fn none() -> Scopes {
+        Scopes(0)
+    }
+
     fn has(self, names: &[&str]) -> bool {
         names.iter().any(|n| self.0 & bit(n) != 0)
     }

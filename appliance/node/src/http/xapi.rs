@@ -79,7 +79,7 @@ pub async fn put_statement(
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
     user.may(user.scopes.writes_statements(), "write statements")?;
-    let p = xapi::prepare(body, "", &authority(&node, &user.name), time::OffsetDateTime::now_utc())?;
+    let p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc())?;
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -101,7 +101,7 @@ pub async fn post_statements(
     };
     user.may(user.scopes.writes_statements(), "write statements")?;
     let now = time::OffsetDateTime::now_utc();
-    let auth = authority(&node, &user.name);
+    let auth = authority(&node, &user);
     let mut prepared = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
     for (i, s) in items.into_iter().enumerate() {
@@ -165,7 +165,7 @@ pub async fn get_statements(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     user.may(user.scopes.reads_own_statements(), "read statements")?;
-    let mine = (!user.scopes.reads_all_statements()).then(|| ifi_key(&authority(&node, &user.name))).flatten();
+    let mine = (!user.scopes.reads_all_statements()).then(|| ifi_key(&authority(&node, &user))).flatten();
     let pairs = query_pairs(raw.as_deref())?;
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in pairs {

@@ -8,6 +8,9 @@
 //! admin pages); a bad value names its field.
 
 pub mod import;
+pub mod sessions;
+
+pub use sessions::Session;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -173,6 +176,7 @@ impl Roster {
         )
         .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(sessions::SCHEMA).map_err(db)?;
         Ok(Roster { path: path.to_path_buf(), conn })
     }
 

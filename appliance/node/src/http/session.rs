@@ -1,0 +1,158 @@
+//! Browser sign-in (issue 11): `POST /login` and `POST /logout`, the
+//! session cookie, and the middleware that lets /v1 take a browser session
+//! as well as a client credential.
+//!
+//! - `POST /login` (form: `username`, `password`, `csrf`): the `csrf` field
+//!   must equal the `lms_csrf` cookie (double submit; the sign-in page sets
+//!   it), so another site cannot sign a browser in as someone else. The
+//!   password goes through the same bounded check as client credentials
+//!   (`Auth::check_hash`: unknown people cost a bcrypt like known ones,
+//!   failures per address back off). Success: 303 to `/` with the session
+//!   cookie (`lms_session`, HttpOnly, SameSite=Lax, Secure over TLS).
+//!   Failure: 303 to `/login?error=signin`, the same for a wrong password
+//!   and an unknown person.
+//! - `POST /logout` (form: `csrf`, the session's token): ends the session.
+//! - Cookies are parsed and written with the `cookie` crate.
+
+use super::AppState;
+use super::auth::{User, Verdict};
+use super::error::ApiError;
+use super::scopes::Scopes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
+pub const SESSION_COOKIE: &str = "lms_session";
+pub const CSRF_COOKIE: &str = "lms_csrf";
+/// Longest form a sign-in or sign-out may post.
+const FORM_MAX: usize = 4096;
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+fn set_cookie(resp: &mut Response, c: cookie::Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn session_cookie(value: String, max_age: std::time::Duration, tls: bool) -> cookie::Cookie<'static> {
+    cookie::Cookie::build((SESSION_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .secure(tls)
+        .max_age(cookie::time::Duration::seconds(max_age.as_secs() as i64))
+        .build()
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(to).expect("a plain path"));
+    r
+}
+
+/// A form-encoded body of at most FORM_MAX bytes, as fields.
+async fn form(req: Request) -> Result<HashMap<String, String>, ApiError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(ApiError::UnsupportedMediaType(ct.chars().take(100).collect()));
+    }
+    let bytes =
+        axum::body::to_bytes(req.into_body(), FORM_MAX).await.map_err(|_| ApiError::PayloadTooLarge(FORM_MAX))?;
+    serde_urlencoded::from_bytes(&bytes).map_err(|e| ApiError::bad("malformed_form", format!("form: {e}")))
+}
+
+fn from_addr(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// Constant-time comparison of two tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn login(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let from = from_addr(&req);
+    let tls = req.extensions().get::<crate::server::OverTls>().is_some();
+    let expected = cookie(req.headers(), CSRF_COOKIE);
+    let f = form(req).await?;
+    let sent = f.get("csrf").map(String::as_str).unwrap_or("");
+    if !expected.as_deref().is_some_and(|e| e.len() >= 16 && same(e, sent)) {
+        return Err(ApiError::Forbidden("csrf: the sign-in form is stale or came from another site; reload it".into()));
+    }
+    let (Some(username), Some(password)) = (f.get("username"), f.get("password")) else {
+        return Err(ApiError::bad("missing_field", "username and password are required"));
+    };
+    let id = username.trim().to_string();
+    let known = if crate::roster::check_id(&id).is_ok() {
+        let lookup = id.clone();
+        node.roster(move |r| r.credentials(&lookup)).await?.map(|(_, hash)| hash)
+    } else {
+        None
+    };
+    match node.auth.check_hash(&format!("person:{id}"), known, password, from).await {
+        Verdict::Valid => {}
+        Verdict::Invalid => {
+            tracing::info!(person = %id, from = ?from, "sign-in refused");
+            return Ok(see_other("/login?error=signin"));
+        }
+        other => super::auth::verdict(other, from).map(|_| ())?,
+    }
+    let ttl = node.cfg.session_ttl;
+    let person = id.clone();
+    let token = node.roster(move |r| r.start_session(&person, ttl)).await?;
+    tracing::info!(person = %id, "signed in");
+    let mut resp = see_other("/");
+    set_cookie(&mut resp, session_cookie(token, ttl, tls));
+    set_cookie(
+        &mut resp,
+        cookie::Cookie::build((CSRF_COOKIE, "")).path("/").max_age(cookie::time::Duration::ZERO).build(),
+    );
+    Ok(resp)
+}
+
+pub async fn logout(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let tls = req.extensions().get::<crate::server::OverTls>().is_some();
+    let Some(token) = cookie(req.headers(), SESSION_COOKIE) else { return Ok(see_other("/login")) };
+    let f = form(req).await?;
+    let t = token.clone();
+    let Some(session) = node.roster(move |r| r.session(&t)).await? else { return Ok(see_other("/login")) };
+    if !same(&session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
+        return Err(ApiError::Forbidden("csrf: the sign-out form is stale or came from another site".into()));
+    }
+    node.roster(move |r| r.end_session(&token)).await?;
+    let mut resp = see_other("/login");
+    set_cookie(&mut resp, session_cookie(String::new(), std::time::Duration::ZERO, tls));
+    Ok(resp)
+}
+
+/// Middleware for /v1: a client credential (Basic) or a browser session.
+/// With a session the request acts for that person only (see the handlers).
+pub async fn require_client_or_session(
+    State(node): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let from = from_addr(&req);
+    let user = if req.headers().contains_key(header::AUTHORIZATION) {
+        super::auth::client(&node.auth, req.headers(), from).await?
+    } else if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
+        let session = node.roster(move |r| r.session(&token)).await?.ok_or(ApiError::Unauthorized)?;
+        User { name: session.person.id.clone(), scopes: Scopes::none(), person: Some(session.person) }
+    } else {
+        return Err(ApiError::Unauthorized);
+    };
+    req.extensions_mut().insert(user);
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,188 @@
+//! Browser sign-in against a real node (issue 11): roster people sign in
+//! with a form, get a session cookie, and /v1 then acts for them only.
+
+mod common;
+use common::*;
+use lms_node::client::Reply;
+use lms_node::roster::{NewPerson, Role, Roster};
+
+const CSRF: &str = "test-csrf-token-0123456789";
+
+fn people(n: &TestNode) {
+    let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
+    for (id, role, class) in [
+        ("amina", Role::Learner, "7B"),
+        ("bo", Role::Learner, "8A"),
+        ("wang", Role::Coach, "7B"),
+        ("root", Role::Admin, ""),
+    ] {
+        let classes: Vec<String> = if class.is_empty() { vec![] } else { vec![class.into()] };
+        r.add(&NewPerson::new(id, id, role, &classes, &format!("{id}-password")).unwrap()).unwrap();
+    }
+}
+
+async fn post_form(n: &TestNode, path: &str, cookies: &str, form: &str) -> Reply {
+    n.client
+        .send(
+            "POST".parse().unwrap(),
+            &n.url(path),
+            &[("cookie", cookies), ("content-type", "application/x-www-form-urlencoded")],
+            form.to_string(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn login(n: &TestNode, user: &str, password: &str) -> Reply {
+    post_form(n, "/login", &format!("lms_csrf={CSRF}"), &format!("username={user}&password={password}&csrf={CSRF}"))
+        .await
+}
+
+/// The session cookie pair (`lms_session=...`) of a successful sign-in.
+fn session_of(r: &Reply) -> String {
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/"));
+    let set: Vec<&str> = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    let s = set.iter().find(|c| c.starts_with("lms_session=")).unwrap_or_else(|| panic!("no session cookie: {set:?}"));
+    assert!(s.contains("HttpOnly") && s.contains("SameSite=Lax") && s.contains("Path=/"), "{s}");
+    assert!(!s.contains("Secure"), "Secure over plain HTTP: {s}");
+    s.split(';').next().unwrap().to_string()
+}
+
+async fn get_as(n: &TestNode, cookie: &str, path: &str) -> Reply {
+    n.client.get(&n.url(path), &[("cookie", cookie)]).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_learner_signs_in_and_reaches_only_their_own_records() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n); // added while the node runs: no restart needed
+    let amina = session_of(&login(&n, "amina", "amina-password").await);
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 200);
+    assert_eq!(get_as(&n, &amina, "/v1/learners/amina/progress").await.status, 200);
+    let r = get_as(&n, &amina, "/v1/learners/bo/progress").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // An attempt is the session's learner's, whatever the body says.
+    let attempt = |learner: Option<&str>| {
+        let mut b = serde_json::json!({"answers": {"q1": "a"}});
+        if let Some(l) = learner {
+            b["learner"] = l.into();
+        }
+        b.to_string()
+    };
+    let send = |body: String| {
+        let c = amina.clone();
+        let url = n.url("/v1/quizzes/science-check/attempts");
+        let client = n.client.clone();
+        async move {
+            client
+                .send("POST".parse().unwrap(), &url, &[("cookie", &c), ("content-type", "application/json")], body)
+                .await
+                .unwrap()
+        }
+    };
+    let r = send(attempt(Some("bo"))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = send(attempt(None)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored = n.get("/xapi/statements?limit=5").await.json();
+    let names: Vec<&str> = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["actor"]["account"]["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.is_empty() && names.iter().all(|a| *a == "amina"), "{names:?}");
+    assert!(stored.to_string().contains("person:amina"), "authority is the person");
+
+    // A session is no client credential: /xapi and operations stay closed.
+    assert_eq!(get_as(&n, &amina, "/v1/sync/status").await.status, 403);
+    assert_eq!(n.client.get(&n.url("/xapi/statements"), &[("cookie", &amina), XAPI]).await.unwrap().status, 401);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn coaches_see_their_classes_and_admins_everyone() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n);
+    let wang = session_of(&login(&n, "wang", "wang-password").await);
+    assert_eq!(get_as(&n, &wang, "/v1/learners/amina/progress").await.status, 200);
+    assert_eq!(get_as(&n, &wang, "/v1/learners/bo/progress").await.status, 403);
+    let root = session_of(&login(&n, "root", "root-password").await);
+    assert_eq!(get_as(&n, &root, "/v1/learners/bo/progress").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn bad_sign_ins_change_nothing_and_look_alike() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n);
+    for (user, pw) in [("amina", "wrong-password"), ("nobody", "amina-password"), ("a/b", "x")] {
+        let r = login(&n, user, pw).await;
+        assert_eq!(r.status, 303, "{user}: {}", r.text());
+        assert_eq!(r.header("location"), Some("/login?error=signin"), "{user}");
+        assert!(r.headers.get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("lms_session=")));
+    }
+    // No CSRF cookie, or a field that differs: 403.
+    let form = format!("username=amina&password=amina-password&csrf={CSRF}");
+    assert_eq!(post_form(&n, "/login", "", &form).await.status, 403);
+    assert_eq!(post_form(&n, "/login", "lms_csrf=another-token-0123456789", &form).await.status, 403);
+    // An oversize form, and JSON instead of a form.
+    let big = format!("{form}&pad={}", "x".repeat(10_000));
+    assert_eq!(post_form(&n, "/login", &format!("lms_csrf={CSRF}"), &big).await.status, 413);
+    let r = n
+        .client
+        .send("POST".parse().unwrap(), &n.url("/login"), &[("content-type", "application/json")], "{}".to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415);
+    // A tampered or made-up session cookie signs nobody in.
+    let amina = session_of(&login(&n, "amina", "amina-password").await);
+    let mut tampered = amina.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(get_as(&n, &tampered, "/v1/courses").await.status, 401);
+    assert_eq!(get_as(&n, "lms_session=made-up", "/v1/courses").await.status, 401);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_expire_and_end_on_sign_out() {
+    let shared = tempfile::tempdir().unwrap();
+    let data = shared.path().join("data");
+    let d = data.clone();
+    let n = TestNode::start(None, move |c| c.data_dir = d).await.ready().await;
+    people(&n);
+    let amina = session_of(&login(&n, "amina", "amina-password").await);
+    n.stop().await;
+
+    let d = data.clone();
+    let n = TestNode::start(None, move |c| c.data_dir = d).await.ready().await;
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 200, "the session did not survive a restart");
+    // Sign-out needs the session's CSRF token (the pages put it in their forms).
+    let token = amina.strip_prefix("lms_session=").unwrap().to_string();
+    let csrf = Roster::open(&n.node.cfg.roster_path()).unwrap().session(&token).unwrap().unwrap().csrf;
+    assert_eq!(post_form(&n, "/logout", &amina, "csrf=wrong").await.status, 403);
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 200, "a refused sign-out ended the session");
+    let r = post_form(&n, "/logout", &amina, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login"));
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 401);
+    n.stop().await;
+
+    // session_ttl: an expired session is signed out.
+    let d = data.clone();
+    let n = TestNode::start(None, move |c| {
+        c.data_dir = d;
+        c.session_ttl = std::time::Duration::from_secs(1);
+    })
+    .await
+    .ready()
+    .await;
+    let amina = session_of(&login(&n, "amina", "amina-password").await);
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 401);
+    n.stop().await;
+}
