@@ -273,6 +273,9 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
         }
     }
     copy(&settings, &system.join("share/lms/lms.toml"), 0o644)?;
+    if let Some(r) = &lms.roster {
+        copy(&local("lms.roster", r)?, &system.join("share/lms/roster.csv"), 0o644)?;
+    }
     write(
         &system.join("etc/os-release"),
         format!(

@@ -79,6 +79,11 @@ pub struct Lms {
     /// scopes.toml), put next to them.
     #[serde(default)]
     pub credential_scopes: Option<PathBuf>,
+    /// People imported into the roster on first boot (CSV as `lms-node
+    /// roster import` takes it), from /system/share/lms/roster.csv. For
+    /// development images: the passwords are in the image.
+    #[serde(default)]
+    pub roster: Option<PathBuf>,
     /// Module-bundle public keys trusted besides the key that signs the image.
     #[serde(default)]
     pub trusted_keys: Vec<PathBuf>,

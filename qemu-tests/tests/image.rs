@@ -135,6 +135,11 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     );
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(FIRST, "ada")));
     assert_eq!(code, 200, "{body}");
+    // The image's demo learner (roster imported on first boot, as the node's
+    // user) signs in and reaches their own progress, not another's.
+    let session = sign_in(&vm, "demo-learner", "demo-learner");
+    assert_eq!(get_with_cookie(&vm, &session, "/v1/learners/demo-learner/progress"), 200);
+    assert_eq!(get_with_cookie(&vm, &session, "/v1/learners/ada/progress"), 403);
 
     let down = vm.power_button(Duration::from_secs(120));
     let console = vm.console_text();
@@ -176,4 +181,30 @@ fn uefi_boot_from_the_disk_reaches_ready() {
     eprintln!("UEFI (OVMF + systemd-boot from the ESP): QEMU start to /readyz 200 in {took:?}");
     let (code, _) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
     assert_eq!(code, 200);
+}
+
+/// Signs `user` in through the form, as a browser would; the session cookie pair.
+fn sign_in(vm: &Vm, user: &str, password: &str) -> String {
+    let csrf = "qemu-test-csrf-0123456789";
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-m", "60", "-o", "/dev/null", "-D", "-", "-H", &format!("Cookie: lms_csrf={csrf}")])
+        .args(["--data", &format!("username={user}&password={password}&csrf={csrf}")])
+        .arg(format!("http://127.0.0.1:{}/login", vm.port))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(head.starts_with("HTTP/1.1 303") && head.contains("location: /\r\n"), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: lms_session="))
+        .map(|v| format!("lms_session={}", v.split(';').next().unwrap()))
+        .unwrap_or_else(|| panic!("no session cookie: {head}"))
+}
+
+fn get_with_cookie(vm: &Vm, cookie: &str, path: &str) -> u16 {
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Cookie: {cookie}")])
+        .arg(format!("http://127.0.0.1:{}{path}", vm.port))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
 }

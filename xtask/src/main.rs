@@ -131,8 +131,20 @@ fn xtask() -> Result<()> {
                 std::fs::write(&creds, format!("demo:{hash}\n"))?;
             }
             cargo(&["build", "--release", "-p", "lms-node"])?;
-            println!("starting lms-node on http://{listen}/ (credentials demo:demo)");
-            run(Command::new(target_dir().join("release/lms-node")).args([
+            let node = target_dir().join("release/lms-node");
+            let data = dir.join("data");
+            if !data.join("roster.db").exists() {
+                // The same demo people as the development image (README).
+                run(Command::new(&node)
+                    .args(["roster", "--data-dir"])
+                    .arg(&data)
+                    .arg("import")
+                    .arg(root().join("appliance/factory/dev-roster.csv")))?;
+            }
+            println!(
+                "starting lms-node on http://{listen}/ (client credentials demo:demo; people demo-learner and demo-coach, passwords as the ids)"
+            );
+            run(Command::new(&node).args([
                 "serve",
                 "--listen",
                 &listen,
