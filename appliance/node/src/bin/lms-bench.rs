@@ -294,6 +294,8 @@ async fn main() {
     let work = tempfile::tempdir().unwrap();
     let creds = work.path().join("htpasswd");
     std::fs::write(&creds, format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 10).unwrap())).unwrap();
+    // The bench acts for any learner (progress), so its credential has every scope.
+    std::fs::write(work.path().join("scopes.toml"), format!("{USER} = [\"all\"]\n")).unwrap();
     let client = Client::new(Duration::from_secs(30));
     println!(
         "lms-bench: {} s x {} runs per scenario, {} in flight, {} cores",
@@ -391,6 +393,10 @@ async fn main() {
         }
     })
     .await;
+
+    if args.only.as_deref().is_none_or(|o| "sign-in".contains(o)) {
+        sign_ins(&args, &client, &base, &data).await;
+    }
 
     child.kill().unwrap();
     child.wait().unwrap();
@@ -498,4 +504,64 @@ async fn sync_drain(args: &Args, exe: &Path, work: &Path, creds: &Path, client: 
         c.kill().unwrap();
         c.wait().unwrap();
     }
+}
+
+/// A class signing in at the same moment (issue 11: 40 learners, all
+/// answered within 3 s): 40 fresh sign-ins (new passwords each run, so no
+/// verified pair is cached) fired at once; the slowest answer per run.
+async fn sign_ins(args: &Args, client: &Client, base: &str, data: &Path) {
+    use lms_node::roster::{NewPerson, Role, Roster};
+    const CLASS: usize = 40;
+    let mut roster = Roster::open(&data.join("roster.db")).unwrap();
+    let people: Vec<NewPerson> = (0..CLASS)
+        .map(|i| {
+            NewPerson::new(&format!("pupil{i}"), &format!("Pupil {i}"), Role::Learner, &[], "run-0-password").unwrap()
+        })
+        .collect();
+    roster.import(&people).unwrap();
+    let mut slowest = Vec::new();
+    for run in 1..=args.runs {
+        let pw = format!("run-{run}-password");
+        for i in 0..CLASS {
+            roster.passwd(&format!("pupil{i}"), &pw).unwrap();
+        }
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..CLASS)
+            .map(|i| {
+                let (c, url, pw) = (client.clone(), format!("{base}/login"), pw.clone());
+                tokio::spawn(async move {
+                    let form = format!("username=pupil{i}&password={pw}&csrf=bench-csrf-0123456789");
+                    let r = c
+                        .send(
+                            "POST".parse().unwrap(),
+                            &url,
+                            &[
+                                ("cookie", "lms_csrf=bench-csrf-0123456789"),
+                                ("content-type", "application/x-www-form-urlencoded"),
+                            ],
+                            form,
+                        )
+                        .await;
+                    (r.map(|r| r.header("location") == Some("/")).unwrap_or(false), t.elapsed())
+                })
+            })
+            .collect();
+        let mut worst = Duration::ZERO;
+        let mut ok = 0;
+        for task in tasks {
+            let (signed_in, took) = task.await.unwrap();
+            ok += usize::from(signed_in);
+            worst = worst.max(took);
+        }
+        assert_eq!(ok, CLASS, "sign-ins failed in run {run}");
+        slowest.push(worst);
+    }
+    slowest.sort();
+    let all: Vec<String> = slowest.iter().map(|d| ms(*d)).collect();
+    println!(
+        "{CLASS} sign-ins at once (bcrypt cost {}): slowest answer median {} ms  runs [{}]",
+        lms_node::roster::BCRYPT_COST,
+        ms(slowest[slowest.len() / 2]),
+        all.join(", ")
+    );
 }
