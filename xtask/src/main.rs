@@ -15,7 +15,8 @@ mod setup;
 const CI_FUZZ_SECONDS: u64 = 60;
 
 /// The modules every bundle carries, by name, with their crate.
-const MODULES: &[(&str, &str)] = &[("catalog", "lms-catalog"), ("progress", "lms-progress"), ("quiz", "lms-quiz")];
+const MODULES: &[(&str, &str)] =
+    &[("catalog", "lms-catalog"), ("progress", "lms-progress"), ("quiz", "lms-quiz"), ("web", "lms-web")];
 
 #[derive(Parser)]
 #[command(about = "LMS appliance developer tasks")]

@@ -45,6 +45,9 @@ pub struct Config {
     /// How long a browser sign-in lasts.
     #[serde(deserialize_with = "de_secs")]
     pub session_ttl: Duration,
+    /// Pages' language when neither the person nor the browser picks one
+    /// (`zh-CN` or `en`).
+    pub default_language: String,
     /// Serve HTTPS on the public listener with this certificate chain (PEM)
     /// and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
@@ -123,6 +126,7 @@ impl Default for Config {
             credential_scopes: None,
             roster: None,
             session_ttl: Duration::from_secs(12 * 3600),
+            default_language: "zh-CN".into(),
             tls_cert: None,
             tls_key: None,
             cache_enabled: true,
@@ -196,6 +200,9 @@ impl Config {
         let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if !crate::http::pages::LANGUAGES.contains(&self.default_language.as_str()) {
+            return Err(invalid("default_language", "must be zh-CN or en"));
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));

@@ -186,3 +186,39 @@ async fn sessions_survive_a_restart_expire_and_end_on_sign_out() {
     assert_eq!(get_as(&n, &amina, "/v1/courses").await.status, 401);
     n.stop().await;
 }
+
+/// GET /login: the web module's page in the browser's language, with the
+/// CSRF token in the form and in a cookie, and the page headers.
+#[tokio::test]
+async fn the_sign_in_page_comes_from_the_web_module_and_works() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n);
+    let r = n.client.get(&n.url("/login"), &[]).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let page = r.text();
+    assert!(page.contains(r#"<html lang="zh-CN">"#) && page.contains("登录"), "{page}");
+    let set = r.header("set-cookie").unwrap();
+    let token = set.strip_prefix("lms_csrf=").unwrap().split(';').next().unwrap().to_string();
+    assert!(page.contains(&format!(r#"name="csrf" value="{token}""#)), "the form lacks the cookie's token");
+
+    let en = n.client.get(&n.url("/login"), &[("accept-language", "en-GB,en;q=0.9")]).await.unwrap().text();
+    assert!(en.contains(r#"<html lang="en">"#) && en.contains("Sign in"), "{en}");
+    let failed = n.client.get(&n.url("/login?error=signin&lang=en"), &[]).await.unwrap().text();
+    assert!(failed.contains("role=\"alert\""), "{failed}");
+
+    // The form as a browser posts it signs in.
+    let r = post_form(
+        &n,
+        "/login",
+        &format!("lms_csrf={token}"),
+        &format!("csrf={token}&username=amina&password=amina-password"),
+    )
+    .await;
+    let session = session_of(&r);
+    assert_eq!(get_as(&n, &session, "/v1/learners/amina/progress").await.status, 200);
+    n.stop().await;
+}

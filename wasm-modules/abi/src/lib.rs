@@ -101,6 +101,14 @@ pub struct Context {
     /// statements they emit from it (see `lms_sdk::statement_id`), since a
     /// module instance has no randomness of its own.
     pub request_id: String,
+    /// The language pages are rendered in (`zh-CN` or `en`), chosen by the
+    /// host: the person's choice, else Accept-Language, else the node's
+    /// `default_language`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The CSRF token the page's forms must carry (the host checks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
 }
 
 /// A module's answer.
@@ -117,6 +125,12 @@ pub struct Response {
     /// Ids and timestamps the module leaves out are filled in by the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<Value>,
+    /// A page instead of JSON: the host sends this text as
+    /// `text/html; charset=utf-8` (with its own security headers) and
+    /// ignores `body`. Added in ABI 1 without a version change: older
+    /// modules never set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 /// The result of `lms_self_test`.

@@ -84,7 +84,14 @@ fn get_lesson(req: &Request) -> Response {
         Ok(b) => b,
         Err(e) => return error(500, "content_invalid", format!("lesson {lesson:?}: {e}")),
     };
-    Response { status: 200, body, etag: Some(etag), cache_control: Some(cache_control), statements: Vec::new() }
+    Response {
+        status: 200,
+        body,
+        etag: Some(etag),
+        cache_control: Some(cache_control),
+        statements: Vec::new(),
+        html: None,
+    }
 }
 
 /// Every course in the index has a readable course document, and every lesson
@@ -153,6 +160,8 @@ mod tests {
                 actor: None,
                 now: "2026-01-01T00:00:00Z".into(),
                 request_id: "00000000-0000-4000-8000-000000000000".into(),
+                language: None,
+                csrf: None,
             },
         }
     }

@@ -273,6 +273,8 @@ mod tests {
                 actor: Some(json!({"objectType": "Agent", "account": {"homePage": "https://x", "name": "ann"}})),
                 now: "2026-01-01T00:00:00Z".into(),
                 request_id: "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b".into(),
+                language: None,
+                csrf: None,
             },
         }
     }

@@ -76,7 +76,19 @@ fn raw<T: Serialize>(body: &T) -> Box<RawValue> {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
-    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new() }
+    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new(), html: None }
+}
+
+/// A page: the host sends `text` as HTML (see `lms_abi::Response::html`).
+pub fn html(status: u16, text: String) -> Response {
+    Response {
+        status,
+        body: raw(&serde_json::Value::Null),
+        etag: None,
+        cache_control: None,
+        statements: Vec::new(),
+        html: Some(text),
+    }
 }
 
 /// A JSON error response: `{"error": code, "message": message}`.
@@ -206,6 +218,26 @@ pub mod testing {
     pub(crate) fn get(key: &str) -> Option<Vec<u8>> {
         DOCS.with(|d| d.borrow().get(key).cloned())
     }
+
+    /// A request for `op` with a fixed context (no actor, no language).
+    pub fn request(op: &str) -> lms_abi::Request {
+        lms_abi::Request {
+            op: op.to_string(),
+            params: Default::default(),
+            query: Default::default(),
+            body: None,
+            if_none_match: None,
+            statements: Vec::new(),
+            ctx: lms_abi::Context {
+                cache_ttl: 0,
+                actor: None,
+                now: "2026-01-01T00:00:00.000000Z".into(),
+                request_id: "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b".into(),
+                language: None,
+                csrf: None,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +262,8 @@ mod tests {
             actor: None,
             now: String::new(),
             request_id: "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b".into(),
+            language: None,
+            csrf: None,
         };
         assert_eq!(statement_id(&ctx, 0), "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a70000");
         assert_eq!(statement_id(&ctx, 258), "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a70102");

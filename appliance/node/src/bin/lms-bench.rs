@@ -253,6 +253,8 @@ fn cold_start(modules: &Path, cache: &Path) {
             actor: None,
             now: "2026-01-01T00:00:00Z".into(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            language: None,
+            csrf: None,
         },
     };
     let before = metrics.render();

@@ -64,19 +64,22 @@ pub fn authority(node: &AppState, user: &User) -> Value {
     json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": name}})
 }
 
-struct Call {
+pub(super) struct Call {
     module: &'static str,
     op: &'static str,
     params: BTreeMap<String, String>,
-    query: BTreeMap<String, String>,
+    pub(super) query: BTreeMap<String, String>,
     body: Option<Value>,
     if_none_match: Option<String>,
     actor: Option<Value>,
     statements: Vec<Value>,
+    /// For pages: the language to render in and the forms' CSRF token.
+    pub language: Option<String>,
+    pub csrf: Option<String>,
 }
 
 impl Call {
-    fn new(module: &'static str, op: &'static str) -> Call {
+    pub(super) fn new(module: &'static str, op: &'static str) -> Call {
         Call {
             module,
             op,
@@ -86,16 +89,18 @@ impl Call {
             if_none_match: None,
             actor: None,
             statements: vec![],
+            language: None,
+            csrf: None,
         }
     }
 
-    fn param(mut self, k: &str, v: String) -> Call {
+    pub(super) fn param(mut self, k: &str, v: String) -> Call {
         self.params.insert(k.to_string(), v);
         self
     }
 }
 
-async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiError> {
+pub(super) async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiError> {
     let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
     let now = time::OffsetDateTime::now_utc();
     let req = Request {
@@ -110,6 +115,8 @@ async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiEr
             actor: call.actor,
             now: xapi::format_stored(now),
             request_id: uuid::Uuid::new_v4().to_string(),
+            language: call.language,
+            csrf: call.csrf,
         },
     };
     let host = node.host.clone();
@@ -153,6 +160,15 @@ async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiEr
     // 204 and 304 carry no body, whatever the module put there.
     let body = if status == StatusCode::NOT_MODIFIED || status == StatusCode::NO_CONTENT {
         Body::empty()
+    } else if let Some(page) = resp.html {
+        for (k, v) in super::pages::PAGE_HEADERS {
+            builder = builder.header(*k, *v);
+        }
+        if resp.cache_control.is_none() {
+            // Pages carry the person's data and CSRF tokens.
+            builder = builder.header(header::CACHE_CONTROL, "no-store");
+        }
+        Body::from(page)
     } else {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
         Body::from(resp.body.get().to_string())

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod learner;
 mod ops;
+pub mod pages;
 pub mod scopes;
 pub mod session;
 mod xapi;
@@ -43,7 +44,7 @@ pub fn public_router(node: AppState) -> Router {
         .merge(xapi_authed)
         .route_layer(middleware::from_fn(xapi::version_header));
     Router::new()
-        .route("/login", post(session::login))
+        .route("/login", get(pages::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::public_readyz))

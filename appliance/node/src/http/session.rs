@@ -29,7 +29,7 @@ pub const CSRF_COOKIE: &str = "lms_csrf";
 /// Longest form a sign-in or sign-out may post.
 const FORM_MAX: usize = 4096;
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
