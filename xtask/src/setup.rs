@@ -61,7 +61,20 @@ pub const NEEDS: &[Need] = &[
     Need { probe: Probe::File("/usr/share/OVMF/OVMF_CODE_4M.fd"), package: "ovmf", why: "UEFI boot" },
     Need { probe: Probe::File("/usr/share/OVMF/OVMF_VARS_4M.fd"), package: "ovmf", why: "UEFI boot" },
     cmd("promtool", "prometheus", "checking /metrics in the tests"),
+    cmd("chromium", "chromium", "the browser tests (headless, driven by playwright-core)"),
+    cmd("node", "nodejs", "the browser tests' driver (playwright-core, axe-core)"),
+    cmd("npm", "nodejs", "installing the browser tests' packages from their lock file"),
+    Need {
+        probe: Probe::File("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+        package: "fonts-wqy-zenhei",
+        why: "Chinese text in the browser tests' screenshots",
+    },
 ];
+
+/// The browser tests' npm packages, installed by `npm ci` from the lock file.
+pub const BROWSER_TESTS: &str = "browser-tests";
+/// Written into node_modules after `npm ci`: the sha256 of the lock file it installed.
+const NPM_STAMP: &str = "node_modules/.lms-lock-sha256";
 
 /// Installed together at one version, whatever was there before.
 pub const QEMU_SET: &[&str] = &["qemu-system-x86", "qemu-utils"];
@@ -84,6 +97,8 @@ pub struct Observed {
     pub components: BTreeSet<String>,
     /// `cargo fuzz --version`'s version, when it runs.
     pub cargo_fuzz: Option<String>,
+    /// browser-tests/node_modules holds what the lock file pins.
+    pub npm_installed: bool,
 }
 
 /// What setup will do; empty when the machine is ready.
@@ -98,6 +113,8 @@ pub struct Plan {
     pub components: Vec<String>,
     /// cargo-fuzz is missing or another version: `cargo install` it.
     pub cargo_fuzz: bool,
+    /// `npm ci` in browser-tests.
+    pub npm_ci: bool,
 }
 
 impl Plan {
@@ -123,6 +140,7 @@ pub fn plan(o: &Observed) -> Plan {
     p.targets = RUST_TARGETS.iter().filter(|t| !o.targets.contains(**t)).map(|t| t.to_string()).collect();
     p.components = RUST_COMPONENTS.iter().filter(|c| !o.components.contains(**c)).map(|c| c.to_string()).collect();
     p.cargo_fuzz = o.cargo_fuzz.as_deref() != Some(CARGO_FUZZ_VERSION);
+    p.npm_ci = !o.npm_installed;
     p
 }
 
@@ -180,7 +198,16 @@ fn observe() -> Observed {
         // "cargo-fuzz 0.13.2"
         cargo_fuzz: output("cargo", &["fuzz", "--version"])
             .and_then(|s| s.split_whitespace().nth(1).map(str::to_string)),
+        npm_installed: lock_sha256().is_some_and(|want| {
+            std::fs::read_to_string(crate::root().join(BROWSER_TESTS).join(NPM_STAMP)).is_ok_and(|s| s.trim() == want)
+        }),
     }
+}
+
+fn lock_sha256() -> Option<String> {
+    use sha2::Digest;
+    let lock = std::fs::read(crate::root().join(BROWSER_TESTS).join("package-lock.json")).ok()?;
+    Some(hex::encode(sha2::Sha256::digest(lock)))
 }
 
 fn candidate(pkg: &str) -> Result<String> {
@@ -241,6 +268,9 @@ fn describe(p: &Plan) -> Vec<String> {
     if p.cargo_fuzz {
         out.push(format!("cargo install cargo-fuzz --locked --version {CARGO_FUZZ_VERSION}"));
     }
+    if p.npm_ci {
+        out.push(format!("npm ci in {BROWSER_TESTS} (playwright-core, axe-core from the lock file)"));
+    }
     out
 }
 
@@ -268,6 +298,13 @@ fn apply(p: &Plan) -> Result<()> {
     }
     if p.cargo_fuzz {
         crate::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))?;
+    }
+    if p.npm_ci {
+        let dir = crate::root().join(BROWSER_TESTS);
+        crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+        if let Some(sha) = lock_sha256() {
+            std::fs::write(dir.join(NPM_STAMP), sha)?;
+        }
     }
     Ok(())
 }
@@ -320,6 +357,7 @@ mod tests {
             targets: RUST_TARGETS.iter().map(|t| t.to_string()).collect(),
             components: RUST_COMPONENTS.iter().map(|t| t.to_string()).collect(),
             cargo_fuzz: Some(CARGO_FUZZ_VERSION.into()),
+            npm_installed: true,
         }
     }
 

@@ -1,0 +1,91 @@
+// The sign-in page as people see it, in Debian's headless chromium:
+// node login.mjs BASE_URL ARTIFACT_DIR USER PASSWORD
+// Checks both languages, axe-core (no serious or critical WCAG 2.1 A/AA
+// violation), reflow at 320 px, a keyboard-only sign-in under the page's
+// real CSP, and a refused one. Screenshots go to ARTIFACT_DIR. Exit 1 with
+// every failure listed.
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync } from 'node:fs';
+
+const [base, out, user, password] = process.argv.slice(2);
+mkdirSync(out, { recursive: true });
+const axeSource = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+const failures = [];
+const fail = (m) => failures.push(m);
+
+const browser = await chromium.launch({
+  executablePath: process.env.LMS_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
+});
+
+async function axe(page, name) {
+  await page.addScriptTag({ content: axeSource });
+  const r = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }),
+  );
+  for (const v of r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')) {
+    fail(`${name}: axe ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  }
+  return r.passes.length;
+}
+
+try {
+  for (const [locale, lang, text] of [['zh-CN', 'zh-CN', '登录'], ['en-GB', 'en', 'Sign in']]) {
+    // axe is injected as a script, which the page's CSP forbids: bypass it here only.
+    const ctx = await browser.newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
+    const page = await ctx.newPage();
+    const resp = await page.goto(`${base}/login`);
+    if (resp.status() !== 200) fail(`login ${locale}: status ${resp.status()}`);
+    const got = await page.getAttribute('html', 'lang');
+    if (got !== lang) fail(`login ${locale}: html lang ${got}, want ${lang}`);
+    if (!(await page.textContent('h1')).includes(text)) fail(`login ${locale}: heading lacks ${text}`);
+    const passes = await axe(page, `login ${locale}`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 320) fail(`login ${locale}: ${wide} px wide at a 320 px viewport (no reflow)`);
+    await page.screenshot({ path: `${out}/login-${lang}.png`, fullPage: true });
+    console.log(`login ${locale}: ok (axe rules passed: ${passes})`);
+    await ctx.close();
+  }
+
+  // Keyboard only, under the page's own CSP.
+  const ctx = await browser.newContext({ locale: 'en-GB' });
+  const page = await ctx.newPage();
+  const csp = [];
+  page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
+  await page.goto(`${base}/login`);
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  if (focused !== 'username') fail(`keyboard: first Tab focuses ${focused}, want username`);
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  if (outline === 'none') fail('keyboard: the focused field shows no focus outline');
+  await page.keyboard.type(user);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('not-the-password');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/login\?error=signin/);
+  if (!(await page.isVisible('[role=alert]'))) fail('refused sign-in: no alert shown');
+  await page.screenshot({ path: `${out}/login-refused-en.png`, fullPage: true });
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await page.focus('#password');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`${base}/`);
+  const session = (await ctx.cookies()).find((c) => c.name === 'lms_session');
+  if (!session) fail('keyboard sign-in: no session cookie');
+  else if (!session.httpOnly || session.sameSite !== 'Lax') fail(`session cookie flags: ${JSON.stringify(session)}`);
+  const me = await page.evaluate(async (u) => (await fetch(`/v1/learners/${u}/progress`)).status, user);
+  if (me !== 200) fail(`signed in: own progress answered ${me}`);
+  const other = await page.evaluate(async () => (await fetch('/v1/learners/someone-else/progress')).status);
+  if (other !== 403) fail(`signed in: another learner's progress answered ${other}, want 403`);
+  if (csp.length) fail(`the page broke its own CSP: ${csp.join('; ')}`);
+  console.log('keyboard sign-in: ok');
+  await ctx.close();
+} catch (e) {
+  fail(`error: ${e.stack || e}`);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error(failures.join('\n'));
+  process.exit(1);
+}
