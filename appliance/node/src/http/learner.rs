@@ -17,13 +17,11 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Learner ids appear in paths and in xAPI account names.
+/// The same rule as the roster's ids (a learner id is a roster id).
 fn check_learner(id: &str) -> Result<(), ApiError> {
-    let ok = (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::field("invalid_learner", "learner", "learner ids are 1-128 characters of A-Z a-z 0-9 . _ @ -"))
-    }
+    crate::roster::check_id(id).map_err(|_| {
+        ApiError::field("invalid_learner", "learner", "learner ids are 1-128 characters of A-Z a-z 0-9 . _ @ -")
+    })
 }
 
 /// A client credential needs `statements/read`; a learner sees only
