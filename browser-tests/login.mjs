@@ -1,5 +1,5 @@
 // The sign-in page as people see it, in Debian's headless chromium:
-// node login.mjs BASE_URL ARTIFACT_DIR USER PASSWORD
+// node login.mjs BASE_URL ARTIFACT_DIR USER PASSWORD DISPLAY_NAME
 // Checks both languages, axe-core (no serious or critical WCAG 2.1 A/AA
 // violation), reflow at 320 px, a keyboard-only sign-in under the page's
 // real CSP, and a refused one. Screenshots go to ARTIFACT_DIR. Exit 1 with
@@ -7,7 +7,7 @@
 import { chromium } from 'playwright-core';
 import { readFileSync, mkdirSync } from 'node:fs';
 
-const [base, out, user, password] = process.argv.slice(2);
+const [base, out, user, password, name] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 const axeSource = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
 const failures = [];
@@ -17,6 +17,12 @@ const browser = await chromium.launch({
   executablePath: process.env.LMS_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
 });
+
+const newContext = async (options) => {
+  const ctx = await browser.newContext(options);
+  ctx.setDefaultTimeout(15000);
+  return ctx;
+};
 
 async function axe(page, name) {
   await page.addScriptTag({ content: axeSource });
@@ -32,7 +38,7 @@ async function axe(page, name) {
 try {
   for (const [locale, lang, text] of [['zh-CN', 'zh-CN', '登录'], ['en-GB', 'en', 'Sign in']]) {
     // axe is injected as a script, which the page's CSP forbids: bypass it here only.
-    const ctx = await browser.newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
+    const ctx = await newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
     const page = await ctx.newPage();
     const resp = await page.goto(`${base}/login`);
     if (resp.status() !== 200) fail(`login ${locale}: status ${resp.status()}`);
@@ -44,11 +50,22 @@ try {
     if (wide > 320) fail(`login ${locale}: ${wide} px wide at a 320 px viewport (no reflow)`);
     await page.screenshot({ path: `${out}/login-${lang}.png`, fullPage: true });
     console.log(`login ${locale}: ok (axe rules passed: ${passes})`);
+    // Signed in: the home page, checked the same way.
+    await page.fill('#username', user);
+    await page.fill('#password', password);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/`);
+    if ((await page.getAttribute('html', 'lang')) !== lang) fail(`home ${locale}: wrong language`);
+    const homePasses = await axe(page, `home ${locale}`);
+    const homeWide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (homeWide > 320) fail(`home ${locale}: ${homeWide} px wide at a 320 px viewport`);
+    await page.screenshot({ path: `${out}/home-${lang}.png`, fullPage: true });
+    console.log(`home ${locale}: ok (axe rules passed: ${homePasses})`);
     await ctx.close();
   }
 
   // Keyboard only, under the page's own CSP.
-  const ctx = await browser.newContext({ locale: 'en-GB' });
+  const ctx = await newContext({ locale: 'en-GB' });
   const page = await ctx.newPage();
   const csp = [];
   page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
@@ -73,12 +90,24 @@ try {
   const session = (await ctx.cookies()).find((c) => c.name === 'lms_session');
   if (!session) fail('keyboard sign-in: no session cookie');
   else if (!session.httpOnly || session.sameSite !== 'Lax') fail(`session cookie flags: ${JSON.stringify(session)}`);
+  const h1 = await page.textContent('h1');
+  if (!h1.includes(name)) fail(`home: heading ${JSON.stringify(h1)} lacks the person's name ${name}`);
   const me = await page.evaluate(async (u) => (await fetch(`/v1/learners/${u}/progress`)).status, user);
   if (me !== 200) fail(`signed in: own progress answered ${me}`);
   const other = await page.evaluate(async () => (await fetch('/v1/learners/someone-else/progress')).status);
   if (other !== 403) fail(`signed in: another learner's progress answered ${other}, want 403`);
+  // Sign out with the keyboard: Tab to the button, Enter.
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate(() => document.activeElement?.textContent?.trim()) === 'Sign out') break;
+  }
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`${base}/login`);
+  if ((await ctx.cookies()).some((c) => c.name === 'lms_session' && c.value)) fail('signed out: the session cookie stayed');
+  const after = await page.evaluate(async (u) => (await fetch(`/v1/learners/${u}/progress`)).status, user);
+  if (after !== 401) fail(`signed out: own progress answered ${after}, want 401`);
   if (csp.length) fail(`the page broke its own CSP: ${csp.join('; ')}`);
-  console.log('keyboard sign-in: ok');
+  console.log('keyboard sign-in and sign-out: ok');
   await ctx.close();
 } catch (e) {
   fail(`error: ${e.stack || e}`);

@@ -26,7 +26,14 @@ async fn sign_in_page_in_a_real_browser() {
     let (script, base, to) = (dir.join("login.mjs"), n.base.clone(), artifacts.clone());
     // On a blocking thread: the node under test keeps serving meanwhile.
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node").arg(script).arg(base).arg(to).args(["mei", "mei-password"]).output()
+        // A hung browser fails the test instead of holding CI.
+        std::process::Command::new("timeout")
+            .args(["180", "node"])
+            .arg(script)
+            .arg(base)
+            .arg(to)
+            .args(["mei", "mei-password", "王美"])
+            .output()
     })
     .await
     .unwrap()
@@ -34,6 +41,8 @@ async fn sign_in_page_in_a_real_browser() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{text}");
     assert!(out.status.success(), "browser test failed:\n{text}");
-    assert!(artifacts.join("login-zh-CN.png").exists() && artifacts.join("login-en.png").exists());
+    for page in ["login-zh-CN", "login-en", "home-zh-CN", "home-en", "login-refused-en"] {
+        assert!(artifacts.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+    }
     n.stop().await;
 }

@@ -222,3 +222,20 @@ async fn the_sign_in_page_comes_from_the_web_module_and_works() {
     assert_eq!(get_as(&n, &session, "/v1/learners/amina/progress").await.status, 200);
     n.stop().await;
 }
+
+/// A browser without a session gets 401 without a Basic challenge (which
+/// would open a credentials dialog); a program still gets the challenge.
+#[tokio::test]
+async fn browsers_are_not_asked_for_basic_credentials() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let program = n.client.get(&n.url("/v1/courses"), &[]).await.unwrap();
+    assert_eq!(program.status, 401);
+    assert!(program.header("www-authenticate").is_some());
+    for headers in [[("sec-fetch-mode", "cors")], [("cookie", "lms_session=expired-or-made-up")]] {
+        let r = n.client.get(&n.url("/v1/courses"), &headers).await.unwrap();
+        assert_eq!(r.status, 401);
+        assert!(r.header("www-authenticate").is_none(), "{headers:?}");
+        assert_eq!(r.json()["error"], "sign_in_required");
+    }
+    n.stop().await;
+}

@@ -5,13 +5,17 @@
 //! signed bundle, so a fix to a page reaches the fleet as a module update.
 //!
 //! Ops: `login_page` (query `error=signin` after a refused sign-in; the
-//! host passes the form's CSRF token in `ctx.csrf`).
+//! host passes the form's CSRF token in `ctx.csrf`); `home` (body
+//! `{"person": {"id", "name", "role"}}`, the signed-in person as the host
+//! knows them; `ctx.csrf` is the session's token for the sign-out form).
 //!
 //! Pages use no script and no asset from outside the node.
 
 use askama::Template;
+use fluent_bundle::FluentArgs;
 use fluent_bundle::{FluentBundle, FluentResource};
-use lms_sdk::{Request, Response, SelfTest, error, html};
+use lms_content::IndexDoc;
+use lms_sdk::{Request, Response, SelfTest, content, error, html};
 
 lms_sdk::export_module!(handle: handle, self_test: self_test);
 
@@ -41,9 +45,22 @@ impl Messages {
     /// The message `key`; the key itself when missing (the self-test
     /// refuses a module where any is).
     pub fn get(&self, key: &str) -> String {
+        self.format(key, None)
+    }
+
+    /// The message `key` with its variables.
+    pub fn with(&self, key: &str, args: &[(&str, String)]) -> String {
+        let mut a = FluentArgs::new();
+        for (k, v) in args {
+            a.set(*k, v.clone());
+        }
+        self.format(key, Some(&a))
+    }
+
+    fn format(&self, key: &str, args: Option<&FluentArgs>) -> String {
         let Some(pattern) = self.bundle.get_message(key).and_then(|m| m.value()) else { return key.to_string() };
         let mut errors = Vec::new();
-        self.bundle.format_pattern(pattern, None, &mut errors).into_owned()
+        self.bundle.format_pattern(pattern, args, &mut errors).into_owned()
     }
 }
 
@@ -63,9 +80,31 @@ struct Login {
     submit: String,
 }
 
+struct CourseLine {
+    title: String,
+    description: String,
+    counts: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    lang: &'static str,
+    app_name: String,
+    language_switch: String,
+    title: String,
+    welcome: String,
+    my_courses: String,
+    no_courses: String,
+    courses: Vec<CourseLine>,
+    csrf: String,
+    sign_out: String,
+}
+
 pub fn handle(req: &Request) -> Response {
     match req.op.as_str() {
         "login_page" => login_page(req),
+        "home" => home(req),
         other => error(400, "unknown_op", format!("web has no op {other:?}")),
     }
 }
@@ -87,6 +126,47 @@ fn login_page(req: &Request) -> Response {
         username: m.get("username"),
         password: m.get("password"),
         submit: m.get("sign-in-submit"),
+    };
+    match page.render() {
+        Ok(text) => html(200, text),
+        Err(e) => error(500, "render_failed", e.to_string()),
+    }
+}
+
+fn home(req: &Request) -> Response {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let Some(csrf) = req.ctx.csrf.clone() else {
+        return error(500, "no_csrf", "the host gave no CSRF token for the sign-out form");
+    };
+    let person = req.body.as_ref().and_then(|b| b.get("person"));
+    let Some(name) = person.and_then(|p| p.get("name")).and_then(|n| n.as_str()) else {
+        return error(400, "missing_person", "home needs body.person.name");
+    };
+    let index = match content::<IndexDoc>("index") {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(500, "content_missing", "the content pack has no index"),
+        Err(e) => return error(500, "content_invalid", e),
+    };
+    let courses = index
+        .courses
+        .iter()
+        .map(|c| CourseLine {
+            title: c.title.clone(),
+            description: c.description.clone(),
+            counts: m.with("course-counts", &[("lessons", c.lessons.to_string()), ("quizzes", c.quizzes.to_string())]),
+        })
+        .collect();
+    let page = Home {
+        lang: m.lang,
+        app_name: m.get("app-name"),
+        language_switch: m.get("language-switch"),
+        title: m.get("home-title"),
+        welcome: m.with("welcome", &[("name", name.to_string())]),
+        my_courses: m.get("my-courses"),
+        no_courses: m.get("no-courses"),
+        courses,
+        csrf,
+        sign_out: m.get("sign-out"),
     };
     match page.render() {
         Ok(text) => html(200, text),
@@ -154,6 +234,25 @@ mod tests {
         let page = handle(&failed).html.unwrap();
         assert!(page.contains("role=\"alert\"") && page.contains("aria-describedby=\"sign-in-error\""), "{page}");
         assert_eq!(handle(&request("login_page", None, None)).status, 500);
+    }
+
+    #[test]
+    fn home_greets_the_person_and_lists_courses_escaped() {
+        let docs = std::collections::BTreeMap::from([(
+            "index".to_string(),
+            serde_json::json!({"activity_base": "https://x", "courses": [
+                {"id": "c", "title": "Maths <b>", "description": "Numbers", "lessons": 2, "quizzes": 1}
+            ]}),
+        )]);
+        lms_sdk::testing::set_content(&docs);
+        let mut r = request("home", Some("zh-CN"), Some("tok"));
+        r.body = Some(serde_json::json!({"person": {"id": "mei", "name": "王美 <script>", "role": "learner"}}));
+        let page = handle(&r).html.unwrap();
+        assert!(page.contains("欢迎,王美 &#60;script&#62;") || page.contains("欢迎,王美 &lt;script&gt;"), "{page}");
+        assert!(page.contains("2 节课,1 个测验") && !page.contains("<b>"), "{page}");
+        assert!(page.contains(r#"action="/logout""#) && page.contains(r#"value="tok""#));
+        r.body = None;
+        assert_eq!(handle(&r).status, 400);
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, field: Option<String> },
     #[error("authentication required")]
     Unauthorized,
+    /// 401 for a browser: no `WWW-Authenticate: Basic`, which would make it
+    /// ask for a client credential in a dialog.
+    #[error("sign in first: /login")]
+    SignInRequired,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -52,6 +56,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::SignInRequired => (StatusCode::UNAUTHORIZED, "sign_in_required"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

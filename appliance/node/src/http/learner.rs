@@ -67,7 +67,7 @@ pub(super) struct Call {
     op: &'static str,
     params: BTreeMap<String, String>,
     pub(super) query: BTreeMap<String, String>,
-    body: Option<Value>,
+    pub(super) body: Option<Value>,
     if_none_match: Option<String>,
     actor: Option<Value>,
     statements: Vec<Value>,

@@ -44,6 +44,7 @@ pub fn public_router(node: AppState) -> Router {
         .merge(xapi_authed)
         .route_layer(middleware::from_fn(xapi::version_header));
     Router::new()
+        .route("/", get(pages::home))
         .route("/login", get(pages::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/healthz", get(ops::healthz))

@@ -8,7 +8,7 @@ use super::auth::User;
 use super::error::ApiError;
 use super::learner::{Call, run};
 use super::scopes::Scopes;
-use super::session::{CSRF_COOKIE, cookie};
+use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, see_other};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -92,6 +92,25 @@ pub async fn login_page(
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// GET /: the signed-in person's home; without a session, the sign-in page.
+pub async fn home(
+    State(node): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let Some(token) = cookie(&headers, SESSION_COOKIE) else { return Ok(see_other("/login")) };
+    let Some(session) = node.roster(move |r| r.session(&token)).await? else { return Ok(see_other("/login")) };
+    let q = super::query_pairs(raw.as_deref())?;
+    let lang = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
+    let mut call = Call::new("web", "home");
+    call.language = Some(language(lang, &headers, &node.cfg.default_language));
+    call.csrf = Some(session.csrf.clone());
+    let p = &session.person;
+    call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
+    let user = User { name: p.id.clone(), scopes: Scopes::none(), person: Some(session.person.clone()) };
+    run(&node, &user, call).await
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ fn session_cookie(value: String, max_age: std::time::Duration, tls: bool) -> coo
         .build()
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(to).expect("a plain path"));
     r
@@ -148,8 +148,11 @@ pub async fn require_client_or_session(
     let user = if req.headers().contains_key(header::AUTHORIZATION) {
         super::auth::client(&node.auth, req.headers(), from).await?
     } else if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
-        let session = node.roster(move |r| r.session(&token)).await?.ok_or(ApiError::Unauthorized)?;
+        let session = node.roster(move |r| r.session(&token)).await?.ok_or(ApiError::SignInRequired)?;
         User { name: session.person.id.clone(), scopes: Scopes::none(), person: Some(session.person) }
+    } else if req.headers().contains_key("sec-fetch-mode") {
+        // A browser (they all send Sec-Fetch-*): no Basic challenge.
+        return Err(ApiError::SignInRequired);
     } else {
         return Err(ApiError::Unauthorized);
     };
