@@ -268,7 +268,8 @@ fn cold_start(modules: &Path, cache: &Path) {
     let inst = instantiation_mean(&metrics.render(), "catalog").unwrap_or_default();
     let _ = before;
     println!(
-        "module cold start            load 3 modules: compile {} ms, from precompiled cache median {} ms (incl. self-tests)",
+        "module cold start            load {} modules: compile {} ms, from precompiled cache median {} ms (incl. self-tests)",
+        set.manifest.modules.len(),
         ms(compile),
         ms(cached[cached.len() / 2])
     );

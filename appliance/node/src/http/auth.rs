@@ -105,7 +105,8 @@ pub struct Auth {
     users: RwLock<Arc<HashMap<String, String>>>,
     scopes: RwLock<Arc<HashMap<String, Scopes>>>,
     /// Checked against when the user is unknown, at the entries' cost.
-    dummy: RwLock<Arc<String>>,
+    /// The cost unknown users are checked at: the file's highest.
+    dummy_cost: std::sync::atomic::AtomicU32,
     verified: Mutex<HashSet<[u8; 32]>>,
     bcrypt_slots: Arc<Semaphore>,
     queue: Arc<Semaphore>,
@@ -147,7 +148,7 @@ impl Auth {
             scopes_path,
             users: RwLock::new(Arc::new(HashMap::new())),
             scopes: RwLock::new(Arc::new(HashMap::new())),
-            dummy: RwLock::new(Arc::new(String::new())),
+            dummy_cost: std::sync::atomic::AtomicU32::new(10),
             verified: Mutex::new(HashSet::new()),
             bcrypt_slots: Arc::new(Semaphore::new(BCRYPT_SLOTS)),
             queue: Arc::new(Semaphore::new(BCRYPT_SLOTS + BCRYPT_QUEUE)),
@@ -171,11 +172,7 @@ impl Auth {
         let n = users.len();
         // The dummy costs what a real entry costs (the highest cost in the file).
         let cost = users.values().filter_map(|h| h.get(4..6)?.parse::<u32>().ok()).max().unwrap_or(10);
-        if self.dummy.read().unwrap().get(4..6).and_then(|c| c.parse::<u32>().ok()) != Some(cost) {
-            let dummy = bcrypt::hash(uuid::Uuid::new_v4().to_string(), cost.clamp(4, 31))
-                .map_err(|e| CredentialsError::Read { path: path.clone(), message: e.to_string() })?;
-            *self.dummy.write().unwrap() = Arc::new(dummy);
-        }
+        self.dummy_cost.store(cost.clamp(4, 31), Relaxed);
         *self.users.write().unwrap() = Arc::new(users);
         *self.scopes.write().unwrap() = Arc::new(scopes);
         // The cache is not cleared: its keys include the hash, so a changed
@@ -232,20 +229,22 @@ impl Auth {
     /// callers without one, such as tests).
     pub async fn check(&self, user: &str, password: &str, from: Option<std::net::IpAddr>) -> Verdict {
         let known = self.users.read().unwrap().get(user).cloned();
-        self.check_hash(user, known, password, from).await
+        self.check_hash(user, known, password, from, self.dummy_cost.load(Relaxed)).await
     }
 
     /// Checks `password` against `known` (a bcrypt hash; None: nobody by
     /// that name, checked against the dummy so the answer takes as long),
     /// under the same bounds as every credential check: the cache of
     /// verified pairs, the per-address budget, the queue and the slots.
-    /// `name` only keys the cache. The roster's sign-in uses it too.
+    /// `name` only keys the cache; `dummy_cost` is the cost the known
+    /// entries of that kind have. The roster's sign-in uses it too.
     pub async fn check_hash(
         &self,
         name: &str,
         known: Option<String>,
         password: &str,
         from: Option<std::net::IpAddr>,
+        dummy_cost: u32,
     ) -> Verdict {
         let user = name;
         if let Some(hash) = &known
@@ -264,7 +263,7 @@ impl Auth {
             return Verdict::Busy(1);
         };
         let Ok(slot) = self.bcrypt_slots.clone().acquire_owned().await else { return Verdict::Invalid };
-        let hash = known.clone().unwrap_or_else(|| self.dummy.read().unwrap().to_string());
+        let hash = known.clone().unwrap_or_else(|| dummy_hash(dummy_cost));
         let pw = password.to_string();
         self.stats.bcrypt_total.fetch_add(1, Relaxed);
         // The permits live in the blocking task: a client that goes away
@@ -320,6 +319,14 @@ impl Auth {
             s.backoff_total.load(Relaxed) as f64,
         );
     }
+}
+
+/// A well-formed bcrypt hash of `cost` that costs a full bcrypt to check
+/// (verify runs the key schedule before it compares): made, not computed,
+/// so loading credentials never spends a bcrypt. Its result is ignored
+/// (an unknown user is refused whatever it says).
+fn dummy_hash(cost: u32) -> String {
+    format!("$2b${:02}${}{}", cost.clamp(4, 31), ".".repeat(22), ".".repeat(31))
 }
 
 fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
@@ -403,6 +410,17 @@ mod tests {
         let e = parse_htpasswd(p, &format!("ann:{h}\nann:{h}\n")).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("twice"), "{e}");
         assert!(parse_htpasswd(p, "nocolon\n").unwrap_err().to_string().contains("line 1"));
+    }
+
+    /// The dummy must parse (a malformed hash fails fast, which would tell
+    /// unknown users from known ones) and match nothing.
+    #[test]
+    fn the_dummy_hash_is_a_real_check() {
+        for cost in [4, 10, 12] {
+            let d = dummy_hash(cost);
+            assert_eq!(bcrypt::verify("anything", &d).ok(), Some(false), "{d}");
+            assert_eq!(&d[4..6], format!("{cost:02}"));
+        }
     }
 
     #[tokio::test]

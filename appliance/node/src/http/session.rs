@@ -101,7 +101,7 @@ pub async fn login(State(node): State<AppState>, req: Request) -> Result<Respons
     } else {
         None
     };
-    match node.auth.check_hash(&format!("person:{id}"), known, password, from).await {
+    match node.auth.check_hash(&format!("person:{id}"), known, password, from, crate::roster::BCRYPT_COST).await {
         Verdict::Valid => {}
         Verdict::Invalid => {
             tracing::info!(person = %id, from = ?from, "sign-in refused");
