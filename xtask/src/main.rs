@@ -131,6 +131,11 @@ fn xtask() -> Result<()> {
                 let hash = bcrypt::hash("demo", 10)?;
                 std::fs::write(&creds, format!("demo:{hash}\n"))?;
             }
+            // demo may do everything, as in the development image.
+            let scopes = dir.join("scopes.toml");
+            if !scopes.exists() {
+                std::fs::copy(root().join("appliance/factory/dev-scopes.toml"), &scopes)?;
+            }
             cargo(&["build", "--release", "-p", "lms-node"])?;
             let node = target_dir().join("release/lms-node");
             let data = dir.join("data");
