@@ -77,12 +77,17 @@ impl CodeCache {
         Ok(CodeCache { dir: dir.to_path_buf(), key })
     }
 
-    fn mac(&self, engine: u64, sha256: &str, code: &[u8]) -> String {
+    /// The HMAC over what an entry vouches for: engine build, module hash, code.
+    fn hmac(&self, engine: u64, sha256: &str, code: &[u8]) -> HmacSha256 {
         let mut m = HmacSha256::new_from_slice(&self.key).expect("any key length");
         m.update(&engine.to_le_bytes());
         m.update(sha256.as_bytes());
         m.update(code);
-        hex::encode(m.finalize().into_bytes())
+        m
+    }
+
+    fn mac(&self, engine: u64, sha256: &str, code: &[u8]) -> String {
+        hex::encode(self.hmac(engine, sha256, code).finalize().into_bytes())
     }
 
     fn paths(&self, engine: u64, sha256: &str) -> (PathBuf, PathBuf) {
@@ -95,14 +100,9 @@ impl CodeCache {
     pub fn get(&self, engine: u64, sha256: &str) -> Option<Vec<u8>> {
         let (file, mac) = self.paths(engine, sha256);
         let code = std::fs::read(&file).ok()?;
-        let want = std::fs::read_to_string(&mac).ok()?;
-        let mut m = HmacSha256::new_from_slice(&self.key).expect("any key length");
-        m.update(&engine.to_le_bytes());
-        m.update(sha256.as_bytes());
-        m.update(&code);
-        let want = hex::decode(want.trim()).ok()?;
+        let want = hex::decode(std::fs::read_to_string(&mac).ok()?.trim()).ok()?;
         // verify_slice compares in constant time.
-        m.verify_slice(&want).ok().map(|_| code)
+        self.hmac(engine, sha256, &code).verify_slice(&want).ok().map(|_| code)
     }
 
     pub fn put(&self, engine: u64, sha256: &str, code: &[u8]) -> std::io::Result<()> {
