@@ -162,10 +162,23 @@ pub struct Roster {
     conn: Connection,
 }
 
+/// What storing one person did.
+#[derive(Debug, PartialEq, Eq)]
+enum Put {
+    Added,
+    Replaced,
+    /// The id exists and replacing was not asked for.
+    Refused,
+}
+
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> RosterError + Copy + '_ {
+    move |e| RosterError::Db { path: path.to_path_buf(), message: e.to_string() }
+}
+
 impl Roster {
     /// Opens (creating if needed) the roster at `path`.
     pub fn open(path: &Path) -> Result<Roster, RosterError> {
-        let db = |e: rusqlite::Error| RosterError::Db { path: path.to_path_buf(), message: e.to_string() };
+        let db = db_err(path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| RosterError::Db { path: path.to_path_buf(), message: e.to_string() })?;
@@ -181,16 +194,16 @@ impl Roster {
     }
 
     fn db(&self) -> impl Fn(rusqlite::Error) -> RosterError + '_ {
-        move |e| RosterError::Db { path: self.path.clone(), message: e.to_string() }
+        db_err(&self.path)
     }
 
     /// Adds `p`; an existing id is refused unless `replace`.
-    fn put(tx: &rusqlite::Transaction, p: &NewPerson, replace: bool) -> rusqlite::Result<bool> {
+    fn put(tx: &rusqlite::Transaction, p: &NewPerson, replace: bool) -> rusqlite::Result<Put> {
         let now = crate::xapi::format_stored(time::OffsetDateTime::now_utc());
         let existed: bool =
             tx.query_row("SELECT EXISTS (SELECT 1 FROM people WHERE id = ?1)", [&p.person.id], |r| r.get(0))?;
         if existed && !replace {
-            return Ok(false);
+            return Ok(Put::Refused);
         }
         tx.execute(
             "INSERT INTO people (id, name, role, password, changed) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -201,14 +214,13 @@ impl Roster {
         for c in &p.person.classes {
             tx.execute("INSERT INTO memberships (person, class) VALUES (?1, ?2)", [&p.person.id, c])?;
         }
-        Ok(true)
+        Ok(if existed { Put::Replaced } else { Put::Added })
     }
 
     pub fn add(&mut self, p: &NewPerson) -> Result<(), RosterError> {
-        let path = self.path.clone();
-        let db = |e: rusqlite::Error| RosterError::Db { path: path.clone(), message: e.to_string() };
+        let db = db_err(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
-        if !Self::put(&tx, p, false).map_err(db)? {
+        if Self::put(&tx, p, false).map_err(db)? == Put::Refused {
             return Err(RosterError::Exists(p.person.id.clone()));
         }
         tx.commit().map_err(db)
@@ -217,16 +229,11 @@ impl Roster {
     /// Adds or replaces every person, in one transaction: all or nothing.
     /// Returns (added, replaced).
     pub fn import(&mut self, people: &[NewPerson]) -> Result<(usize, usize), RosterError> {
-        let path = self.path.clone();
-        let db = |e: rusqlite::Error| RosterError::Db { path: path.clone(), message: e.to_string() };
+        let db = db_err(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         let mut added = 0;
         for p in people {
-            let existed: bool = tx
-                .query_row("SELECT EXISTS (SELECT 1 FROM people WHERE id = ?1)", [&p.person.id], |r| r.get(0))
-                .map_err(db)?;
-            Self::put(&tx, p, true).map_err(db)?;
-            added += usize::from(!existed);
+            added += usize::from(Self::put(&tx, p, true).map_err(db)? == Put::Added);
         }
         tx.commit().map_err(db)?;
         Ok((added, people.len() - added))
