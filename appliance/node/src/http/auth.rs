@@ -236,17 +236,16 @@ impl Auth {
     /// that name, checked against the dummy so the answer takes as long),
     /// under the same bounds as every credential check: the cache of
     /// verified pairs, the per-address budget, the queue and the slots.
-    /// `name` only keys the cache; `dummy_cost` is the cost the known
+    /// `user` only keys the cache; `dummy_cost` is the cost the known
     /// entries of that kind have. The roster's sign-in uses it too.
     pub async fn check_hash(
         &self,
-        name: &str,
+        user: &str,
         known: Option<String>,
         password: &str,
         from: Option<std::net::IpAddr>,
         dummy_cost: u32,
     ) -> Verdict {
-        let user = name;
         if let Some(hash) = &known
             && self.verified.lock().unwrap().contains(&cache_key(user, password, hash))
         {
@@ -351,10 +350,14 @@ fn basic(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
 
 /// Middleware: 401 unless the request carries valid Basic credentials.
 pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let from = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let user = client(&auth, req.headers(), from).await?;
+    let user = client(&auth, req.headers(), client_addr(&req)).await?;
     req.extensions_mut().insert(user);
     Ok(next.run(req).await)
+}
+
+/// The address a request came from (None for callers without one, such as tests).
+pub fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// The client credential of a request's Basic header: 401 without one or
@@ -387,12 +390,7 @@ pub fn verdict(v: Verdict, from: Option<std::net::IpAddr>) -> Result<(), ApiErro
 /// The credential a request carries, when it has one and it is valid;
 /// None otherwise (for routes that answer everyone, and tell more to some).
 pub async fn optional(auth: &Auth, headers: &axum::http::HeaderMap, from: Option<std::net::IpAddr>) -> Option<User> {
-    let (user, password) = basic(headers)?;
-    (auth.check(&user, &password, from).await == Verdict::Valid).then(|| User {
-        scopes: auth.scopes_of(&user),
-        name: user,
-        person: None,
-    })
+    client(auth, headers, from).await.ok()
 }
 
 #[cfg(test)]

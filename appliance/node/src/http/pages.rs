@@ -8,9 +8,9 @@ use super::auth::User;
 use super::error::ApiError;
 use super::learner::{Call, run};
 use super::scopes::Scopes;
-use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, see_other};
+use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, see_other, set_cookie};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
 /// Languages pages come in; `default_language` is one of them.
@@ -62,6 +62,12 @@ pub fn language(query: Option<&str>, headers: &HeaderMap, default: &str) -> Stri
     tags.iter().filter(|(q, _)| *q > 0.0).find_map(|(_, t)| pick(t)).unwrap_or(default).to_string()
 }
 
+/// The language of a page request: its `lang` parameter, the browser's, the node's.
+fn page_language(node: &AppState, q: &[(String, String)], headers: &HeaderMap) -> String {
+    let lang = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
+    language(lang, headers, &node.cfg.default_language)
+}
+
 fn valid_token(t: &str) -> bool {
     (16..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -73,8 +79,7 @@ pub async fn login_page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = super::query_pairs(raw.as_deref())?;
-    let lang = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
-    let language = language(lang, &headers, &node.cfg.default_language);
+    let language = page_language(&node, &q, &headers);
     let csrf = cookie(&headers, CSRF_COOKIE)
         .filter(|t| valid_token(t))
         .unwrap_or_else(|| crate::roster::sessions::random_token(24));
@@ -86,11 +91,10 @@ pub async fn login_page(
     call.csrf = Some(csrf.clone());
     let anonymous = User { name: "anonymous".into(), scopes: Scopes::none(), person: None };
     let mut resp = run(&node, &anonymous, call).await?;
-    let c =
-        cookie::Cookie::build((CSRF_COOKIE, csrf)).path("/").http_only(true).same_site(cookie::SameSite::Lax).build();
-    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(
+        &mut resp,
+        cookie::Cookie::build((CSRF_COOKIE, csrf)).path("/").http_only(true).same_site(cookie::SameSite::Lax).build(),
+    );
     Ok(resp)
 }
 
@@ -103,9 +107,8 @@ pub async fn home(
     let Some(token) = cookie(&headers, SESSION_COOKIE) else { return Ok(see_other("/login")) };
     let Some(session) = node.roster(move |r| r.session(&token)).await? else { return Ok(see_other("/login")) };
     let q = super::query_pairs(raw.as_deref())?;
-    let lang = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
     let mut call = Call::new("web", "home");
-    call.language = Some(language(lang, &headers, &node.cfg.default_language));
+    call.language = Some(page_language(&node, &q, &headers));
     call.csrf = Some(session.csrf.clone());
     let p = &session.person;
     call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
@@ -121,7 +124,7 @@ mod tests {
     fn language_by_query_then_browser_then_default() {
         let h = |v: &str| {
             let mut m = HeaderMap::new();
-            m.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(v).unwrap());
+            m.insert(header::ACCEPT_LANGUAGE, axum::http::HeaderValue::from_str(v).unwrap());
             m
         };
         assert_eq!(language(Some("en"), &h("zh-CN"), "zh-CN"), "en");

@@ -15,10 +15,10 @@
 //! - Cookies are parsed and written with the `cookie` crate.
 
 use super::AppState;
-use super::auth::{User, Verdict};
+use super::auth::{User, Verdict, client_addr};
 use super::error::ApiError;
 use super::scopes::Scopes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -40,7 +40,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-fn set_cookie(resp: &mut Response, c: cookie::Cookie<'_>) {
+pub(super) fn set_cookie(resp: &mut Response, c: cookie::Cookie<'_>) {
     if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -73,17 +73,13 @@ async fn form(req: Request) -> Result<HashMap<String, String>, ApiError> {
     serde_urlencoded::from_bytes(&bytes).map_err(|e| ApiError::bad("malformed_form", format!("form: {e}")))
 }
 
-fn from_addr(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
-}
-
 /// Constant-time comparison of two tokens.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn login(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let from = from_addr(&req);
+    let from = client_addr(&req);
     let tls = req.extensions().get::<crate::server::OverTls>().is_some();
     let expected = cookie(req.headers(), CSRF_COOKIE);
     let f = form(req).await?;
@@ -144,7 +140,7 @@ pub async fn require_client_or_session(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let from = from_addr(&req);
+    let from = client_addr(&req);
     let user = if req.headers().contains_key(header::AUTHORIZATION) {
         super::auth::client(&node.auth, req.headers(), from).await?
     } else if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
