@@ -287,17 +287,18 @@ impl Roster {
             .optional()
             .map_err(self.db())?;
         let Some((name, role, hash)) = row else { return Ok(None) };
+        let role = role.parse().map_err(|m| invalid("role", m))?;
+        Ok(Some((Person { id: id.into(), name, role, classes: self.classes_of(id)? }, hash)))
+    }
+
+    /// The classes `id` belongs to, in order.
+    pub fn classes_of(&self, id: &str) -> Result<Vec<String>, RosterError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT class FROM memberships WHERE person = ?1 ORDER BY class")
             .map_err(self.db())?;
-        let classes = stmt
-            .query_map([id], |r| r.get(0))
-            .map_err(self.db())?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(self.db())?;
-        let role = role.parse().map_err(|m| invalid("role", m))?;
-        Ok(Some((Person { id: id.into(), name, role, classes }, hash)))
+        let classes = stmt.query_map([id], |r| r.get(0)).map_err(self.db())?;
+        classes.collect::<Result<Vec<String>, _>>().map_err(self.db())
     }
 }
 

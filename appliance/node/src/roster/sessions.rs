@@ -86,14 +86,7 @@ impl Roster {
         if classes.is_empty() {
             return Ok(false);
         }
-        let mut stmt =
-            self.conn.prepare_cached("SELECT class FROM memberships WHERE person = ?1").map_err(self.db())?;
-        let theirs = stmt
-            .query_map([learner], |r| r.get::<_, String>(0))
-            .map_err(self.db())?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.db())?;
-        Ok(theirs.iter().any(|c| classes.contains(c)))
+        Ok(self.classes_of(learner)?.iter().any(|c| classes.contains(c)))
     }
 }
 
