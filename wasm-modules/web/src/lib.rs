@@ -64,12 +64,31 @@ impl Messages {
     }
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct Login {
+/// What base.html needs of every page.
+struct Frame {
     lang: &'static str,
     app_name: String,
     language_switch: String,
+}
+
+impl Frame {
+    fn new(m: &Messages) -> Frame {
+        Frame { lang: m.lang, app_name: m.get("app-name"), language_switch: m.get("language-switch") }
+    }
+}
+
+/// A rendered page, or the render error as a 500.
+fn page(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(text) => html(200, text),
+        Err(e) => error(500, "render_failed", e.to_string()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct Login {
+    frame: Frame,
     title: String,
     heading: String,
     failed: bool,
@@ -89,9 +108,7 @@ struct CourseLine {
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
-    lang: &'static str,
-    app_name: String,
-    language_switch: String,
+    frame: Frame,
     title: String,
     welcome: String,
     my_courses: String,
@@ -114,10 +131,8 @@ fn login_page(req: &Request) -> Response {
     let Some(csrf) = req.ctx.csrf.clone() else {
         return error(500, "no_csrf", "the host gave no CSRF token for the sign-in form");
     };
-    let page = Login {
-        lang: m.lang,
-        app_name: m.get("app-name"),
-        language_switch: m.get("language-switch"),
+    page(&Login {
+        frame: Frame::new(&m),
         title: m.get("sign-in-title"),
         heading: m.get("sign-in-heading"),
         failed: req.query.get("error").is_some_and(|e| e == "signin"),
@@ -126,11 +141,7 @@ fn login_page(req: &Request) -> Response {
         username: m.get("username"),
         password: m.get("password"),
         submit: m.get("sign-in-submit"),
-    };
-    match page.render() {
-        Ok(text) => html(200, text),
-        Err(e) => error(500, "render_failed", e.to_string()),
-    }
+    })
 }
 
 fn home(req: &Request) -> Response {
@@ -156,10 +167,8 @@ fn home(req: &Request) -> Response {
             counts: m.with("course-counts", &[("lessons", c.lessons.to_string()), ("quizzes", c.quizzes.to_string())]),
         })
         .collect();
-    let page = Home {
-        lang: m.lang,
-        app_name: m.get("app-name"),
-        language_switch: m.get("language-switch"),
+    page(&Home {
+        frame: Frame::new(&m),
         title: m.get("home-title"),
         welcome: m.with("welcome", &[("name", name.to_string())]),
         my_courses: m.get("my-courses"),
@@ -167,11 +176,7 @@ fn home(req: &Request) -> Response {
         courses,
         csrf,
         sign_out: m.get("sign-out"),
-    };
-    match page.render() {
-        Ok(text) => html(200, text),
-        Err(e) => error(500, "render_failed", e.to_string()),
-    }
+    })
 }
 
 /// The message ids of a translation file.
