@@ -272,16 +272,36 @@ pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
         });
     }
     std::fs::write(out.join("content.json"), &content)?;
+    let assets = copy_assets(&root().join("wasm-modules/web/static"), out)?;
     let manifest = ModuleManifest {
         format: lms_abi::MANIFEST_FORMAT,
         bundle_version: bundle_version.to_string(),
         abi: lms_abi::ABI_VERSION,
         modules,
         content: FileEntry { file: "content.json".into(), size: content.len() as u64, sha256: sha256(&content) },
+        assets,
     };
     // The manifest goes last: a directory with a manifest is complete.
     std::fs::write(out.join(lms_abi::MANIFEST_FILE), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(())
+}
+
+/// Copies the web module's static files into the module directory under
+/// their content-hashed names (the names the module's build script links to).
+fn copy_assets(from: &Path, out: &Path) -> Result<Vec<FileEntry>> {
+    let mut names: Vec<PathBuf> =
+        std::fs::read_dir(from)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    names.sort();
+    let mut assets = Vec::new();
+    for path in names {
+        let name = path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: not UTF-8", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let hash = sha256(&bytes);
+        let file = lms_abi::asset_file_name(name, &hash);
+        std::fs::write(out.join(&file), &bytes)?;
+        assets.push(FileEntry { file, size: bytes.len() as u64, sha256: hash });
+    }
+    Ok(assets)
 }
 
 fn crate_version(krate: &str) -> Result<String> {

@@ -131,6 +131,11 @@ pub struct Response {
     /// modules never set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// Store each of `statements` only when the actor has no statement with
+    /// the same verb and object yet (a lesson is completed once, however
+    /// often it is read). Added in ABI 1 without a version change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
 }
 
 /// The result of `lms_self_test`.
@@ -162,6 +167,25 @@ pub struct ModuleManifest {
     pub abi: i32,
     pub modules: Vec<ModuleEntry>,
     pub content: FileEntry,
+    /// Static files the pages use (CSS, icons), served by the host at
+    /// `/static/{file}` with immutable caching: each `file` carries the
+    /// first 16 hex digits of its sha256 (`app.0123456789abcdef.css`), so a
+    /// changed file is a new URL. Added in format 1; older directories have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<FileEntry>,
+}
+
+/// Hex digits of an asset's sha256 its file name carries.
+pub const ASSET_HASH_LEN: usize = 16;
+
+/// The content-hashed file name of an asset: `app.css` with sha256 hex
+/// `h` is `app.{h[..16]}.css`.
+pub fn asset_file_name(name: &str, sha256_hex: &str) -> String {
+    let h = &sha256_hex[..ASSET_HASH_LEN.min(sha256_hex.len())];
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.{h}.{ext}"),
+        None => format!("{name}.{h}"),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

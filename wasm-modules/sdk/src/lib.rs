@@ -76,7 +76,7 @@ fn raw<T: Serialize>(body: &T) -> Box<RawValue> {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
-    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new(), html: None }
+    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new(), html: None, once: false }
 }
 
 /// A page: the host sends `text` as HTML (see `lms_abi::Response::html`).
@@ -88,6 +88,7 @@ pub fn html(status: u16, text: String) -> Response {
         cache_control: None,
         statements: Vec::new(),
         html: Some(text),
+        once: false,
     }
 }
 

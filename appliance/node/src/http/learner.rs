@@ -98,7 +98,10 @@ impl Call {
     }
 }
 
-pub(super) async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiError> {
+/// Runs `call` on its module and stores the statements it returns (a 2xx
+/// only), durably, before the caller answers. The module's answer, with a
+/// status the host can send.
+pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<lms_abi::Response, ApiError> {
     let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
     let now = time::OffsetDateTime::now_utc();
     let req = Request {
@@ -119,35 +122,54 @@ pub(super) async fn run(node: &AppState, user: &User, call: Call) -> Result<Resp
     };
     let host = node.host.clone();
     let module = call.module;
-    let resp = tokio::task::spawn_blocking(move || host.call(&set, module, &req))
+    let mut resp = tokio::task::spawn_blocking(move || host.call(&set, module, &req))
         .await
         .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))??;
-
+    let bad = |message: String| ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message });
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
-    let status = match resp.status {
-        200..=599 => StatusCode::from_u16(resp.status).expect("200-599 is a valid status"),
-        s => {
-            return Err(ApiError::Module(crate::wasm::CallError::BadResponse {
-                module: module.to_string(),
-                message: format!("status {s} is outside 200-599"),
-            }));
-        }
-    };
-    if status.is_success() && !resp.statements.is_empty() {
+    if !(200..=599).contains(&resp.status) {
+        return Err(bad(format!("status {} is outside 200-599", resp.status)));
+    }
+    if (200..300).contains(&resp.status) && !resp.statements.is_empty() {
+        let statements = std::mem::take(&mut resp.statements);
+        let statements = if resp.once { not_yet_stored(node, statements).await? } else { statements };
         let auth = authority(node, user);
-        let mut batch = Vec::with_capacity(resp.statements.len());
-        for (i, s) in resp.statements.into_iter().enumerate() {
-            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now).map_err(|e| {
-                ApiError::Module(crate::wasm::CallError::BadResponse {
-                    module: module.to_string(),
-                    message: format!("emitted an invalid statement: {e}"),
-                })
-            })?;
+        let mut batch = Vec::with_capacity(statements.len());
+        for (i, s) in statements.into_iter().enumerate() {
+            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now)
+                .map_err(|e| bad(format!("emitted an invalid statement: {e}")))?;
             batch.push(p);
         }
-        node.store.write(batch).await?;
+        if !batch.is_empty() {
+            node.store.write(batch).await?;
+        }
     }
+    Ok(resp)
+}
 
+/// The statements whose actor has none with the same verb and object yet
+/// (`Response::once`).
+async fn not_yet_stored(node: &AppState, statements: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::with_capacity(statements.len());
+    for s in statements {
+        let q = Query {
+            agent: ifi_key(&s["actor"]),
+            verb: s["verb"]["id"].as_str().map(str::to_string),
+            activity: s["object"]["id"].as_str().map(str::to_string),
+            limit: 1,
+            ..Query::default()
+        };
+        if q.agent.is_none() || q.verb.is_none() || q.activity.is_none() || node.store.query(q).await?.statements.is_empty() {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// A module's answer as an HTTP response: JSON, or a page with the
+/// headers every page carries.
+pub(super) fn respond(resp: lms_abi::Response) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(resp.status).map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let mut builder = Response::builder().status(status);
     if let Some(etag) = resp.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         builder = builder.header(header::ETAG, etag);
@@ -172,6 +194,10 @@ pub(super) async fn run(node: &AppState, user: &User, call: Call) -> Result<Resp
         Body::from(resp.body.get().to_string())
     };
     builder.body(body).map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+pub(super) async fn run(node: &AppState, user: &User, call: Call) -> Result<Response, ApiError> {
+    respond(answer(node, user, call).await?)
 }
 
 pub async fn courses(State(node): State<AppState>, Extension(user): Extension<User>) -> Result<Response, ApiError> {

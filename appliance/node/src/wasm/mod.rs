@@ -36,6 +36,8 @@ pub const REQUIRED_MODULES: [&str; 3] = ["catalog", "progress", "quiz"];
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 pub const MAX_MODULE_BYTES: u64 = 64 << 20;
 pub const MAX_CONTENT_BYTES: u64 = 64 << 20;
+/// The pages' static files together (CSS, icons, a little script).
+pub const MAX_ASSET_BYTES: u64 = 8 << 20;
 /// Largest response a module may return.
 pub const MAX_RESPONSE_BYTES: u32 = 16 << 20;
 
@@ -99,6 +101,26 @@ impl Content {
     }
 }
 
+/// A static file of the module directory, served at `/static/{file}`.
+pub struct Asset {
+    pub bytes: axum::body::Bytes,
+    pub sha256: String,
+    pub content_type: &'static str,
+}
+
+/// The type a browser is told, by extension; other kinds are refused at load.
+fn asset_type(file: &str) -> Option<&'static str> {
+    Some(match file.rsplit_once('.')?.1 {
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "webp" => "image/webp",
+        _ => return None,
+    })
+}
+
 struct Loaded {
     pre: InstancePre<CallState>,
     has_initialize: bool,
@@ -112,6 +134,14 @@ pub struct ModuleSet {
     pub self_tests: Vec<(String, SelfTest)>,
     modules: HashMap<String, Loaded>,
     content: Arc<Content>,
+    assets: HashMap<String, Asset>,
+}
+
+impl ModuleSet {
+    /// The static file `file` (its content-hashed name), if the manifest lists it.
+    pub fn asset(&self, file: &str) -> Option<&Asset> {
+        self.assets.get(file)
+    }
 }
 
 struct MemLimiter {
@@ -299,7 +329,8 @@ impl Host {
             let has_initialize = module.get_export("_initialize").is_some();
             modules.insert(entry.name.clone(), Loaded { pre, has_initialize });
         }
-        let mut set = ModuleSet { manifest, dir: dir.to_path_buf(), self_tests: vec![], modules, content };
+        let assets = load_assets(dir, &manifest, &manifest_path)?;
+        let mut set = ModuleSet { manifest, dir: dir.to_path_buf(), self_tests: vec![], modules, content, assets };
 
         let names: Vec<String> = set.manifest.modules.iter().map(|m| m.name.clone()).collect();
         for name in names {
@@ -502,6 +533,31 @@ fn read_verified(path: &Path, size: u64, sha256: &str, cap: u64) -> Result<Vec<u
         return Err(LoadError::Hash { path: path.to_path_buf(), expected: sha256.to_string(), actual });
     }
     Ok(bytes)
+}
+
+/// Reads and checks every asset: a known type, a name that carries its
+/// hash (so its URL can be cached forever), the listed size and sha256.
+fn load_assets(dir: &Path, m: &ModuleManifest, manifest: &Path) -> Result<HashMap<String, Asset>, LoadError> {
+    let bad = |message: String| LoadError::Manifest { path: manifest.to_path_buf(), message };
+    let total: u64 = m.assets.iter().map(|a| a.size).sum();
+    if total > MAX_ASSET_BYTES {
+        return Err(bad(format!("assets: {total} bytes in all is over the {MAX_ASSET_BYTES}-byte limit")));
+    }
+    let mut out = HashMap::new();
+    for a in &m.assets {
+        let path = checked_path(dir, &a.file, manifest)?;
+        let content_type =
+            asset_type(&a.file).ok_or_else(|| bad(format!("assets: {:?} is not a css, js, svg, png, ico or webp file", a.file)))?;
+        let hash = a.sha256.get(..lms_abi::ASSET_HASH_LEN).unwrap_or("");
+        if !a.file.split('.').any(|part| part.eq_ignore_ascii_case(hash)) {
+            return Err(bad(format!("assets: {:?} does not carry its hash {hash:?} in its name", a.file)));
+        }
+        let bytes = read_verified(&path, a.size, &a.sha256, MAX_ASSET_BYTES)?;
+        if out.insert(a.file.clone(), Asset { bytes: bytes.into(), sha256: a.sha256.to_ascii_lowercase(), content_type }).is_some() {
+            return Err(bad(format!("assets: {:?} is listed twice", a.file)));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_content(path: &Path, bytes: &[u8]) -> Result<Content, LoadError> {
