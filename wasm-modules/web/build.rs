@@ -11,9 +11,12 @@ use std::fmt::Write;
 fn main() {
     let dir = std::path::Path::new("static");
     println!("cargo::rerun-if-changed=static");
-    let mut names: Vec<_> = std::fs::read_dir(dir).expect("static/").map(|e| e.expect("static/ entry").path()).collect();
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir).expect("static/").map(|e| e.expect("static/ entry").path()).collect();
     names.sort();
-    let mut out = String::from("/// URLs of the static files, by their name in `static/`.\npub const ASSETS: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// URLs of the static files, by their name in `static/`.\npub const ASSETS: &[(&str, &str)] = &[\n",
+    );
     for path in names {
         let name = path.file_name().and_then(|n| n.to_str()).expect("a UTF-8 file name").to_string();
         let bytes = std::fs::read(&path).expect("a readable static file");

@@ -294,7 +294,8 @@ fn copy_assets(from: &Path, out: &Path) -> Result<Vec<FileEntry>> {
     names.sort();
     let mut assets = Vec::new();
     for path in names {
-        let name = path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: not UTF-8", path.display()))?;
+        let name =
+            path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: not UTF-8", path.display()))?;
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let hash = sha256(&bytes);
         let file = lms_abi::asset_file_name(name, &hash);

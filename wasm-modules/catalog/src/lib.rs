@@ -91,6 +91,7 @@ fn get_lesson(req: &Request) -> Response {
         cache_control: Some(cache_control),
         statements: Vec::new(),
         html: None,
+        once: false,
     }
 }
 

@@ -76,7 +76,15 @@ fn raw<T: Serialize>(body: &T) -> Box<RawValue> {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
-    Response { status, body: raw(body), etag: None, cache_control: None, statements: Vec::new(), html: None, once: false }
+    Response {
+        status,
+        body: raw(body),
+        etag: None,
+        cache_control: None,
+        statements: Vec::new(),
+        html: None,
+        once: false,
+    }
 }
 
 /// A page: the host sends `text` as HTML (see `lms_abi::Response::html`).

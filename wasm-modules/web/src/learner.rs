@@ -290,10 +290,8 @@ pub fn course(req: &Request) -> Result<Response, Response> {
         title: course.title.clone(),
         description: course.description.clone(),
         percent: p.percent_complete,
-        done_text: m.with(
-            "lessons-done",
-            &[("done", p.lessons_completed.to_string()), ("total", p.lessons_total.to_string())],
-        ),
+        done_text: m
+            .with("lessons-done", &[("done", p.lessons_completed.to_string()), ("total", p.lessons_total.to_string())]),
         passed_text: p.passed.then(|| m.get("course-passed")),
         resume: next_step(&course, &p, &m),
         lessons_heading: m.get("lessons-heading"),
@@ -342,7 +340,10 @@ pub fn lesson(req: &Request) -> Result<Response, Response> {
         course
             .quizzes
             .iter()
-            .map(|q| Link { href: format!("/quizzes/{}", q.id), text: m.with("take-quiz", &[("quiz", q.title.clone())]) })
+            .map(|q| Link {
+                href: format!("/quizzes/{}", q.id),
+                text: m.with("take-quiz", &[("quiz", q.title.clone())]),
+            })
             .collect()
     } else {
         vec![]
@@ -350,7 +351,10 @@ pub fn lesson(req: &Request) -> Result<Response, Response> {
     let mut resp = page(&LessonPage {
         frame: Frame::new(&m, req, lesson_href(cid, lid), Some(&who))?,
         title: lesson.title.clone(),
-        back: Link { href: format!("/courses/{cid}"), text: m.with("back-to-course", &[("course", course.title.clone())]) },
+        back: Link {
+            href: format!("/courses/{cid}"),
+            text: m.with("back-to-course", &[("course", course.title.clone())]),
+        },
         minutes: m.with("lesson-minutes", &[("minutes", lesson.minutes.to_string())]),
         completed: m.get("lesson-completed"),
         body: markdown::render(&lesson.body),
@@ -498,7 +502,11 @@ pub fn quiz_result(req: &Request) -> Result<Response, Response> {
         title: m.with("result-title", &[("quiz", q.title.clone())]),
         score: m.with(
             "result-score",
-            &[("correct", g.score.raw.to_string()), ("total", g.score.max.to_string()), ("percent", percent(g.score.scaled))],
+            &[
+                ("correct", g.score.raw.to_string()),
+                ("total", g.score.max.to_string()),
+                ("percent", percent(g.score.scaled)),
+            ],
         ),
         verdict: if g.passed {
             m.get("result-passed")

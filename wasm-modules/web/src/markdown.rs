@@ -61,7 +61,8 @@ mod tests {
 
     #[test]
     fn only_safe_link_schemes() {
-        let out = render("[a](javascript:alert(1)) [b](https://example.org/x) [c](../c) ![d](data:image/png;base64,xx)");
+        let out =
+            render("[a](javascript:alert(1)) [b](https://example.org/x) [c](../c) ![d](data:image/png;base64,xx)");
         assert!(!out.contains("javascript:") && !out.contains("data:"), "{out}");
         assert!(out.contains(r#"href="https://example.org/x""#) && out.contains(r#"href="../c""#), "{out}");
         assert!(out.contains(r##"href="#""##), "{out}");

@@ -88,7 +88,8 @@ fn the_sign_in_page_in_both_languages() {
 #[test]
 fn home_continues_the_course_touched_last() {
     pack();
-    let zh = page_of(&request("home", "zh-CN", json!({"person": person(), "progress": [progress(&["one"], 0, false)]})));
+    let zh =
+        page_of(&request("home", "zh-CN", json!({"person": person(), "progress": [progress(&["one"], 0, false)]})));
     assert!(zh.contains("欢迎,王美 &#60;script&#62;") || zh.contains("欢迎,王美 &lt;script&gt;"), "{zh}");
     assert!(zh.contains(r#"href="/courses/maths/lessons/two""#) && zh.contains("继续:Two"), "{zh}");
     assert!(zh.contains(r#"aria-current="page""#) && zh.contains(r#"action="/logout""#));
@@ -107,8 +108,14 @@ fn catalog_and_course_show_my_status() {
     let mut r = request("course", "en", json!({"person": person(), "progress": progress(&["one"], 2, false)}));
     r.params.insert("course".into(), "maths".into());
     let c = page_of(&r);
-    assert!(c.contains("1 of 2 lessons completed") && c.contains("Not passed yet: best score 0% after 2 attempts"), "{c}");
-    assert!(c.contains(r#"<a href="/courses/maths/lessons/one">One</a> · <span class="status-done">Completed</span>"#), "{c}");
+    assert!(
+        c.contains("1 of 2 lessons completed") && c.contains("Not passed yet: best score 0% after 2 attempts"),
+        "{c}"
+    );
+    assert!(
+        c.contains(r#"<a href="/courses/maths/lessons/one">One</a> · <span class="status-done">Completed</span>"#),
+        "{c}"
+    );
     r.params.insert("course".into(), "nope".into());
     assert_eq!(handle(&r).status, 404);
 }
@@ -149,7 +156,12 @@ fn the_quiz_form_and_its_result() {
     let form = page_of(&r);
     assert!(form.contains(r#"<form method="post" action="/quizzes/maths-check""#), "{form}");
     assert!(form.contains(r#"<legend>Question 1: 1 + 1?</legend>"#), "{form}");
-    assert!(form.contains(r#"<label for="q1-a"><input type="radio" id="q1-a" name="answer-q1" value="a" required> 2</label>"#), "{form}");
+    assert!(
+        form.contains(
+            r#"<label for="q1-a"><input type="radio" id="q1-a" name="answer-q1" value="a" required> 2</label>"#
+        ),
+        "{form}"
+    );
     assert!(form.contains("You pass with 50% or more."));
     let graded = json!({"score": {"raw": 0, "max": 1, "scaled": 0.0}, "passed": false,
         "feedback": [{"question": "q1", "your_answer": "b", "correct": false, "explanation": null}]});
@@ -167,8 +179,16 @@ fn the_quiz_form_and_its_result() {
 #[test]
 fn my_progress_is_a_table_of_every_course() {
     pack();
-    let p = page_of(&request("progress", "en", json!({"person": person(), "progress": [progress(&["one", "two"], 1, true)]})));
-    assert!(p.contains(r#"<th scope="col">Quizzes passed</th>"#) && p.contains("<td>2/2</td><td>100%</td><td>1/1</td><td>2026-12-03 06:40 UTC</td>"), "{p}");
+    let p = page_of(&request(
+        "progress",
+        "en",
+        json!({"person": person(), "progress": [progress(&["one", "two"], 1, true)]}),
+    ));
+    assert!(
+        p.contains(r#"<th scope="col">Quizzes passed</th>"#)
+            && p.contains("<td>2/2</td><td>100%</td><td>1/1</td><td>2026-12-03 06:40 UTC</td>"),
+        "{p}"
+    );
     let none = page_of(&request("progress", "zh-CN", json!({"person": person(), "progress": []})));
     assert!(none.contains("<td>0/2</td><td>0%</td><td>0/1</td><td>从未</td>"), "{none}");
 }

@@ -69,7 +69,7 @@ pub(super) struct Call {
     pub(super) query: BTreeMap<String, String>,
     pub(super) body: Option<Value>,
     if_none_match: Option<String>,
-    actor: Option<Value>,
+    pub(super) actor: Option<Value>,
     statements: Vec<Value>,
     /// For pages: the language to render in and the forms' CSRF token.
     pub language: Option<String>,
@@ -125,7 +125,8 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
     let mut resp = tokio::task::spawn_blocking(move || host.call(&set, module, &req))
         .await
         .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))??;
-    let bad = |message: String| ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message });
+    let bad =
+        |message: String| ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message });
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
     if !(200..=599).contains(&resp.status) {
         return Err(bad(format!("status {} is outside 200-599", resp.status)));
@@ -159,7 +160,11 @@ async fn not_yet_stored(node: &AppState, statements: Vec<Value>) -> Result<Vec<V
             limit: 1,
             ..Query::default()
         };
-        if q.agent.is_none() || q.verb.is_none() || q.activity.is_none() || node.store.query(q).await?.statements.is_empty() {
+        if q.agent.is_none()
+            || q.verb.is_none()
+            || q.activity.is_none()
+            || node.store.query(q).await?.statements.is_empty()
+        {
             out.push(s);
         }
     }
@@ -283,7 +288,7 @@ pub async fn progress(
     let learner = p.get("learner");
     check_learner(&learner)?;
     may_see_learner(&node, &user, &learner).await?;
-    let mut call = Call::new("progress", "progress").param("learner", learner.clone());
+    let mut course = None;
     for (k, v) in query_pairs(raw.as_deref())? {
         if k != "course" {
             return Err(ApiError::field(
@@ -292,9 +297,19 @@ pub async fn progress(
                 format!("unknown query parameter {k:?} (only course)"),
             ));
         }
-        call.query.insert(k, v);
+        course = Some(v);
     }
-    let actor = learner_actor(&node, &learner);
+    run(&node, &user, progress_call(&node, &learner, course).await?).await
+}
+
+/// The progress module's call for `learner` (optionally one course), with
+/// the learner's statements. The caller has checked who may see them.
+pub(super) async fn progress_call(node: &AppState, learner: &str, course: Option<String>) -> Result<Call, ApiError> {
+    let mut call = Call::new("progress", "progress").param("learner", learner.to_string());
+    if let Some(c) = course {
+        call.query.insert("course".into(), c);
+    }
+    let actor = learner_actor(node, learner);
     let q =
         Query { agent: ifi_key(&actor), ascending: true, limit: node.cfg.progress_statement_limit, ..Query::default() };
     // Bounded in bytes as well as in count: a learner with a few huge
@@ -305,5 +320,5 @@ pub async fn progress(
     }
     call.statements = statements;
     call.actor = Some(actor);
-    run(&node, &user, call).await
+    Ok(call)
 }

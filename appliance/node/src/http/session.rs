@@ -26,8 +26,8 @@ use std::collections::HashMap;
 
 pub const SESSION_COOKIE: &str = "lms_session";
 pub const CSRF_COOKIE: &str = "lms_csrf";
-/// Longest form a sign-in or sign-out may post.
-const FORM_MAX: usize = 4096;
+/// Longest form a sign-in, sign-out or language switch may post.
+pub(super) const FORM_MAX: usize = 4096;
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -62,19 +62,18 @@ pub(super) fn see_other(to: &str) -> Response {
     r
 }
 
-/// A form-encoded body of at most FORM_MAX bytes, as fields.
-async fn form(req: Request) -> Result<HashMap<String, String>, ApiError> {
+/// A form-encoded body of at most `max` bytes, as fields.
+pub(super) async fn form(req: Request, max: usize) -> Result<HashMap<String, String>, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(ApiError::UnsupportedMediaType(ct.chars().take(100).collect()));
     }
-    let bytes =
-        axum::body::to_bytes(req.into_body(), FORM_MAX).await.map_err(|_| ApiError::PayloadTooLarge(FORM_MAX))?;
+    let bytes = axum::body::to_bytes(req.into_body(), max).await.map_err(|_| ApiError::PayloadTooLarge(max))?;
     serde_urlencoded::from_bytes(&bytes).map_err(|e| ApiError::bad("malformed_form", format!("form: {e}")))
 }
 
 /// Constant-time comparison of two tokens.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -82,7 +81,7 @@ pub async fn login(State(node): State<AppState>, req: Request) -> Result<Respons
     let from = client_addr(&req);
     let tls = req.extensions().get::<crate::server::OverTls>().is_some();
     let expected = cookie(req.headers(), CSRF_COOKIE);
-    let f = form(req).await?;
+    let f = form(req, FORM_MAX).await?;
     let sent = f.get("csrf").map(String::as_str).unwrap_or("");
     if !expected.as_deref().is_some_and(|e| e.len() >= 16 && same(e, sent)) {
         return Err(ApiError::Forbidden("csrf: the sign-in form is stale or came from another site; reload it".into()));
@@ -121,7 +120,7 @@ pub async fn login(State(node): State<AppState>, req: Request) -> Result<Respons
 pub async fn logout(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let tls = req.extensions().get::<crate::server::OverTls>().is_some();
     let Some(token) = cookie(req.headers(), SESSION_COOKIE) else { return Ok(see_other("/login")) };
-    let f = form(req).await?;
+    let f = form(req, FORM_MAX).await?;
     let t = token.clone();
     let Some(session) = node.roster(move |r| r.session(&t)).await? else { return Ok(see_other("/login")) };
     if !same(&session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {

@@ -25,6 +25,8 @@ pub struct Session {
     pub person: Person,
     pub csrf: String,
     pub expires: i64,
+    /// The page language the person chose (`zh-CN`, `en`), if they did.
+    pub language: Option<String>,
 }
 
 pub fn random_token(bytes: usize) -> String {
@@ -65,15 +67,27 @@ impl Roster {
         }
         let row = self
             .conn
-            .prepare_cached("SELECT person, csrf, expires FROM sessions WHERE token_sha256 = ?1 AND expires > ?2")
+            .prepare_cached(
+                "SELECT s.person, s.csrf, s.expires, p.language FROM sessions s JOIN people p ON p.id = s.person
+                 WHERE s.token_sha256 = ?1 AND s.expires > ?2",
+            )
             .map_err(self.db())?
             .query_row(params![digest(token), now()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get(3)?))
             })
             .optional()
             .map_err(self.db())?;
-        let Some((id, csrf, expires)) = row else { return Ok(None) };
-        Ok(self.credentials(&id)?.map(|(person, _)| Session { person, csrf, expires }))
+        let Some((id, csrf, expires, language)) = row else { return Ok(None) };
+        Ok(self.credentials(&id)?.map(|(person, _)| Session { person, csrf, expires, language }))
+    }
+
+    /// Saves the page language `id` chose.
+    pub fn set_language(&self, id: &str, language: &str) -> Result<(), RosterError> {
+        let n = self
+            .conn
+            .execute("UPDATE people SET language = ?2 WHERE id = ?1", params![id, language])
+            .map_err(self.db())?;
+        if n == 0 { Err(RosterError::NotFound(id.into())) } else { Ok(()) }
     }
 
     pub fn end_session(&self, token: &str) -> Result<(), RosterError> {

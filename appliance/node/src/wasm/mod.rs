@@ -546,14 +546,17 @@ fn load_assets(dir: &Path, m: &ModuleManifest, manifest: &Path) -> Result<HashMa
     let mut out = HashMap::new();
     for a in &m.assets {
         let path = checked_path(dir, &a.file, manifest)?;
-        let content_type =
-            asset_type(&a.file).ok_or_else(|| bad(format!("assets: {:?} is not a css, js, svg, png, ico or webp file", a.file)))?;
+        let content_type = asset_type(&a.file)
+            .ok_or_else(|| bad(format!("assets: {:?} is not a css, js, svg, png, ico or webp file", a.file)))?;
         let hash = a.sha256.get(..lms_abi::ASSET_HASH_LEN).unwrap_or("");
         if !a.file.split('.').any(|part| part.eq_ignore_ascii_case(hash)) {
             return Err(bad(format!("assets: {:?} does not carry its hash {hash:?} in its name", a.file)));
         }
         let bytes = read_verified(&path, a.size, &a.sha256, MAX_ASSET_BYTES)?;
-        if out.insert(a.file.clone(), Asset { bytes: bytes.into(), sha256: a.sha256.to_ascii_lowercase(), content_type }).is_some() {
+        if out
+            .insert(a.file.clone(), Asset { bytes: bytes.into(), sha256: a.sha256.to_ascii_lowercase(), content_type })
+            .is_some()
+        {
             return Err(bad(format!("assets: {:?} is listed twice", a.file)));
         }
     }

@@ -3,6 +3,8 @@
 //! helpers to make hostile module directories from WAT.
 #![allow(dead_code)]
 
+pub mod people;
+
 use lms_node::client::{Client, Reply, basic_auth};
 use lms_node::server::{AdminListener, run};
 use lms_node::{Config, Node};

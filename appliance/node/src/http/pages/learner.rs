@@ -1,0 +1,117 @@
+//! The learner's pages. Each gathers what the page shows from the module
+//! that owns it (progress from `progress`, the quiz and its grading from
+//! `quiz`) for the signed-in person only, then has `web` render it. The
+//! person is always the session's: no path or form field names a learner.
+
+use super::super::error::ApiError;
+use super::super::learner::{Call, answer, learner_actor, progress_call, respond};
+use super::super::session::form;
+use super::SignedIn;
+use crate::http::{AppState, Params};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+/// A page's answer: the page, or the response that stops it (a module's
+/// error, a redirect, an API error), already final.
+type Page = Result<Response, Response>;
+
+fn fail(e: ApiError) -> Response {
+    e.into_response()
+}
+
+/// Runs `call` and sends its answer as it is.
+async fn show(node: &AppState, s: &SignedIn, call: Call) -> Page {
+    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
+    respond(resp).map_err(fail)
+}
+
+/// Runs `call` for the JSON a page needs; a module's error stops the page.
+async fn data(node: &AppState, s: &SignedIn, call: Call) -> Result<Value, Response> {
+    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
+    if !(200..300).contains(&resp.status) {
+        return Err(respond(resp).unwrap_or_else(fail));
+    }
+    serde_json::from_str(resp.body.get()).map_err(|e| fail(ApiError::Unavailable(format!("module answer: {e}"))))
+}
+
+/// Adds `key: value` to a page call's body.
+fn with(mut call: Call, key: &str, value: Value) -> Call {
+    if let Some(Value::Object(b)) = call.body.as_mut() {
+        b.insert(key.into(), value);
+    }
+    call
+}
+
+/// The signed-in learner's progress: every course, or one.
+async fn my_progress(node: &AppState, s: &SignedIn, course: Option<String>) -> Result<Value, Response> {
+    let call = progress_call(node, s.id(), course).await.map_err(fail)?;
+    let mut v = data(node, s, call).await?;
+    Ok(v["courses"].take())
+}
+
+/// GET /: the signed-in person's home; without a session, the sign-in page.
+pub async fn home(State(node): State<AppState>, s: SignedIn) -> Page {
+    let progress = my_progress(&node, &s, None).await?;
+    show(&node, &s, with(s.page("home"), "progress", progress)).await
+}
+
+/// GET /courses: every course.
+pub async fn catalog(State(node): State<AppState>, s: SignedIn) -> Page {
+    show(&node, &s, s.page("catalog")).await
+}
+
+/// GET /courses/{course}: its lessons and quizzes with my status.
+pub async fn course(State(node): State<AppState>, s: SignedIn, p: Params) -> Page {
+    let course = p.get("course");
+    let mut progress = my_progress(&node, &s, Some(course.clone())).await?;
+    let call = with(s.page("course").param("course", course), "progress", progress[0].take());
+    show(&node, &s, call).await
+}
+
+/// GET /courses/{course}/lessons/{lesson}: the lesson; reading it marks it
+/// completed (stored once per learner).
+pub async fn lesson(State(node): State<AppState>, s: SignedIn, p: Params) -> Page {
+    let mut call = s.page("lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
+    call.actor = Some(learner_actor(&node, s.id()));
+    show(&node, &s, call).await
+}
+
+/// GET /quizzes/{quiz}: the quiz as a form.
+pub async fn quiz(State(node): State<AppState>, s: SignedIn, p: Params) -> Page {
+    let q = data(&node, &s, Call::new("quiz", "get_quiz").param("quiz", p.get("quiz"))).await?;
+    show(&node, &s, with(s.page("quiz").param("quiz", p.get("quiz")), "quiz", q)).await
+}
+
+/// Longest quiz form: a few hundred questions' answers.
+const QUIZ_FORM_MAX: usize = 64 * 1024;
+
+/// POST /quizzes/{quiz} (form: `csrf`, `answer-{question}` = choice id):
+/// grades the attempt as the signed-in learner, stores its statements, and
+/// shows the score with per-question feedback.
+pub async fn quiz_submit(State(node): State<AppState>, s: SignedIn, p: Params, req: Request) -> Page {
+    let f = form(req, QUIZ_FORM_MAX).await.map_err(fail)?;
+    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
+        return Err(fail(ApiError::Forbidden(
+            "csrf: the quiz form is stale or came from another site; reload it".into(),
+        )));
+    }
+    let answers: Map<String, Value> = f
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("answer-").map(|q| (q.to_string(), Value::String(v.clone()))))
+        .collect();
+    let quiz = p.get("quiz");
+    let public = data(&node, &s, Call::new("quiz", "get_quiz").param("quiz", quiz.clone())).await?;
+    let mut attempt = Call::new("quiz", "attempt").param("quiz", quiz.clone());
+    attempt.actor = Some(learner_actor(&node, s.id()));
+    attempt.body = Some(serde_json::json!({"answers": answers}));
+    let result = data(&node, &s, attempt).await?;
+    let call = with(with(s.page("quiz_result").param("quiz", quiz), "quiz", public), "result", result);
+    show(&node, &s, call).await
+}
+
+/// GET /progress: my progress in every course.
+pub async fn progress(State(node): State<AppState>, s: SignedIn) -> Page {
+    let progress = my_progress(&node, &s, None).await?;
+    show(&node, &s, with(s.page("progress"), "progress", progress)).await
+}

@@ -1,0 +1,264 @@
+//! Pages for people in a browser (issue 11). The `web` module renders them;
+//! the host finds who is signed in ([`SignedIn`]), picks the language, hands
+//! the forms their CSRF token, gathers what a page shows from the other
+//! modules (progress, quiz), and adds the headers every page carries.
+//! Without a `web` module in the bundle the pages answer 503 (the JSON API
+//! works on). The pages' static files come from the active module set
+//! ([`asset`]).
+//!
+//! Language: the `lang` query parameter, else the person's saved choice,
+//! else the `lms_lang` cookie (the switch sets it before sign-in), else the
+//! browser's Accept-Language, else the node's `default_language`.
+
+mod learner;
+
+pub use learner::{catalog, course, home, lesson, progress, quiz, quiz_submit};
+
+use super::AppState;
+use super::auth::User;
+use super::error::ApiError;
+use super::learner::{Call, run};
+use super::scopes::Scopes;
+use super::session::{CSRF_COOKIE, FORM_MAX, SESSION_COOKIE, cookie, form, same, see_other, set_cookie};
+use crate::roster::sessions::Session;
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The cookie that keeps the language chosen before signing in.
+pub const LANGUAGE_COOKIE: &str = "lms_lang";
+
+/// Languages pages come in; `default_language` is one of them.
+pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
+
+/// Sent with every page: nothing from outside the node, no inline script,
+/// no framing, no sniffing. Content packages' own pages (issue 13) are
+/// served from elsewhere and can never script these.
+pub const PAGE_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "text/html; charset=utf-8"),
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+];
+
+/// The page language: `?lang=` (the switch on every page), else the
+/// browser's Accept-Language (by q), else the node's default.
+pub fn language(query: Option<&str>, headers: &HeaderMap, default: &str) -> String {
+    let pick = |tag: &str| {
+        let t = tag.trim().to_ascii_lowercase();
+        if t.starts_with("zh") {
+            Some("zh-CN")
+        } else if t == "en" || t.starts_with("en-") {
+            Some("en")
+        } else {
+            None
+        }
+    };
+    if let Some(l) = query.and_then(pick) {
+        return l.to_string();
+    }
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut tags: Vec<(f32, &str)> = accept
+        .split(',')
+        .take(20)
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let tag = it.next()?.trim();
+            let q = it.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse().ok()).unwrap_or(1.0);
+            Some((q, tag))
+        })
+        .collect();
+    tags.sort_by(|a, b| b.0.total_cmp(&a.0));
+    tags.iter().filter(|(q, _)| *q > 0.0).find_map(|(_, t)| pick(t)).unwrap_or(default).to_string()
+}
+
+fn is_language(l: &str) -> bool {
+    LANGUAGES.contains(&l)
+}
+
+/// The language of a page request (see the module docs for the order).
+fn page_language(node: &AppState, query: Option<&str>, headers: &HeaderMap, saved: Option<&str>) -> String {
+    let q = super::query_pairs(query).unwrap_or_default();
+    let asked = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
+    let cookie_lang = cookie(headers, LANGUAGE_COOKIE);
+    let chosen = saved.filter(|l| is_language(l)).or(cookie_lang.as_deref().filter(|l| is_language(l)));
+    match asked {
+        Some(_) => language(asked, headers, &node.cfg.default_language),
+        None => match chosen {
+            Some(l) => l.to_string(),
+            None => language(None, headers, &node.cfg.default_language),
+        },
+    }
+}
+
+fn valid_token(t: &str) -> bool {
+    (16..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The person a page is for. A request without a live session (none,
+/// expired, ended or tampered with) is sent to the sign-in page.
+pub struct SignedIn {
+    pub session: Session,
+    pub language: String,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<SignedIn, Response> {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(see_other("/login")) };
+        let session = match node.roster(move |r| r.session(&token)).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(see_other("/login")),
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        };
+        let language = page_language(node, parts.uri.query(), &parts.headers, session.language.as_deref());
+        Ok(SignedIn { session, language })
+    }
+}
+
+impl SignedIn {
+    /// The person as a user of the API: their own records only.
+    pub fn user(&self) -> User {
+        let p = &self.session.person;
+        User { name: p.id.clone(), scopes: Scopes::none(), person: Some(p.clone()) }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.session.person.id
+    }
+
+    /// A call of the web module's page `op`, with the person in the body.
+    fn page(&self, op: &'static str) -> Call {
+        let p = &self.session.person;
+        let mut call = Call::new("web", op);
+        call.language = Some(self.language.clone());
+        call.csrf = Some(self.session.csrf.clone());
+        call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
+        call
+    }
+}
+
+/// GET /login: the sign-in form, with the double-submit CSRF cookie.
+pub async fn login_page(
+    State(node): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = super::query_pairs(raw.as_deref())?;
+    let language = page_language(&node, raw.as_deref(), &headers, None);
+    let csrf = login_token(&headers);
+    let mut call = Call::new("web", "login_page");
+    if let Some((_, v)) = q.iter().find(|(k, _)| k == "error") {
+        call.query.insert("error".into(), v.clone());
+    }
+    call.language = Some(language);
+    call.csrf = Some(csrf.clone());
+    let anonymous = User { name: "anonymous".into(), scopes: Scopes::none(), person: None };
+    let mut resp = run(&node, &anonymous, call).await?;
+    set_cookie(
+        &mut resp,
+        cookie::Cookie::build((CSRF_COOKIE, csrf)).path("/").http_only(true).same_site(cookie::SameSite::Lax).build(),
+    );
+    Ok(resp)
+}
+
+/// The sign-in form's double-submit token: the browser's, or a new one.
+fn login_token(headers: &HeaderMap) -> String {
+    cookie(headers, CSRF_COOKIE).filter(|t| valid_token(t)).unwrap_or_else(|| crate::roster::sessions::random_token(24))
+}
+
+/// A path of this node to come back to: `/...`, never `//host` or a scheme.
+fn local_path(next: Option<&String>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']) && n.len() <= 512 => n,
+        _ => "/",
+    }
+}
+
+/// POST /language (form: `csrf`, `lang`, `next`): the language switch on
+/// every page. Signed in, the choice is saved with the person (the form
+/// carries the session's token); before sign-in it is kept in a cookie
+/// (the form carries the sign-in page's token). Then back to `next`.
+pub async fn set_language(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let tls = req.extensions().get::<crate::server::OverTls>().is_some();
+    let headers = req.headers().clone();
+    let f = form(req, FORM_MAX).await?;
+    let lang = f.get("lang").map(String::as_str).unwrap_or("");
+    if !is_language(lang) {
+        return Err(ApiError::field("invalid_field", "lang", format!("lang: {lang:?} is not one of {LANGUAGES:?}")));
+    }
+    let sent = f.get("csrf").map(String::as_str).unwrap_or("");
+    let session = match cookie(&headers, SESSION_COOKIE) {
+        Some(token) => node.roster(move |r| r.session(&token)).await?,
+        None => None,
+    };
+    match &session {
+        Some(s) if same(&s.csrf, sent) => {
+            let (id, l) = (s.person.id.clone(), lang.to_string());
+            node.roster(move |r| r.set_language(&id, &l)).await?;
+        }
+        None if cookie(&headers, CSRF_COOKIE).is_some_and(|t| t.len() >= 16 && same(&t, sent)) => {}
+        _ => return Err(ApiError::Forbidden("csrf: the language form is stale or came from another site".into())),
+    }
+    let mut resp = see_other(local_path(f.get("next")));
+    set_cookie(
+        &mut resp,
+        cookie::Cookie::build((LANGUAGE_COOKIE, lang.to_string()))
+            .path("/")
+            .same_site(cookie::SameSite::Lax)
+            .secure(tls)
+            .max_age(cookie::time::Duration::days(365))
+            .build(),
+    );
+    Ok(resp)
+}
+
+/// GET /static/{file}: a static file of the active module set, by its
+/// content-hashed name, cacheable for a year (a changed file is a new name).
+pub async fn asset(State(node): State<AppState>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let set = match node.current() {
+        Ok(s) => s,
+        Err(reason) => return ApiError::Unavailable(format!("modules not ready: {reason}")).into_response(),
+    };
+    let Some(a) = set.asset(&file) else {
+        return ApiError::NotFound(format!("no static file {file:?} in the active modules")).into_response();
+    };
+    let etag = format!("\"{}\"", a.sha256);
+    let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(&etag));
+    let mut resp = if matches { StatusCode::NOT_MODIFIED.into_response() } else { a.bytes.clone().into_response() };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_by_query_then_browser_then_default() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_LANGUAGE, axum::http::HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert_eq!(language(Some("en"), &h("zh-CN"), "zh-CN"), "en");
+        assert_eq!(language(None, &h("en-US,en;q=0.9,zh;q=0.8"), "zh-CN"), "en");
+        assert_eq!(language(None, &h("fr;q=1, zh-TW;q=0.5, en;q=0.2"), "en"), "zh-CN");
+        assert_eq!(language(None, &h("fr, de"), "en"), "en");
+        assert_eq!(language(None, &HeaderMap::new(), "zh-CN"), "zh-CN");
+        assert_eq!(language(Some("xx"), &h("en;q=0"), "zh-CN"), "zh-CN");
+    }
+}
