@@ -70,9 +70,15 @@ try {
   const csp = [];
   page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
   await page.goto(`${base}/login`);
+  // The first Tab reaches the skip link; following it, the next Tab is the form.
+  await page.keyboard.press('Tab');
+  const skip = await page.evaluate(() => document.activeElement && document.activeElement.className);
+  if (skip !== 'skip') fail(`keyboard: first Tab focuses .${skip}, want the skip link`);
+  else if (!(await page.isVisible('.skip'))) fail('keyboard: the focused skip link is not visible');
+  await page.keyboard.press('Enter');
   await page.keyboard.press('Tab');
   const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
-  if (focused !== 'username') fail(`keyboard: first Tab focuses ${focused}, want username`);
+  if (focused !== 'username') fail(`keyboard: Tab after the skip link focuses ${focused}, want username`);
   const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
   if (outline === 'none') fail('keyboard: the focused field shows no focus outline');
   await page.keyboard.type(user);

@@ -7,42 +7,60 @@
 mod common;
 use common::*;
 use lms_node::roster::{NewPerson, Role, Roster};
+use std::path::{Path, PathBuf};
 
-fn browser_tests() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../browser-tests")
+fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts")
+}
+
+/// A node with the learner mei (王美) and another learner, bo.
+async fn node_with_people() -> TestNode {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
+    r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
+    r.add(&NewPerson::new("bo", "Bo", Role::Learner, &["8A".into()], "bo-password").unwrap()).unwrap();
+    n
+}
+
+/// Runs `browser-tests/{script}` against `n` with `args`, failing with its output.
+async fn run_script(n: &TestNode, script: &str, args: &[&str]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../browser-tests");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need chromium and browser-tests/node_modules: run `cargo xtask setup`"
+    );
+    let mut cmd = std::process::Command::new("timeout");
+    // A hung browser fails the test instead of holding CI.
+    cmd.args(["240", "node"]).arg(dir.join(script)).arg(&n.base).arg(artifacts()).args(args);
+    // On a blocking thread: the node under test keeps serving meanwhile.
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("running node");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "{script} failed:\n{text}");
+}
+
+fn screenshots(pages: &[&str], langs: &[&str]) {
+    for page in pages {
+        for lang in langs {
+            let f = artifacts().join(format!("{page}-{lang}.png"));
+            assert!(f.exists(), "no screenshot {}", f.display());
+        }
+    }
 }
 
 #[tokio::test]
 async fn sign_in_page_in_a_real_browser() {
-    let dir = browser_tests();
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir() && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser tests need chromium and browser-tests/node_modules: run `cargo xtask setup`"
-    );
-    let n = TestNode::start(None, |_| {}).await.ready().await;
-    let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
-    r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
-    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
-    let (script, base, to) = (dir.join("login.mjs"), n.base.clone(), artifacts.clone());
-    // On a blocking thread: the node under test keeps serving meanwhile.
-    let out = tokio::task::spawn_blocking(move || {
-        // A hung browser fails the test instead of holding CI.
-        std::process::Command::new("timeout")
-            .args(["180", "node"])
-            .arg(script)
-            .arg(base)
-            .arg(to)
-            .args(["mei", "mei-password", "王美"])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("running node");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{text}");
-    assert!(out.status.success(), "browser test failed:\n{text}");
-    for page in ["login-zh-CN", "login-en", "home-zh-CN", "home-en", "login-refused-en"] {
-        assert!(artifacts.join(format!("{page}.png")).exists(), "no screenshot of {page}");
-    }
+    let n = node_with_people().await;
+    run_script(&n, "login.mjs", &["mei", "mei-password", "王美"]).await;
+    screenshots(&["login", "home"], &["zh-CN", "en"]);
+    screenshots(&["login-refused"], &["en"]);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn a_learners_day_in_a_real_browser() {
+    let n = node_with_people().await;
+    run_script(&n, "learner.mjs", &["mei", "mei-password", "bo"]).await;
+    screenshots(&["home", "catalog", "course", "lesson", "quiz", "quiz-result", "progress"], &["zh-CN", "en"]);
     n.stop().await;
 }
