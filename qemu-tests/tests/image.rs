@@ -138,8 +138,9 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     // The image's demo learner (roster imported on first boot, as the node's
     // user) signs in and reaches their own progress, not another's.
     let session = sign_in(&vm, "demo-learner", "demo-learner");
-    assert_eq!(get_with_cookie(&vm, &session, "/v1/learners/demo-learner/progress"), 200);
-    assert_eq!(get_with_cookie(&vm, &session, "/v1/learners/ada/progress"), 403);
+    assert_eq!(page(&vm, &session, "/v1/learners/demo-learner/progress", None).0, 200);
+    assert_eq!(page(&vm, &session, "/v1/learners/ada/progress", None).0, 403);
+    learner_flow(&vm, &session);
 
     let down = vm.power_button(Duration::from_secs(120));
     let console = vm.console_text();
@@ -169,6 +170,45 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
         let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={id}"), Some("demo:demo"), None);
         assert_eq!(code, 200, "statement {id} lost by the power cut: {body}");
     }
+    // What the learner did in the browser survived both power cycles.
+    let (code, body) = vm.http("GET", "/v1/learners/demo-learner/progress?course=arithmetic", Some("demo:demo"), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""completed_lessons":["place-value"]"#) && body.contains(r#""passed":true"#), "{body}");
+}
+
+/// The learner app on the booted image, as a browser without JavaScript
+/// uses it: home, a lesson (recorded as completed), the quiz form posted
+/// with the page's CSRF token (all right), the score, my progress.
+fn learner_flow(vm: &Vm, session: &str) {
+    let (code, home) = page(vm, session, "/", None);
+    assert_eq!(code, 200, "{home}");
+    assert!(home.contains("欢迎") && home.contains(r#"href="/static/app."#), "{home}");
+    let at = home.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
+    let csrf = home[at..].split('"').next().unwrap().to_string();
+    let (code, lesson) = page(vm, session, "/courses/arithmetic/lessons/place-value", None);
+    assert_eq!(code, 200, "{lesson}");
+    assert!(lesson.contains("Place value") && lesson.contains("本课已标记为完成"), "{lesson}");
+    let (code, quiz) = page(vm, session, "/quizzes/arithmetic-check", None);
+    assert!(code == 200 && quiz.contains(r#"name="answer-q1""#), "{quiz}");
+    let answers = format!("csrf={csrf}&answer-q1=b&answer-q2=c&answer-q3=a&answer-q4=d&answer-q5=b");
+    let (code, result) = page(vm, session, "/quizzes/arithmetic-check", Some(&answers));
+    assert_eq!(code, 200, "{result}");
+    assert!(result.contains("你答对了 5/5 题") && result.contains("你通过了"), "{result}");
+    let (code, progress) = page(vm, session, "/progress", None);
+    assert!(code == 200 && progress.contains("<td>1/8</td><td>12.5%</td><td>1/1</td>"), "{progress}");
+}
+
+/// GET `path` (or POST the form `form`) with the session cookie: status and body.
+fn page(vm: &Vm, cookie: &str, path: &str, form: Option<&str>) -> (u16, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-m", "60", "-w", "\n%{http_code}", "-H", &format!("Cookie: {cookie}")]);
+    if let Some(f) = form {
+        cmd.args(["--data", f]);
+    }
+    let o = cmd.arg(format!("http://127.0.0.1:{}{path}", vm.port)).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 #[test]
@@ -198,13 +238,4 @@ fn sign_in(vm: &Vm, user: &str, password: &str) -> String {
         .find_map(|l| l.strip_prefix("set-cookie: lms_session="))
         .map(|v| format!("lms_session={}", v.split(';').next().unwrap()))
         .unwrap_or_else(|| panic!("no session cookie: {head}"))
-}
-
-fn get_with_cookie(vm: &Vm, cookie: &str, path: &str) -> u16 {
-    let o = std::process::Command::new("curl")
-        .args(["-s", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Cookie: {cookie}")])
-        .arg(format!("http://127.0.0.1:{}{path}", vm.port))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
 }

@@ -146,6 +146,7 @@ async fn the_language_switch_is_saved_with_the_person() {
     // The node's default (zh-CN) until the browser or the person says otherwise.
     let zh = page(&get_as(&n, &amina, "/courses").await);
     assert!(zh.contains(r#"<html lang="zh-CN">"#) && zh.contains("全部课程"), "{zh}");
+    assert!(zh.contains("汉语拼音入门") && zh.contains("生活安全常识"), "the Chinese courses are listed: {zh}");
     let csrf = csrf_in(&zh);
     assert_eq!(post_form(&n, "/language", &amina, "lang=en&next=/courses&csrf=wrong").await.status, 403);
     assert_eq!(post_form(&n, "/language", &amina, &format!("lang=fr&next=/&csrf={csrf}")).await.status, 400);
