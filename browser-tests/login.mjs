@@ -4,19 +4,10 @@
 // violation), reflow at 320 px, a keyboard-only sign-in under the page's
 // real CSP, and a refused one. Screenshots go to ARTIFACT_DIR. Exit 1 with
 // every failure listed.
-import { chromium } from 'playwright-core';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { launch, axe, fail, run } from './common.mjs';
 
 const [base, out, user, password, name] = process.argv.slice(2);
-mkdirSync(out, { recursive: true });
-const axeSource = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
-const failures = [];
-const fail = (m) => failures.push(m);
-
-const browser = await chromium.launch({
-  executablePath: process.env.LMS_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
-});
+const browser = await launch(out);
 
 const newContext = async (options) => {
   const ctx = await browser.newContext(options);
@@ -24,18 +15,7 @@ const newContext = async (options) => {
   return ctx;
 };
 
-async function axe(page, name) {
-  await page.addScriptTag({ content: axeSource });
-  const r = await page.evaluate(() =>
-    window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }),
-  );
-  for (const v of r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')) {
-    fail(`${name}: axe ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  }
-  return r.passes.length;
-}
-
-try {
+await run(browser, async () => {
   for (const [locale, lang, text] of [['zh-CN', 'zh-CN', '登录'], ['en-GB', 'en', 'Sign in']]) {
     // axe is injected as a script, which the page's CSP forbids: bypass it here only.
     const ctx = await newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
@@ -115,12 +95,4 @@ try {
   if (csp.length) fail(`the page broke its own CSP: ${csp.join('; ')}`);
   console.log('keyboard sign-in and sign-out: ok');
   await ctx.close();
-} catch (e) {
-  fail(`error: ${e.stack || e}`);
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(failures.join('\n'));
-  process.exit(1);
-}
+});
