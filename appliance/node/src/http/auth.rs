@@ -48,6 +48,12 @@ pub struct User {
 }
 
 impl User {
+    /// A person signed in with a browser session: their own records only,
+    /// no client scopes.
+    pub fn signed_in(person: crate::roster::Person) -> User {
+        User { name: person.id.clone(), scopes: Scopes::none(), person: Some(person) }
+    }
+
     /// Ok when the credential has the scope `what` needs, else 403 naming it.
     pub fn may(&self, allowed: bool, what: &str) -> Result<(), ApiError> {
         if allowed {

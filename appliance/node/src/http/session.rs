@@ -17,7 +17,7 @@
 use super::AppState;
 use super::auth::{User, Verdict, client_addr};
 use super::error::ApiError;
-use super::scopes::Scopes;
+use crate::roster::sessions::Session;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -77,13 +77,25 @@ pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The live session of the request's cookie; None without one, or when it
+/// is unknown, expired, ended or tampered with.
+pub(super) async fn session_of(node: &AppState, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    Ok(node.roster(move |r| r.session(&token)).await?)
+}
+
+/// The double-submit check of forms posted before sign-in: `sent` equals
+/// the `lms_csrf` cookie the sign-in page set.
+pub(super) fn double_submit_ok(headers: &HeaderMap, sent: &str) -> bool {
+    cookie(headers, CSRF_COOKIE).is_some_and(|e| e.len() >= 16 && same(&e, sent))
+}
+
 pub async fn login(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let from = client_addr(&req);
     let tls = req.extensions().get::<crate::server::OverTls>().is_some();
-    let expected = cookie(req.headers(), CSRF_COOKIE);
+    let headers = req.headers().clone();
     let f = form(req, FORM_MAX).await?;
-    let sent = f.get("csrf").map(String::as_str).unwrap_or("");
-    if !expected.as_deref().is_some_and(|e| e.len() >= 16 && same(e, sent)) {
+    if !double_submit_ok(&headers, f.get("csrf").map(String::as_str).unwrap_or("")) {
         return Err(ApiError::Forbidden("csrf: the sign-in form is stale or came from another site; reload it".into()));
     }
     let (Some(username), Some(password)) = (f.get("username"), f.get("password")) else {
@@ -120,9 +132,9 @@ pub async fn login(State(node): State<AppState>, req: Request) -> Result<Respons
 pub async fn logout(State(node): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let tls = req.extensions().get::<crate::server::OverTls>().is_some();
     let Some(token) = cookie(req.headers(), SESSION_COOKIE) else { return Ok(see_other("/login")) };
+    let headers = req.headers().clone();
     let f = form(req, FORM_MAX).await?;
-    let t = token.clone();
-    let Some(session) = node.roster(move |r| r.session(&t)).await? else { return Ok(see_other("/login")) };
+    let Some(session) = session_of(&node, &headers).await? else { return Ok(see_other("/login")) };
     if !same(&session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
         return Err(ApiError::Forbidden("csrf: the sign-out form is stale or came from another site".into()));
     }
@@ -142,9 +154,8 @@ pub async fn require_client_or_session(
     let from = client_addr(&req);
     let user = if req.headers().contains_key(header::AUTHORIZATION) {
         super::auth::client(&node.auth, req.headers(), from).await?
-    } else if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
-        let session = node.roster(move |r| r.session(&token)).await?.ok_or(ApiError::SignInRequired)?;
-        User { name: session.person.id.clone(), scopes: Scopes::none(), person: Some(session.person) }
+    } else if cookie(req.headers(), SESSION_COOKIE).is_some() {
+        User::signed_in(session_of(&node, req.headers()).await?.ok_or(ApiError::SignInRequired)?.person)
     } else if req.headers().contains_key("sec-fetch-mode") {
         // A browser (they all send Sec-Fetch-*): no Basic challenge.
         return Err(ApiError::SignInRequired);

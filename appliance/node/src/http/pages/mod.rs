@@ -19,7 +19,7 @@ use super::auth::User;
 use super::error::ApiError;
 use super::learner::{Call, run};
 use super::scopes::Scopes;
-use super::session::{CSRF_COOKIE, FORM_MAX, SESSION_COOKIE, cookie, form, same, see_other, set_cookie};
+use super::session::{CSRF_COOKIE, FORM_MAX, cookie, double_submit_ok, form, same, see_other, session_of, set_cookie};
 use crate::roster::sessions::Session;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
@@ -112,11 +112,10 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<SignedIn, Response> {
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(see_other("/login")) };
-        let session = match node.roster(move |r| r.session(&token)).await {
+        let session = match session_of(node, &parts.headers).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(see_other("/login")),
-            Err(e) => return Err(ApiError::from(e).into_response()),
+            Err(e) => return Err(e.into_response()),
         };
         let language = page_language(node, parts.uri.query(), &parts.headers, session.language.as_deref());
         Ok(SignedIn { session, language })
@@ -126,8 +125,7 @@ impl FromRequestParts<AppState> for SignedIn {
 impl SignedIn {
     /// The person as a user of the API: their own records only.
     pub fn user(&self) -> User {
-        let p = &self.session.person;
-        User { name: p.id.clone(), scopes: Scopes::none(), person: Some(p.clone()) }
+        User::signed_in(self.session.person.clone())
     }
 
     pub fn id(&self) -> &str {
@@ -195,16 +193,12 @@ pub async fn set_language(State(node): State<AppState>, req: Request) -> Result<
         return Err(ApiError::field("invalid_field", "lang", format!("lang: {lang:?} is not one of {LANGUAGES:?}")));
     }
     let sent = f.get("csrf").map(String::as_str).unwrap_or("");
-    let session = match cookie(&headers, SESSION_COOKIE) {
-        Some(token) => node.roster(move |r| r.session(&token)).await?,
-        None => None,
-    };
-    match &session {
+    match &session_of(&node, &headers).await? {
         Some(s) if same(&s.csrf, sent) => {
             let (id, l) = (s.person.id.clone(), lang.to_string());
             node.roster(move |r| r.set_language(&id, &l)).await?;
         }
-        None if cookie(&headers, CSRF_COOKIE).is_some_and(|t| t.len() >= 16 && same(&t, sent)) => {}
+        None if double_submit_ok(&headers, sent) => {}
         _ => return Err(ApiError::Forbidden("csrf: the language form is stale or came from another site".into())),
     }
     let mut resp = see_other(local_path(f.get("next")));
