@@ -148,6 +148,47 @@ pub struct PackFile {
     pub docs: BTreeMap<String, serde_json::Value>,
 }
 
+/// A learner's progress in one course, as the progress module derives it
+/// from their statements and the pages (learner and coach) show it. One
+/// definition for the module that writes it and the module that reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CourseProgress {
+    pub course: String,
+    pub title: String,
+    pub lessons_total: usize,
+    pub lessons_required: usize,
+    pub lessons_completed: usize,
+    pub completed_lessons: Vec<String>,
+    pub percent_complete: f64,
+    /// Best scaled score over all attempts of the course's quizzes.
+    pub best_scaled_score: Option<f64>,
+    pub quizzes: Vec<QuizProgress>,
+    pub total_duration_seconds: f64,
+    /// The newest statement's timestamp in this course (RFC 3339, UTC).
+    pub last_activity: Option<String>,
+    pub completed: bool,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct QuizProgress {
+    pub quiz: String,
+    pub attempts: usize,
+    /// Attempts that scored below the quiz's mastery score.
+    pub failures: usize,
+    pub best_scaled_score: Option<f64>,
+    pub passed: bool,
+}
+
+impl CourseProgress {
+    /// Any lesson read or quiz tried.
+    pub fn started(&self) -> bool {
+        self.lessons_completed > 0 || self.quizzes.iter().any(|q| q.attempts > 0)
+    }
+}
+
 pub fn course_key(course: &str) -> String {
     format!("course/{course}")
 }

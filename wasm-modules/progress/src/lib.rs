@@ -6,9 +6,8 @@
 //!
 //! Op: `progress {learner}` with optional query `course`.
 
-use lms_content::{CourseDoc, IndexDoc, QuizDoc, course_key, quiz_key};
+use lms_content::{CourseDoc, CourseProgress, IndexDoc, QuizDoc, QuizProgress, course_key, quiz_key};
 use lms_sdk::{Request, Response, SelfTest, content, error, json};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,32 +16,6 @@ lms_sdk::export_module!(handle: handle, self_test: self_test);
 const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 const VERB_PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
 const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct CourseProgress {
-    pub course: String,
-    pub title: String,
-    pub lessons_total: usize,
-    pub lessons_required: usize,
-    pub lessons_completed: usize,
-    pub completed_lessons: Vec<String>,
-    pub percent_complete: f64,
-    /// Best scaled score over all attempts of the course's quizzes.
-    pub best_scaled_score: Option<f64>,
-    pub quizzes: Vec<QuizProgress>,
-    pub total_duration_seconds: f64,
-    pub last_activity: Option<String>,
-    pub completed: bool,
-    pub passed: bool,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct QuizProgress {
-    pub quiz: String,
-    pub attempts: usize,
-    pub best_scaled_score: Option<f64>,
-    pub passed: bool,
-}
 
 pub fn handle(req: &Request) -> Response {
     if req.op != "progress" {
@@ -92,7 +65,7 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
     let quiz_ids: BTreeMap<&str, &str> =
         course.quizzes.iter().map(|q| (q.activity_id.as_str(), q.id.as_str())).collect();
     let mut completed = BTreeSet::new();
-    let mut quiz_scores: BTreeMap<&str, (usize, Option<f64>, bool)> = BTreeMap::new();
+    let mut quiz_scores: BTreeMap<&str, QuizProgress> = BTreeMap::new();
     let mut duration = 0.0;
     let mut last: Option<String> = None;
 
@@ -124,13 +97,17 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
         } else if let Some(quiz) = quiz_ids.get(object)
             && (verb == VERB_PASSED || verb == VERB_FAILED)
         {
-            let entry = quiz_scores.entry(quiz).or_insert((0, None, false));
-            entry.0 += 1;
-            if let Some(scaled) = result["score"]["scaled"].as_f64() {
-                entry.1 = Some(entry.1.map_or(scaled, |b: f64| b.max(scaled)));
-                if mastery.get(*quiz).is_some_and(|m| scaled >= *m) {
-                    entry.2 = true;
-                }
+            let entry = quiz_scores.entry(quiz).or_default();
+            entry.attempts += 1;
+            let scaled = result["score"]["scaled"].as_f64();
+            let mastered = scaled.is_some_and(|s| mastery.get(*quiz).is_some_and(|m| s >= *m));
+            if let Some(scaled) = scaled {
+                entry.best_scaled_score = Some(entry.best_scaled_score.map_or(scaled, |b| b.max(scaled)));
+            }
+            if mastered {
+                entry.passed = true;
+            } else {
+                entry.failures += 1;
             }
             duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
         }
@@ -142,8 +119,9 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
         .quizzes
         .iter()
         .map(|q| {
-            let (attempts, best, passed) = quiz_scores.get(q.id.as_str()).copied().unwrap_or((0, None, false));
-            QuizProgress { quiz: q.id.clone(), attempts, best_scaled_score: best, passed }
+            let mut p = quiz_scores.remove(q.id.as_str()).unwrap_or_default();
+            p.quiz = q.id.clone();
+            p
         })
         .collect();
     let best = quizzes
@@ -322,6 +300,6 @@ mod tests {
         let p = course_progress(&c, &mastery, &s);
         assert!(p.passed);
         assert_eq!(p.best_scaled_score, Some(0.9));
-        assert_eq!(p.quizzes[0].attempts, 2);
+        assert_eq!((p.quizzes[0].attempts, p.quizzes[0].failures), (2, 1));
     }
 }

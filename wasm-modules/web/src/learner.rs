@@ -8,41 +8,13 @@ use crate::frame::{Frame, doc, field, page, param, person};
 use crate::i18n::{Messages, percent};
 use crate::markdown;
 use askama::Template;
-use lms_content::{CourseDoc, IndexDoc, LessonDoc, course_key};
+use lms_content::{CourseDoc, CourseProgress, IndexDoc, LessonDoc, QuizProgress, course_key};
 use lms_sdk::{Request, Response, statement_id};
 use serde::Deserialize;
 use serde_json::json;
 
 const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 const ACTIVITY_LESSON: &str = "http://adlnet.gov/expapi/activities/lesson";
-
-/// One course's progress, as the progress module reports it (the fields
-/// the pages show).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CourseProgress {
-    pub course: String,
-    pub lessons_total: usize,
-    pub lessons_completed: usize,
-    pub completed_lessons: Vec<String>,
-    pub percent_complete: f64,
-    pub quizzes: Vec<QuizProgress>,
-    pub last_activity: Option<String>,
-    pub passed: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct QuizProgress {
-    pub quiz: String,
-    pub attempts: usize,
-    pub best_scaled_score: Option<f64>,
-    pub passed: bool,
-}
-
-impl CourseProgress {
-    fn started(&self) -> bool {
-        self.lessons_completed > 0 || self.quizzes.iter().any(|q| q.attempts > 0)
-    }
-}
 
 /// A quiz as the quiz module serves it: no answer key.
 #[derive(Debug, Clone, Deserialize)]
