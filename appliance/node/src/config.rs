@@ -48,6 +48,9 @@ pub struct Config {
     /// Pages' language when neither the person nor the browser picks one
     /// (`zh-CN` or `en`).
     pub default_language: String,
+    /// The coach view lists a learner as needing help after this many days
+    /// without activity (besides two failed attempts at a quiz).
+    pub needs_help_inactive_days: u32,
     /// Serve HTTPS on the public listener with this certificate chain (PEM)
     /// and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
@@ -127,6 +130,7 @@ impl Default for Config {
             roster: None,
             session_ttl: Duration::from_secs(12 * 3600),
             default_language: "zh-CN".into(),
+            needs_help_inactive_days: 7,
             tls_cert: None,
             tls_key: None,
             cache_enabled: true,
@@ -203,6 +207,9 @@ impl Config {
         }
         if !crate::http::pages::LANGUAGES.contains(&self.default_language.as_str()) {
             return Err(invalid("default_language", "must be zh-CN or en"));
+        }
+        if self.needs_help_inactive_days == 0 || self.needs_help_inactive_days > 3650 {
+            return Err(invalid("needs_help_inactive_days", "must be between 1 and 3650"));
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));

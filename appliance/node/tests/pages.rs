@@ -5,7 +5,6 @@
 mod common;
 use common::people::*;
 use common::*;
-use lms_node::client::Reply;
 
 const LESSON: &str = "/courses/arithmetic/lessons/place-value";
 const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
@@ -23,26 +22,6 @@ async fn statements_of(n: &TestNode, learner: &str) -> Vec<serde_json::Value> {
     let r = n.get(&format!("/xapi/statements?agent={agent}&limit=500")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["statements"].as_array().unwrap().clone()
-}
-
-fn page(r: &Reply) -> String {
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert!(r.header("content-security-policy").unwrap().contains("script-src 'self'"));
-    r.text()
-}
-
-/// The session's CSRF token, as the page's forms carry it.
-fn csrf_in(page: &str) -> String {
-    let at = page.find(r#"name="csrf" value=""#).expect("a form with a csrf field") + 19;
-    page[at..].split('"').next().unwrap().to_string()
-}
-
-async fn signed_in(n: &TestNode, who: &str) -> (String, String) {
-    let cookie = session_of(&login(n, who, &format!("{who}-password")).await);
-    let home = page(&get_as(n, &format!("{cookie}; lms_lang=en"), "/").await);
-    (cookie, csrf_in(&home))
 }
 
 #[tokio::test]

@@ -136,6 +136,44 @@ pub struct Response {
     /// often it is read). Added in ABI 1 without a version change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
+    /// A file to download instead of JSON or a page (the coach's CSV
+    /// export): the host sends `text` with `content_type` (one of
+    /// [`DOWNLOAD_TYPES`]) as an attachment named `file_name`, and ignores
+    /// `body`. Added in ABI 1 without a version change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<Box<Download>>,
+}
+
+/// See [`Response::download`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Download {
+    pub content_type: String,
+    /// 1-100 characters of `A-Z a-z 0-9 . _ -`.
+    pub file_name: String,
+    pub text: String,
+}
+
+/// The content types a module may send as a [`Download`].
+pub const DOWNLOAD_TYPES: [&str; 1] = ["text/csv; charset=utf-8"];
+
+impl Download {
+    /// Why the host must not send this download, if it must not.
+    pub fn check(&self) -> Result<(), String> {
+        if !DOWNLOAD_TYPES.contains(&self.content_type.as_str()) {
+            return Err(format!("download content_type {:?} is not one of {DOWNLOAD_TYPES:?}", self.content_type));
+        }
+        let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if !(1..=100).contains(&self.file_name.len())
+            || !self.file_name.bytes().all(ok)
+            || self.file_name.starts_with('.')
+        {
+            return Err(format!(
+                "download file_name {:?} is not 1-100 characters of A-Z a-z 0-9 . _ -",
+                self.file_name
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The result of `lms_self_test`.
@@ -210,6 +248,16 @@ pub struct FileEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downloads_name_a_known_type_and_a_plain_file_name() {
+        let d = |t: &str, n: &str| Download { content_type: t.into(), file_name: n.into(), text: String::new() };
+        assert!(d("text/csv; charset=utf-8", "class-3A-2026-12-03.csv").check().is_ok());
+        assert!(d("text/html", "x.html").check().unwrap_err().contains("content_type"));
+        for bad in ["", ".hidden", "a\"b.csv", "a\r\nSet-Cookie: x", "../x.csv", "名单.csv"] {
+            assert!(d("text/csv; charset=utf-8", bad).check().unwrap_err().contains("file_name"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn pack_roundtrip() {

@@ -84,6 +84,7 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
         statements: Vec::new(),
         html: None,
         once: false,
+        download: None,
     }
 }
 
@@ -97,6 +98,15 @@ pub fn html(status: u16, text: String) -> Response {
         statements: Vec::new(),
         html: Some(text),
         once: false,
+        download: None,
+    }
+}
+
+/// A file to download (see `lms_abi::Response::download`).
+pub fn download(content_type: &str, file_name: String, text: String) -> Response {
+    Response {
+        download: Some(Box::new(lms_abi::Download { content_type: content_type.to_string(), file_name, text })),
+        ..json(200, &serde_json::Value::Null)
     }
 }
 

@@ -19,6 +19,15 @@ pub fn asset(name: &str) -> &'static str {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Person {
     pub name: String,
+    /// `learner`, `coach` or `admin`: coaches and admins see the coach view.
+    #[serde(default)]
+    pub role: String,
+}
+
+impl Person {
+    pub fn coaches(&self) -> bool {
+        self.role == "coach" || self.role == "admin"
+    }
 }
 
 pub struct NavItem {
@@ -46,8 +55,10 @@ pub struct Frame {
     pub sign_out: String,
 }
 
-/// The sections of the navigation, by path.
-const SECTIONS: [(&str, &str); 3] = [("/", "nav-home"), ("/courses", "nav-courses"), ("/progress", "nav-progress")];
+/// The sections of the navigation, by path; the last is for coaches and
+/// admins only.
+const SECTIONS: [(&str, &str); 4] =
+    [("/", "nav-home"), ("/courses", "nav-courses"), ("/progress", "nav-progress"), ("/coach", "nav-coach")];
 
 impl Frame {
     /// The frame of a page at `path`, for `person` when someone is signed in.
@@ -58,8 +69,9 @@ impl Frame {
         let section = SECTIONS.iter().rev().find(|(p, _)| path == *p || (*p != "/" && path.starts_with(p)));
         let nav = match person {
             None => vec![],
-            Some(_) => SECTIONS
+            Some(p) => SECTIONS
                 .iter()
+                .filter(|(href, _)| *href != "/coach" || p.coaches())
                 .map(|(href, key)| NavItem { href, label: m.get(key), current: section.is_some_and(|s| s.0 == *href) })
                 .collect(),
         };

@@ -63,14 +63,14 @@ pub struct Feedback {
 }
 
 /// "2026-12-03 06:40 UTC" of an RFC 3339 UTC timestamp.
-fn when(ts: &Option<String>, m: &Messages) -> String {
+pub fn when(ts: &Option<String>, m: &Messages) -> String {
     match ts {
         Some(t) if t.len() >= 16 => format!("{} {} UTC", &t[..10], &t[11..16]),
         _ => m.get("never"),
     }
 }
 
-fn index() -> Result<IndexDoc, Response> {
+pub fn index() -> Result<IndexDoc, Response> {
     doc::<IndexDoc>("index")
 }
 

@@ -13,10 +13,19 @@
 //! - `catalog`; `course {course}` (body `progress`: that course's);
 //! - `lesson {course, lesson}` (emits `completed`, marked `once`);
 //! - `quiz {quiz}` (body `quiz`: the quiz module's `get_quiz`), and
-//!   `quiz_result {quiz}` (plus body `result`: its `attempt` answer).
+//!   `quiz_result {quiz}` (plus body `result`: its `attempt` answer);
+//! - the coach view: `coach` (body `classes`), `coach_class {class}` and
+//!   `coach_class_csv {class}` (body `learners`: each with `progress`, and
+//!   `inactive_days`), `coach_learner` (body `learner`, `inactive_days`).
 //!
 //! Pages use no script and no asset from outside the node.
 
+// A page's steps return `Result<Response, Response>`: the error is the
+// answer that stops the page early (a 400, a 404). One per request, so its
+// size (128 bytes) costs nothing worth boxing every return for.
+#![allow(clippy::result_large_err)]
+
+mod coach;
 mod frame;
 pub mod i18n;
 mod learner;
@@ -41,6 +50,10 @@ pub fn handle(req: &Request) -> Response {
         "quiz" => learner::quiz(req),
         "quiz_result" => learner::quiz_result(req),
         "progress" => learner::progress(req),
+        "coach" => coach::classes(req),
+        "coach_class" => coach::class(req),
+        "coach_class_csv" => coach::class_csv(req),
+        "coach_learner" => coach::learner(req),
         other => Err(error(400, "unknown_op", format!("web has no op {other:?}"))),
     };
     out.unwrap_or_else(|e| e)

@@ -27,7 +27,7 @@ fn check_learner(id: &str) -> Result<(), ApiError> {
 /// A client credential needs `statements/read`; a learner sees only
 /// themselves, a coach the learners of their classes, an admin everyone.
 /// A refusal is 403 and logged.
-async fn may_see_learner(node: &AppState, user: &User, learner: &str) -> Result<(), ApiError> {
+pub(super) async fn may_see_learner(node: &AppState, user: &User, learner: &str) -> Result<(), ApiError> {
     let Some(p) = &user.person else {
         return user.may(user.scopes.reads_all_statements(), "read a learner's statements");
     };
@@ -131,6 +131,11 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
     if !(200..=599).contains(&resp.status) {
         return Err(bad(format!("status {} is outside 200-599", resp.status)));
     }
+    // A module is signed, yet what it names is still checked: only a known
+    // type, and a file name that cannot break the header.
+    if let Some(file) = &resp.download {
+        file.check().map_err(bad)?;
+    }
     if (200..300).contains(&resp.status) && !resp.statements.is_empty() {
         let statements = std::mem::take(&mut resp.statements);
         let statements = if resp.once { not_yet_stored(node, statements).await? } else { statements };
@@ -185,6 +190,15 @@ pub(super) fn respond(resp: lms_abi::Response) -> Result<Response, ApiError> {
     // 204 and 304 carry no body, whatever the module put there.
     let body = if status == StatusCode::NOT_MODIFIED || status == StatusCode::NO_CONTENT {
         Body::empty()
+    } else if let Some(file) = resp.download {
+        builder = builder
+            .header(header::CONTENT_TYPE, file.content_type)
+            .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", file.file_name))
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        if resp.cache_control.is_none() {
+            builder = builder.header(header::CACHE_CONTROL, "no-store");
+        }
+        Body::from(file.text)
     } else if let Some(page) = resp.html {
         for (k, v) in super::pages::PAGE_HEADERS {
             builder = builder.header(*k, *v);

@@ -7,6 +7,7 @@
 //! checked here, once, whoever writes it (the CLI, the CSV import, later the
 //! admin pages); a bad value names its field.
 
+pub mod classes;
 pub mod import;
 pub mod sessions;
 

@@ -94,14 +94,6 @@ impl Roster {
         self.conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", [digest(token)]).map_err(self.db())?;
         Ok(())
     }
-
-    /// Learners of any of `classes`, with a shared class (the coach view).
-    pub fn shares_class(&self, learner: &str, classes: &[String]) -> Result<bool, RosterError> {
-        if classes.is_empty() {
-            return Ok(false);
-        }
-        Ok(self.classes_of(learner)?.iter().any(|c| classes.contains(c)))
-    }
 }
 
 #[cfg(test)]

@@ -51,3 +51,25 @@ pub fn session_of(r: &Reply) -> String {
 pub async fn get_as(n: &TestNode, cookie: &str, path: &str) -> Reply {
     n.client.get(&n.url(path), &[("cookie", cookie)]).await.unwrap()
 }
+
+/// A page's text, after checking the headers every page carries.
+pub fn page(r: &Reply) -> String {
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(r.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    r.text()
+}
+
+/// The session's CSRF token, as the page's forms carry it.
+pub fn csrf_in(page: &str) -> String {
+    let at = page.find(r#"name="csrf" value=""#).expect("a form with a csrf field") + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// Signs `who` in (password `{who}-password`): their cookie and CSRF token.
+pub async fn signed_in(n: &TestNode, who: &str) -> (String, String) {
+    let cookie = session_of(&login(n, who, &format!("{who}-password")).await);
+    let home = page(&get_as(n, &format!("{cookie}; lms_lang=en"), "/").await);
+    (cookie, csrf_in(&home))
+}

@@ -4,44 +4,13 @@
 //! person is always the session's: no path or form field names a learner.
 
 use super::super::error::ApiError;
-use super::super::learner::{Call, answer, learner_actor, progress_call, respond};
+use super::super::learner::{Call, learner_actor, progress_call};
 use super::super::session::form;
-use super::SignedIn;
+use super::{Page, SignedIn, data, fail, show, with};
 use crate::http::{AppState, Params};
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value};
-
-/// A page's answer: the page, or the response that stops it (a module's
-/// error, a redirect, an API error), already final.
-type Page = Result<Response, Response>;
-
-fn fail(e: ApiError) -> Response {
-    e.into_response()
-}
-
-/// Runs `call` and sends its answer as it is.
-async fn show(node: &AppState, s: &SignedIn, call: Call) -> Page {
-    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
-    respond(resp).map_err(fail)
-}
-
-/// Runs `call` for the JSON a page needs; a module's error stops the page.
-async fn data(node: &AppState, s: &SignedIn, call: Call) -> Result<Value, Response> {
-    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
-    if !(200..300).contains(&resp.status) {
-        return Err(respond(resp).unwrap_or_else(fail));
-    }
-    serde_json::from_str(resp.body.get()).map_err(|e| fail(ApiError::Unavailable(format!("module answer: {e}"))))
-}
-
-/// Adds `key: value` to a page call's body.
-fn with(mut call: Call, key: &str, value: Value) -> Call {
-    if let Some(Value::Object(b)) = call.body.as_mut() {
-        b.insert(key.into(), value);
-    }
-    call
-}
 
 /// The signed-in learner's progress: every course, or one.
 async fn my_progress(node: &AppState, s: &SignedIn, course: Option<String>) -> Result<Value, Response> {

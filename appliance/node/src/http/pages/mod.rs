@@ -10,6 +10,7 @@
 //! else the `lms_lang` cookie (the switch sets it before sign-in), else the
 //! browser's Accept-Language, else the node's `default_language`.
 
+pub mod coach;
 mod learner;
 
 pub use learner::{catalog, course, home, lesson, progress, quiz, quiz_submit};
@@ -17,7 +18,7 @@ pub use learner::{catalog, course, home, lesson, progress, quiz, quiz_submit};
 use super::AppState;
 use super::auth::User;
 use super::error::ApiError;
-use super::learner::{Call, run};
+use super::learner::{Call, answer, respond, run};
 use super::scopes::Scopes;
 use super::session::{CSRF_COOKIE, FORM_MAX, cookie, double_submit_ok, form, same, see_other, session_of, set_cookie};
 use crate::roster::sessions::Session;
@@ -25,6 +26,7 @@ use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 /// The cookie that keeps the language chosen before signing in.
 pub const LANGUAGE_COOKIE: &str = "lms_lang";
@@ -141,6 +143,37 @@ impl SignedIn {
         call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
         call
     }
+}
+
+/// A page's answer: the page, or the response that stops it (a module's
+/// error, a redirect, an API error), already final.
+pub(super) type Page = Result<Response, Response>;
+
+pub(super) fn fail(e: ApiError) -> Response {
+    e.into_response()
+}
+
+/// Runs `call` and sends its answer as it is.
+pub(super) async fn show(node: &AppState, s: &SignedIn, call: Call) -> Page {
+    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
+    respond(resp).map_err(fail)
+}
+
+/// Runs `call` for the JSON a page needs; a module's error stops the page.
+pub(super) async fn data(node: &AppState, s: &SignedIn, call: Call) -> Result<Value, Response> {
+    let resp = answer(node, &s.user(), call).await.map_err(fail)?;
+    if !(200..300).contains(&resp.status) {
+        return Err(respond(resp).unwrap_or_else(fail));
+    }
+    serde_json::from_str(resp.body.get()).map_err(|e| fail(ApiError::Unavailable(format!("module answer: {e}"))))
+}
+
+/// Adds `key: value` to a page call's body.
+pub(super) fn with(mut call: Call, key: &str, value: Value) -> Call {
+    if let Some(Value::Object(b)) = call.body.as_mut() {
+        b.insert(key.into(), value);
+    }
+    call
 }
 
 /// GET /login: the sign-in form, with the double-submit CSRF cookie.

@@ -1,0 +1,454 @@
+//! The coach's pages: my classes, a class's table (learners × courses, with
+//! who needs help), that table as CSV, and one learner's detail. The host
+//! decides who may see what (a coach their own classes and those classes'
+//! learners, an admin every class) and passes the learners' progress from
+//! the progress module; these pages show it and apply the needs-help rule.
+
+use crate::frame::{Frame, doc, field, page, param, person};
+use crate::i18n::{Messages, percent};
+use crate::learner::{index, when};
+use askama::Template;
+use lms_content::{CourseDoc, CourseProgress, IndexDoc, course_key};
+use lms_sdk::{Request, Response, download};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A class as the host lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClassSummary {
+    pub name: String,
+    pub learners: usize,
+}
+
+/// One learner of a class with their progress in every course.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LearnerProgress {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    pub progress: Vec<CourseProgress>,
+}
+
+/// Why a learner needs help.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Help {
+    /// Failed this quiz this many times and has not passed it.
+    FailedQuiz { quiz: String, failures: usize },
+    /// No statement for this many whole days.
+    Inactive { days: i64 },
+    /// No statement at all.
+    NeverActive,
+}
+
+/// Failed attempts at one quiz before a learner needs help.
+pub const FAILURES_FOR_HELP: usize = 2;
+
+/// The learner's newest activity over all courses.
+fn last_active(progress: &[CourseProgress]) -> Option<String> {
+    progress.iter().filter_map(|p| p.last_activity.clone()).max()
+}
+
+/// Whole days from `from` to `to` (RFC 3339); `None` when either is not one.
+fn days_between(from: &str, to: &str) -> Option<i64> {
+    let a = OffsetDateTime::parse(from, &Rfc3339).ok()?;
+    let b = OffsetDateTime::parse(to, &Rfc3339).ok()?;
+    Some((b - a).whole_days())
+}
+
+/// The needs-help rule: a quiz failed [`FAILURES_FOR_HELP`] times and not
+/// passed since, or no activity for `inactive_days` days (or none ever).
+pub fn needs_help(progress: &[CourseProgress], now: &str, inactive_days: u32) -> Vec<Help> {
+    let mut out: Vec<Help> = progress
+        .iter()
+        .flat_map(|c| &c.quizzes)
+        .filter(|q| !q.passed && q.failures >= FAILURES_FOR_HELP)
+        .map(|q| Help::FailedQuiz { quiz: q.quiz.clone(), failures: q.failures })
+        .collect();
+    match last_active(progress) {
+        None => out.push(Help::NeverActive),
+        Some(last) => {
+            if let Some(days) = days_between(&last, now)
+                && days >= i64::from(inactive_days)
+            {
+                out.push(Help::Inactive { days });
+            }
+        }
+    }
+    out
+}
+
+/// The courses in catalog order, with their documents (titles of quizzes).
+fn courses(index: &IndexDoc) -> Result<Vec<CourseDoc>, Response> {
+    index.courses.iter().map(|c| doc::<CourseDoc>(&course_key(&c.id))).collect()
+}
+
+fn quiz_titles(courses: &[CourseDoc]) -> BTreeMap<String, String> {
+    courses.iter().flat_map(|c| &c.quizzes).map(|q| (q.id.clone(), q.title.clone())).collect()
+}
+
+fn help_text(h: &Help, titles: &BTreeMap<String, String>, m: &Messages) -> String {
+    match h {
+        Help::FailedQuiz { quiz, failures } => m.with(
+            "help-failed-quiz",
+            &[("quiz", titles.get(quiz).cloned().unwrap_or_else(|| quiz.clone())), ("failures", failures.to_string())],
+        ),
+        Help::Inactive { days } => m.with("help-inactive", &[("days", days.to_string())]),
+        Help::NeverActive => m.get("help-never-active"),
+    }
+}
+
+/// A path segment: class names may hold spaces and Chinese.
+fn segment(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+fn class_href(class: &str) -> String {
+    format!("/coach/classes/{}", segment(class))
+}
+
+fn learner_href(learner: &str) -> String {
+    format!("/coach/learners/{}", segment(learner))
+}
+
+fn inactive_days(req: &Request) -> Result<u32, Response> {
+    field::<u32>(req, "inactive_days")
+}
+
+pub struct ClassCard {
+    pub href: String,
+    pub name: String,
+    pub count: String,
+}
+
+#[derive(Template)]
+#[template(path = "coach.html")]
+struct Classes {
+    frame: Frame,
+    title: String,
+    no_classes: String,
+    classes: Vec<ClassCard>,
+}
+
+/// `coach`: body `{person, classes: [ClassSummary]}`.
+pub fn classes(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = person(req)?;
+    let list: Vec<ClassSummary> = field(req, "classes")?;
+    let classes = list
+        .iter()
+        .map(|c| ClassCard {
+            href: class_href(&c.name),
+            name: c.name.clone(),
+            count: m.with("class-learners", &[("count", c.learners.to_string())]),
+        })
+        .collect();
+    Ok(page(&Classes {
+        frame: Frame::new(&m, req, "/coach".into(), Some(&who))?,
+        title: m.get("coach-title"),
+        no_classes: m.get("no-classes"),
+        classes,
+    }))
+}
+
+pub struct Cell {
+    pub percent: f64,
+    pub quizzes: String,
+}
+
+pub struct ClassRow {
+    pub href: String,
+    pub name: String,
+    pub cells: Vec<Cell>,
+    pub last: String,
+}
+
+pub struct HelpLine {
+    pub href: String,
+    pub name: String,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "coach_class.html")]
+struct ClassPage {
+    frame: Frame,
+    title: String,
+    summary: String,
+    csv_href: String,
+    csv_text: String,
+    help_heading: String,
+    help_rule: String,
+    no_help: String,
+    help: Vec<HelpLine>,
+    table_heading: String,
+    col_learner: String,
+    col_last: String,
+    courses: Vec<String>,
+    rows: Vec<ClassRow>,
+    no_learners: String,
+}
+
+/// The class the host named and its learners.
+fn class_body(req: &Request) -> Result<(String, Vec<LearnerProgress>), Response> {
+    Ok((param(req, "class")?.to_string(), field(req, "learners")?))
+}
+
+fn progress_in<'a>(l: &'a LearnerProgress, course: &str) -> Option<&'a CourseProgress> {
+    l.progress.iter().find(|p| p.course == course)
+}
+
+/// `coach_class {class}`: body `{person, inactive_days, learners: [LearnerProgress]}`.
+pub fn class(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = person(req)?;
+    let (class, learners) = class_body(req)?;
+    let days = inactive_days(req)?;
+    let docs = courses(&index()?)?;
+    let titles = quiz_titles(&docs);
+    let rows = learners
+        .iter()
+        .map(|l| ClassRow {
+            href: learner_href(&l.id),
+            name: l.name.clone(),
+            cells: docs
+                .iter()
+                .map(|c| {
+                    let p = progress_in(l, &c.id);
+                    let passed = p.map_or(0, |p| p.quizzes.iter().filter(|q| q.passed).count());
+                    Cell {
+                        percent: p.map_or(0.0, |p| p.percent_complete),
+                        quizzes: m.with(
+                            "cell-quizzes",
+                            &[("passed", passed.to_string()), ("total", c.quizzes.len().to_string())],
+                        ),
+                    }
+                })
+                .collect(),
+            last: when(&last_active(&l.progress), &m),
+        })
+        .collect();
+    let help = learners
+        .iter()
+        .filter_map(|l| {
+            let reasons = needs_help(&l.progress, &req.ctx.now, days);
+            (!reasons.is_empty()).then(|| HelpLine {
+                href: learner_href(&l.id),
+                name: l.name.clone(),
+                reasons: reasons.iter().map(|h| help_text(h, &titles, &m)).collect(),
+            })
+        })
+        .collect();
+    Ok(page(&ClassPage {
+        frame: Frame::new(&m, req, class_href(&class), Some(&who))?,
+        title: m.with("class-title", &[("class", class.clone())]),
+        summary: m.with("class-learners", &[("count", learners.len().to_string())]),
+        csv_href: format!("{}/csv", class_href(&class)),
+        csv_text: m.get("export-csv"),
+        help_heading: m.get("needs-help"),
+        help_rule: m.with("help-rule", &[("failures", FAILURES_FOR_HELP.to_string()), ("days", days.to_string())]),
+        no_help: m.get("no-help"),
+        help,
+        table_heading: m.get("class-table"),
+        col_learner: m.get("col-learner"),
+        col_last: m.get("col-last-active"),
+        courses: docs.iter().map(|c| c.title.clone()).collect(),
+        rows,
+        no_learners: m.get("no-learners"),
+    }))
+}
+
+/// A spreadsheet would run a cell that starts like a formula: such text
+/// gets a leading `'` (OWASP's advice on CSV injection).
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() }
+}
+
+/// An ASCII file name for the class's CSV (class names may be Chinese).
+fn csv_name(class: &str, now: &str) -> String {
+    let date = now.get(..10).unwrap_or("today");
+    let ascii = class.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ascii { format!("class-{class}-{date}.csv") } else { format!("class-{date}.csv") }
+}
+
+/// `coach_class_csv {class}`: the class table as CSV, UTF-8 with a byte
+/// order mark (so spreadsheets read Chinese names right), one row per
+/// learner: id, name, per course percent complete and quizzes passed, last
+/// active (RFC 3339), and the needs-help reasons.
+pub fn class_csv(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let (class, learners) = class_body(req)?;
+    let days = inactive_days(req)?;
+    let docs = courses(&index()?)?;
+    let titles = quiz_titles(&docs);
+    let mut header = vec![m.get("col-learner-id"), m.get("col-learner")];
+    for c in &docs {
+        header.push(m.with("csv-percent", &[("course", c.title.clone())]));
+        header.push(m.with("csv-quizzes", &[("course", c.title.clone()), ("total", c.quizzes.len().to_string())]));
+    }
+    header.push(m.get("col-last-active"));
+    header.push(m.get("needs-help"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let fail = |e: csv::Error| lms_sdk::error(500, "csv_failed", e.to_string());
+    w.write_record(header.iter().map(|h| cell(h))).map_err(fail)?;
+    for l in &learners {
+        let mut row = vec![cell(&l.id), cell(&l.name)];
+        for c in &docs {
+            let p = progress_in(l, &c.id);
+            row.push(format!("{}", p.map_or(0.0, |p| p.percent_complete)));
+            row.push(p.map_or(0, |p| p.quizzes.iter().filter(|q| q.passed).count()).to_string());
+        }
+        row.push(last_active(&l.progress).unwrap_or_default());
+        let reasons: Vec<String> =
+            needs_help(&l.progress, &req.ctx.now, days).iter().map(|h| help_text(h, &titles, &m)).collect();
+        row.push(cell(&reasons.join("; ")));
+        w.write_record(&row).map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| lms_sdk::error(500, "csv_failed", e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| lms_sdk::error(500, "csv_failed", e.to_string()))?;
+    Ok(download("text/csv; charset=utf-8", csv_name(&class, &req.ctx.now), format!("\u{feff}{text}")))
+}
+
+pub struct CourseLine {
+    pub title: String,
+    pub lessons: String,
+    pub percent: f64,
+    pub quizzes: String,
+    pub last: String,
+}
+
+pub struct QuizLine {
+    pub title: String,
+    pub attempts: usize,
+    pub failures: usize,
+    pub best: String,
+    pub status: String,
+    pub class: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "coach_learner.html")]
+struct LearnerPage {
+    frame: Frame,
+    title: String,
+    back: Vec<(String, String)>,
+    about: String,
+    help_heading: String,
+    help: Vec<String>,
+    courses_heading: String,
+    course_columns: [String; 5],
+    courses: Vec<CourseLine>,
+    quizzes_heading: String,
+    quiz_columns: [String; 5],
+    quizzes: Vec<QuizLine>,
+}
+
+/// `coach_learner {learner}`: body `{person, inactive_days, learner: LearnerProgress}`.
+pub fn learner(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = person(req)?;
+    let l: LearnerProgress = field(req, "learner")?;
+    let days = inactive_days(req)?;
+    let docs = courses(&index()?)?;
+    let titles = quiz_titles(&docs);
+    let mut quizzes = Vec::new();
+    let courses = docs
+        .iter()
+        .map(|c| {
+            let p = progress_in(&l, &c.id).cloned().unwrap_or_default();
+            for q in &c.quizzes {
+                let qp = p.quizzes.iter().find(|x| x.quiz == q.id).cloned().unwrap_or_default();
+                let (status, class) = if qp.passed {
+                    (m.get("status-passed"), "status-done")
+                } else if qp.attempts > 0 {
+                    (m.get("status-not-passed"), "status-failed")
+                } else {
+                    (m.get("quiz-not-attempted"), "")
+                };
+                quizzes.push(QuizLine {
+                    title: q.title.clone(),
+                    attempts: qp.attempts,
+                    failures: qp.failures,
+                    best: qp.best_scaled_score.map(|s| format!("{}%", percent(s))).unwrap_or_else(|| "—".into()),
+                    status,
+                    class,
+                });
+            }
+            let passed = p.quizzes.iter().filter(|q| q.passed).count();
+            CourseLine {
+                title: c.title.clone(),
+                lessons: format!("{}/{}", p.lessons_completed, c.lessons.len()),
+                percent: p.percent_complete,
+                quizzes: format!("{passed}/{}", c.quizzes.len()),
+                last: when(&p.last_activity, &m),
+            }
+        })
+        .collect();
+    Ok(page(&LearnerPage {
+        frame: Frame::new(&m, req, learner_href(&l.id), Some(&who))?,
+        title: l.name.clone(),
+        back: l.classes.iter().map(|c| (class_href(c), m.with("back-to-class", &[("class", c.clone())]))).collect(),
+        about: m.with("learner-about", &[("id", l.id.clone()), ("last", when(&last_active(&l.progress), &m))]),
+        help_heading: m.get("needs-help"),
+        help: needs_help(&l.progress, &req.ctx.now, days).iter().map(|h| help_text(h, &titles, &m)).collect(),
+        courses_heading: m.get("learner-courses"),
+        course_columns: ["col-course", "col-lessons", "col-percent", "col-quizzes", "col-last-active"]
+            .map(|k| m.get(k)),
+        courses,
+        quizzes_heading: m.get("quizzes-heading"),
+        quiz_columns: ["col-quiz", "col-attempts", "col-failures", "col-best", "col-status"].map(|k| m.get(k)),
+        quizzes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lms_content::QuizProgress;
+
+    fn course(last: Option<&str>, failures: usize, passed: bool) -> CourseProgress {
+        CourseProgress {
+            course: "c".into(),
+            last_activity: last.map(str::to_string),
+            quizzes: vec![QuizProgress {
+                quiz: "qz".into(),
+                attempts: failures,
+                failures,
+                passed,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn needs_help_after_two_failures_or_n_quiet_days() {
+        let now = "2026-12-10T12:00:00.000000Z";
+        assert_eq!(needs_help(&[course(Some("2026-12-09T08:00:00Z"), 1, false)], now, 7), vec![]);
+        assert_eq!(
+            needs_help(&[course(Some("2026-12-09T08:00:00Z"), 2, false)], now, 7),
+            vec![Help::FailedQuiz { quiz: "qz".into(), failures: 2 }]
+        );
+        assert_eq!(needs_help(&[course(Some("2026-12-09T08:00:00Z"), 3, true)], now, 7), vec![], "passed since");
+        assert_eq!(
+            needs_help(&[course(Some("2026-12-03T11:00:00Z"), 0, false)], now, 7),
+            vec![Help::Inactive { days: 7 }]
+        );
+        assert_eq!(needs_help(&[course(Some("2026-12-03T13:00:00Z"), 0, false)], now, 7), vec![], "6 days 23 h");
+        assert_eq!(needs_help(&[course(None, 0, false)], now, 7), vec![Help::NeverActive]);
+        assert_eq!(needs_help(&[], now, 7), vec![Help::NeverActive]);
+    }
+
+    #[test]
+    fn csv_cells_cannot_be_formulas_and_names_stay_ascii() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("王小明"), "王小明");
+        assert_eq!(csv_name("3A", "2026-12-03T11:00:00Z"), "class-3A-2026-12-03.csv");
+        assert_eq!(csv_name("三年级 一班", "2026-12-03T11:00:00Z"), "class-2026-12-03.csv");
+        assert_eq!(class_href("三年级 一班"), "/coach/classes/%E4%B8%89%E5%B9%B4%E7%BA%A7%20%E4%B8%80%E7%8F%AD");
+    }
+}
