@@ -28,6 +28,47 @@ export async function axe(page, name) {
   return r.passes.length;
 }
 
+/// Most bytes the first load of a page may fetch (issue 11).
+export const FIRST_LOAD_LIMIT = 100 * 1024;
+
+/// Bytes over the wire of everything loaded since the last call, headers
+/// included: the returned function reads and resets the count.
+export function weigh(page) {
+  const sizes = [];
+  page.on('requestfinished', async (r) => {
+    try {
+      const s = await r.sizes();
+      sizes.push(s.responseBodySize + s.responseHeadersSize);
+    } catch {}
+  });
+  return () => sizes.splice(0).reduce((a, b) => a + b, 0);
+}
+
+/// The checks every page gets: its language, axe, reflow at 320 px, the
+/// page weight, and a screenshot `{name}-{lang}.png` in `out`.
+export function checker(out) {
+  return async (page, name, lang, weight) => {
+    const got = await page.getAttribute('html', 'lang');
+    if (got !== lang) fail(`${name} ${lang}: html lang ${got}`);
+    const passes = await axe(page, `${name} ${lang}`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 320) fail(`${name} ${lang}: ${wide} px wide at a 320 px viewport (no reflow)`);
+    const bytes = weight();
+    if (bytes > FIRST_LOAD_LIMIT) fail(`${name} ${lang}: ${bytes} bytes loaded, over ${FIRST_LOAD_LIMIT}`);
+    await page.screenshot({ path: `${out}/${name}-${lang}.png`, fullPage: true });
+    console.log(`${name} ${lang}: ok (axe rules passed: ${passes}, ${bytes} bytes)`);
+  };
+}
+
+/// Signs in with the form and waits for the home page.
+export async function signIn(page, base, user, password) {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/`);
+}
+
 /// Runs `body`, closes the browser, and exits 1 listing every failure.
 export async function run(browser, body) {
   try {

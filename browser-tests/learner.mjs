@@ -7,37 +7,14 @@
 // critical WCAG 2.1 A/AA violation), reflow at 320 px, page weight, and a
 // screenshot in ARTIFACT_DIR. Another learner's records answer 403.
 // Exit 1 with every failure listed.
-import { launch, axe, fail, run } from './common.mjs';
+import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
 
 const [base, out, user, password, other] = process.argv.slice(2);
 // The quiz key of arithmetic-check, as choice indexes (b c a d b).
 const KEY = [1, 2, 0, 3, 1];
-const FIRST_LOAD_LIMIT = 100 * 1024;
 
 const browser = await launch(out);
-
-/// Bytes over the wire of everything a page load fetched, headers included.
-function weigh(page) {
-  const sizes = [];
-  page.on('requestfinished', async (r) => {
-    try {
-      sizes.push((await r.sizes()).responseBodySize + (await r.sizes()).responseHeadersSize);
-    } catch {}
-  });
-  return () => sizes.splice(0).reduce((a, b) => a + b, 0);
-}
-
-async function check(page, name, lang, weight) {
-  const got = await page.getAttribute('html', 'lang');
-  if (got !== lang) fail(`${name} ${lang}: html lang ${got}`);
-  const passes = await axe(page, `${name} ${lang}`);
-  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (wide > 320) fail(`${name} ${lang}: ${wide} px wide at a 320 px viewport (no reflow)`);
-  const bytes = weight();
-  if (bytes > FIRST_LOAD_LIMIT) fail(`${name} ${lang}: ${bytes} bytes loaded, over ${FIRST_LOAD_LIMIT}`);
-  await page.screenshot({ path: `${out}/${name}-${lang}.png`, fullPage: true });
-  console.log(`${name} ${lang}: ok (axe rules passed: ${passes}, ${bytes} bytes)`);
-}
+const check = checker(out);
 
 /// Tab until the focused element matches `test`; false after 40 presses.
 async function tabTo(page, test) {
@@ -55,11 +32,7 @@ async function day(locale, lang, keyboard) {
   ctx.setDefaultTimeout(15000);
   const page = await ctx.newPage();
   const weight = weigh(page);
-  await page.goto(`${base}/login`);
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await page.click('button[type=submit]');
-  await page.waitForURL(`${base}/`);
+  await signIn(page, base, user, password);
   // The sign-in page and the home page it leads to: the first load.
   await check(page, 'home', lang, weight);
 
@@ -105,7 +78,7 @@ async function day(locale, lang, keyboard) {
   }
   await page.waitForLoadState();
   const score = await page.textContent('[role=status]');
-  const want = lang === 'en' ? 'You answered 5 of 5 correctly (100%).' : '你答对了 5/5 题(100%)。';
+  const want = lang === 'en' ? 'You answered 5 of 5 correctly (100%).' : '你答对了 5/5 题（100%）。';
   if (!score.includes(want)) fail(`quiz result ${lang}: ${JSON.stringify(score)} lacks ${want}`);
   await check(page, 'quiz-result', lang, weight);
 
@@ -137,11 +110,7 @@ await run(browser, async () => {
   const page = await ctx.newPage();
   const csp = [];
   page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
-  await page.goto(`${base}/login`);
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await page.click('button[type=submit]');
-  await page.waitForURL(`${base}/`);
+  await signIn(page, base, user, password);
   await page.click('footer button[value="zh-CN"]');
   await page.waitForURL(`${base}/`);
   if ((await page.getAttribute('html', 'lang')) !== 'zh-CN') fail('language switch: the page did not turn Chinese');

@@ -13,12 +13,14 @@ fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts")
 }
 
-/// A node with the learner mei (王美) and another learner, bo.
+/// A node with the learner mei (王美, class 7B), another learner, bo (8A),
+/// and mei's coach li (李老师, 7B).
 async fn node_with_people() -> TestNode {
     let n = TestNode::start(None, |_| {}).await.ready().await;
     let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
     r.add(&NewPerson::new("bo", "Bo", Role::Learner, &["8A".into()], "bo-password").unwrap()).unwrap();
+    r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();
     n
 }
 
@@ -62,5 +64,13 @@ async fn a_learners_day_in_a_real_browser() {
     let n = node_with_people().await;
     run_script(&n, "learner.mjs", &["mei", "mei-password", "bo"]).await;
     screenshots(&["home", "catalog", "course", "lesson", "quiz", "quiz-result", "progress"], &["zh-CN", "en"]);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
+    let n = node_with_people().await;
+    run_script(&n, "coach.mjs", &["li", "li-password", "mei", "mei-password", "王美", "8A"]).await;
+    screenshots(&["coach", "coach-class", "coach-learner"], &["zh-CN", "en"]);
     n.stop().await;
 }

@@ -90,3 +90,4 @@ col-best = Best score
 col-status = Status
 status-passed = Passed
 status-not-passed = Not passed
+list-separator = { "; " }

@@ -169,7 +169,8 @@ pub struct ClassRow {
 pub struct HelpLine {
     pub href: String,
     pub name: String,
-    pub reasons: Vec<String>,
+    /// The reasons, joined by the language's list separator.
+    pub reasons: String,
 }
 
 #[derive(Template)]
@@ -238,7 +239,11 @@ pub fn class(req: &Request) -> Result<Response, Response> {
             (!reasons.is_empty()).then(|| HelpLine {
                 href: learner_href(&l.id),
                 name: l.name.clone(),
-                reasons: reasons.iter().map(|h| help_text(h, &titles, &m)).collect(),
+                reasons: reasons
+                    .iter()
+                    .map(|h| help_text(h, &titles, &m))
+                    .collect::<Vec<_>>()
+                    .join(&m.get("list-separator")),
             })
         })
         .collect();
@@ -304,7 +309,7 @@ pub fn class_csv(req: &Request) -> Result<Response, Response> {
         row.push(last_active(&l.progress).unwrap_or_default());
         let reasons: Vec<String> =
             needs_help(&l.progress, &req.ctx.now, days).iter().map(|h| help_text(h, &titles, &m)).collect();
-        row.push(cell(&reasons.join("; ")));
+        row.push(cell(&reasons.join(&m.get("list-separator"))));
         w.write_record(&row).map_err(fail)?;
     }
     let bytes = w.into_inner().map_err(|e| lms_sdk::error(500, "csv_failed", e.to_string()))?;

@@ -90,8 +90,8 @@ fn home_continues_the_course_touched_last() {
     pack();
     let zh =
         page_of(&request("home", "zh-CN", json!({"person": person(), "progress": [progress(&["one"], 0, false)]})));
-    assert!(zh.contains("欢迎,王美 &#60;script&#62;") || zh.contains("欢迎,王美 &lt;script&gt;"), "{zh}");
-    assert!(zh.contains(r#"href="/courses/maths/lessons/two""#) && zh.contains("继续:Two"), "{zh}");
+    assert!(zh.contains("欢迎，王美 &#60;script&#62;") || zh.contains("欢迎，王美 &lt;script&gt;"), "{zh}");
+    assert!(zh.contains(r#"href="/courses/maths/lessons/two""#) && zh.contains("继续：Two"), "{zh}");
     assert!(zh.contains(r#"aria-current="page""#) && zh.contains(r#"action="/logout""#));
     assert!(!zh.contains("<b>"), "course titles are escaped");
     let fresh = page_of(&request("home", "en", json!({"person": person(), "progress": [progress(&[], 0, false)]})));
@@ -130,7 +130,7 @@ fn a_lesson_is_markdown_without_raw_html_and_is_completed_once() {
     let resp = handle(&r);
     let page = resp.html.clone().unwrap();
     assert!(page.contains("<h2>Start</h2>") && page.contains("&lt;script&gt;") && !page.contains("<script"), "{page}");
-    assert!(page.contains("下一课:Two") && !page.contains("参加测验"), "{page}");
+    assert!(page.contains("下一课：Two") && !page.contains("参加测验"), "{page}");
     assert!(resp.once && resp.statements.len() == 1);
     let s = &resp.statements[0];
     assert_eq!(s["verb"]["id"], "http://adlnet.gov/expapi/verbs/completed");
@@ -168,7 +168,7 @@ fn the_quiz_form_and_its_result() {
     let mut r = request("quiz_result", "zh-CN", json!({"person": person(), "quiz": public_quiz(), "result": graded}));
     r.params.insert("quiz".into(), "maths-check".into());
     let res = page_of(&r);
-    assert!(res.contains("你答对了 0/1 题(0%)") && res.contains("你的答案:3") && res.contains("不正确"), "{res}");
+    assert!(res.contains("你答对了 0/1 题（0%）") && res.contains("你的答案：3") && res.contains("不正确"), "{res}");
     assert!(res.contains("这次没有通过") && !res.contains("One and one"), "{res}");
     r.body.as_mut().unwrap()["result"] = json!({"score": {"raw": 1, "max": 1, "scaled": 1.0}, "passed": true,
         "feedback": [{"question": "q1", "your_answer": "a", "correct": true, "explanation": "One and one make two."}]});
