@@ -192,3 +192,61 @@ async fn host_calls_refuse_lengths_past_guest_memory_without_allocating() {
     assert!(t.elapsed() < Duration::from_secs(2), "the request took {:?}", t.elapsed());
     n.stop().await;
 }
+
+/// Rewrites a lesson's body in the module directory `dir` (content.json and
+/// its size and sha256 in the manifest), as a content fix in an update would.
+fn change_lesson(dir: &std::path::Path, key: &str, body: &str) {
+    use sha2::{Digest, Sha256};
+    let cpath = dir.join("content.json");
+    let mut pack: serde_json::Value = serde_json::from_slice(&std::fs::read(&cpath).unwrap()).unwrap();
+    pack["docs"][key]["body"] = body.into();
+    let bytes = serde_json::to_vec(&pack).unwrap();
+    std::fs::write(&cpath, &bytes).unwrap();
+    let mpath = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["content"]["size"] = (bytes.len() as u64).into();
+    m["content"]["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn shared_answers_are_kept_per_module_set_and_dropped_by_an_update() {
+    const LESSON: &str = "/v1/courses/arithmetic/lessons/fractions";
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, b, current) = two_versions(dir.path());
+    change_lesson(&b, "lesson/arithmetic/fractions", "Fixed in 2.0.0.");
+    let n = TestNode::start(Some(current.clone()), |_| {}).await.ready().await;
+    let kept = || n.node.current().unwrap().answers.len();
+    assert_eq!(kept(), 0);
+    let first = n.get(LESSON).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(kept(), 1, "the lesson is kept for everyone");
+    let again = n.get(LESSON).await;
+    assert_eq!((again.text(), again.header("etag")), (first.text(), first.header("etag")));
+    assert_eq!(again.header("cache-control"), first.header("cache-control"));
+    // The kept answer still honours If-None-Match.
+    let etag = first.header("etag").unwrap().to_string();
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let r = n.client.get(&n.url(LESSON), &[("authorization", &auth), ("if-none-match", &etag)]).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (304, ""));
+    // Answers carrying a person are never kept: a learner's progress.
+    assert_eq!(n.get("/v1/learners/amina/progress").await.status, 200);
+    assert_eq!(kept(), 1);
+
+    // An update: the new set starts empty and serves the fixed lesson.
+    let tmp = dir.path().join("current.tmp");
+    std::os::unix::fs::symlink(&b, &tmp).unwrap();
+    std::fs::rename(&tmp, &current).unwrap();
+    assert_eq!(n.reload().await.status, 200);
+    assert_eq!(kept(), 0);
+    let fixed = n.get(LESSON).await;
+    assert!(fixed.text().contains("Fixed in 2.0.0."), "{}", fixed.text());
+    assert_ne!(fixed.header("etag"), first.header("etag"));
+    n.stop().await;
+
+    // With caching off nothing is kept.
+    let n = TestNode::start(Some(current), |c| c.cache_enabled = false).await.ready().await;
+    assert_eq!(n.get(LESSON).await.status, 200);
+    assert_eq!(n.node.current().unwrap().answers.len(), 0);
+    n.stop().await;
+}

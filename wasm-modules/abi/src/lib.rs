@@ -112,7 +112,7 @@ pub struct Context {
 }
 
 /// A module's answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Response {
     pub status: u16,
     /// The JSON body, passed through by the host unparsed.
@@ -142,6 +142,15 @@ pub struct Response {
     /// `body`. Added in ABI 1 without a version change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<Box<Download>>,
+}
+
+/// Whether an `If-None-Match` value names `etag` (or `*`); weak
+/// validators compare by their tag, as GET allows.
+pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
+    match if_none_match {
+        None => false,
+        Some(v) => v.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag),
+    }
 }
 
 /// See [`Response::download`].

@@ -130,13 +130,7 @@ pub fn etag(bytes: &[u8]) -> String {
     format!("\"{h:016x}\"")
 }
 
-/// True when an `If-None-Match` header value matches `etag`.
-pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
-    match if_none_match {
-        None => false,
-        Some(v) => v.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag),
-    }
-}
+pub use lms_abi::etag_matches;
 
 /// The id of the `n`-th statement a request emits: the request's UUID with its
 /// last four hex digits replaced by `n`. Still a well-formed v4 UUID, unique

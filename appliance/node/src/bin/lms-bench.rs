@@ -343,6 +343,8 @@ async fn main() {
     })
     .await;
 
+    pages(&args, &client, &base, &data).await;
+
     let xapi = [("X-Experience-API-Version", "2.0.0"), ("content-type", "application/json")];
     let (c, a, u) = (client.clone(), auth.clone(), url("/xapi/statements"));
     scenario(&args, "statement POST (1)", 1.0, move |i| {
@@ -567,4 +569,48 @@ async fn sign_ins(args: &Args, client: &Client, base: &str, data: &Path) {
         ms(slowest[slowest.len() / 2]),
         all.join(", ")
     );
+}
+
+/// The learner's pages as a signed-in browser asks for them (HTML, session
+/// cookie): a lesson (rendered by the web module, the completed statement
+/// checked once per view) and a course page (the learner's progress from
+/// their statements, then rendered).
+async fn pages(args: &Args, client: &Client, base: &str, data: &Path) {
+    use lms_node::roster::{NewPerson, Role, Roster};
+    if args.only.as_deref().is_some_and(|o| !"lesson page course page".contains(o)) {
+        return;
+    }
+    let mut roster = Roster::open(&data.join("roster.db")).unwrap();
+    let _ = roster.remove("page-reader");
+    roster.add(&NewPerson::new("page-reader", "Page Reader", Role::Learner, &[], "page-password").unwrap()).unwrap();
+    let r = client
+        .send(
+            "POST".parse().unwrap(),
+            &format!("{base}/login"),
+            &[("cookie", "lms_csrf=bench-csrf-0123456789"), ("content-type", "application/x-www-form-urlencoded")],
+            "username=page-reader&password=page-password&csrf=bench-csrf-0123456789".to_string(),
+        )
+        .await
+        .unwrap();
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lms_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("the bench learner signs in")
+        .to_string();
+    let cookie = Arc::new(format!("{session}; lms_lang=zh-CN"));
+    for (name, path) in [
+        ("lesson page (HTML, signed in)", "/courses/arithmetic/lessons/fractions"),
+        ("course page (HTML, signed in)", "/courses/arithmetic"),
+    ] {
+        let (c, k, u) = (client.clone(), cookie.clone(), Arc::new(format!("{base}{path}")));
+        scenario(args, name, 1.0, move |_| {
+            let (c, k, u) = (c.clone(), k.clone(), u.clone());
+            async move { c.get(&u, &[("cookie", &k)]).await.map(|r| r.status.as_u16()) }
+        })
+        .await;
+    }
 }

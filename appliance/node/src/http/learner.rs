@@ -120,11 +120,36 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
             csrf: call.csrf,
         },
     };
-    let host = node.host.clone();
     let module = call.module;
-    let mut resp = tokio::task::spawn_blocking(move || host.call(&set, module, &req))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))??;
+    // What is the same for everyone comes from the set's shared answers.
+    let shared = node.cfg.cache_enabled
+        && req.ctx.actor.is_none()
+        && req.ctx.csrf.is_none()
+        && req.body.is_none()
+        && req.statements.is_empty();
+    fn key<'a>(module: &'a str, req: &'a Request) -> crate::wasm::answers::Key<'a> {
+        crate::wasm::answers::Key {
+            module,
+            op: &req.op,
+            params: &req.params,
+            query: &req.query,
+            language: req.ctx.language.as_deref(),
+        }
+    }
+    if shared && let Some(kept) = set.answers.get(&key(module, &req)) {
+        return Ok(not_modified_if_matched(kept, req.if_none_match.as_deref()));
+    }
+    let host = node.host.clone();
+    let (set, req, resp) = tokio::task::spawn_blocking(move || {
+        let resp = host.call(&set, module, &req);
+        (set, req, resp)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))?;
+    let mut resp = resp?;
+    if shared {
+        set.answers.put(&key(module, &req), &resp, node.cfg.cache_ttl);
+    }
     let bad =
         |message: String| ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message });
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
@@ -151,6 +176,15 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
         }
     }
     Ok(resp)
+}
+
+/// A kept answer for a request: 304 when the client has its ETag already.
+fn not_modified_if_matched(mut kept: lms_abi::Response, if_none_match: Option<&str>) -> lms_abi::Response {
+    if kept.etag.as_deref().is_some_and(|e| lms_abi::etag_matches(if_none_match, e)) {
+        kept.status = 304;
+        kept.body = serde_json::value::to_raw_value(&Value::Null).unwrap_or(kept.body);
+    }
+    kept
 }
 
 /// The statements whose actor has none with the same verb and object yet

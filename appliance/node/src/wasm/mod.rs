@@ -10,6 +10,7 @@
 //! key ([`CodeCache`]), so restarts and reloads of an unchanged module skip
 //! compilation and nobody else's code is ever loaded.
 
+pub mod answers;
 mod codecache;
 mod wasi;
 
@@ -135,6 +136,8 @@ pub struct ModuleSet {
     modules: HashMap<String, Loaded>,
     content: Arc<Content>,
     assets: HashMap<String, Asset>,
+    /// Answers everyone shares, for this set only.
+    pub answers: answers::Answers,
 }
 
 impl ModuleSet {
@@ -330,7 +333,15 @@ impl Host {
             modules.insert(entry.name.clone(), Loaded { pre, has_initialize });
         }
         let assets = load_assets(dir, &manifest, &manifest_path)?;
-        let mut set = ModuleSet { manifest, dir: dir.to_path_buf(), self_tests: vec![], modules, content, assets };
+        let mut set = ModuleSet {
+            manifest,
+            dir: dir.to_path_buf(),
+            self_tests: vec![],
+            modules,
+            content,
+            assets,
+            answers: Default::default(),
+        };
 
         let names: Vec<String> = set.manifest.modules.iter().map(|m| m.name.clone()).collect();
         for name in names {
