@@ -42,6 +42,8 @@ pub struct Node {
     /// through [`Node::roster`] on a blocking thread).
     roster: Arc<std::sync::Mutex<crate::roster::Roster>>,
     pub metrics: Arc<Metrics>,
+    /// Sessions recently read from the roster (see `http::session`).
+    pub sessions: crate::http::session::SessionCache,
     pub sync: crate::sync::SyncState,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -80,6 +82,7 @@ impl Node {
             auth,
             roster,
             metrics,
+            sessions: Default::default(),
             sync: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))

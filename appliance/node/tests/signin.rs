@@ -192,3 +192,18 @@ async fn browsers_are_not_asked_for_basic_credentials() {
     }
     n.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_removed_from_the_roster_is_signed_out_within_the_session_reuse_time() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n);
+    let amina = session_of(&login(&n, "amina", "amina-password").await);
+    assert_eq!(get_as(&n, &amina, "/").await.status, 200);
+    assert_eq!(get_as(&n, &amina, "/").await.status, 200, "the reused session");
+    Roster::open(&n.node.cfg.roster_path()).unwrap().remove("amina").unwrap();
+    tokio::time::sleep(lms_node::http::session::SESSION_REUSE + std::time::Duration::from_millis(300)).await;
+    let r = get_as(&n, &amina, "/").await;
+    assert_eq!((r.status.as_u16(), r.header("location")), (303, Some("/login")));
+    assert_eq!(get_as(&n, &amina, "/v1/learners/amina/progress").await.status, 401);
+    n.stop().await;
+}

@@ -81,7 +81,51 @@ pub(super) fn same(a: &str, b: &str) -> bool {
 /// is unknown, expired, ended or tampered with.
 pub(super) async fn session_of(node: &AppState, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    Ok(node.roster(move |r| r.session(&token)).await?)
+    if let Some(s) = node.sessions.get(&token) {
+        return Ok(Some(s));
+    }
+    let key = token.clone();
+    let found = node.roster(move |r| r.session(&token)).await?;
+    if let Some(s) = &found {
+        node.sessions.put(key, s.clone());
+    }
+    Ok(found)
+}
+
+/// How long a session read from the roster is reused. A roster change made
+/// elsewhere (`lms-node roster` removing a person, a new role) reaches a
+/// signed-in page within this time; sign-out and the language switch on
+/// this node apply at once.
+pub const SESSION_REUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Live sessions recently read from the roster, by cookie token, so a page
+/// costs no roster query (three SQLite reads behind one connection) while a
+/// class works.
+pub struct SessionCache {
+    cache: quick_cache::sync::Cache<String, (Session, std::time::Instant)>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        SessionCache { cache: quick_cache::sync::Cache::new(10_000) }
+    }
+}
+
+impl SessionCache {
+    fn get(&self, token: &str) -> Option<Session> {
+        let (s, read) = self.cache.get(token)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (read.elapsed() < SESSION_REUSE && s.expires > now).then_some(s)
+    }
+
+    fn put(&self, token: String, s: Session) {
+        self.cache.insert(token, (s, std::time::Instant::now()));
+    }
+
+    /// Forgets the session of `token` (signed out, or changed).
+    pub fn forget(&self, token: &str) {
+        self.cache.remove(token);
+    }
 }
 
 /// The double-submit check of forms posted before sign-in: `sent` equals
@@ -138,6 +182,7 @@ pub async fn logout(State(node): State<AppState>, req: Request) -> Result<Respon
     if !same(&session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
         return Err(ApiError::Forbidden("csrf: the sign-out form is stale or came from another site".into()));
     }
+    node.sessions.forget(&token);
     node.roster(move |r| r.end_session(&token)).await?;
     let mut resp = see_other("/login");
     set_cookie(&mut resp, session_cookie(String::new(), std::time::Duration::ZERO, tls));

@@ -230,6 +230,9 @@ pub async fn set_language(State(node): State<AppState>, req: Request) -> Result<
         Some(s) if same(&s.csrf, sent) => {
             let (id, l) = (s.person.id.clone(), lang.to_string());
             node.roster(move |r| r.set_language(&id, &l)).await?;
+            if let Some(token) = cookie(&headers, super::session::SESSION_COOKIE) {
+                node.sessions.forget(&token);
+            }
         }
         None if double_submit_ok(&headers, sent) => {}
         _ => return Err(ApiError::Forbidden("csrf: the language form is stale or came from another site".into())),
