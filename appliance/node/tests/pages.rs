@@ -165,3 +165,34 @@ async fn static_files_come_from_the_active_modules_under_hashed_names() {
     assert_eq!(n.client.get(&n.url("/static/manifest.json"), &[]).await.unwrap().status, 404);
     n.stop().await;
 }
+
+#[tokio::test]
+async fn a_lesson_rendered_once_is_each_readers_own() {
+    for cache in [true, false] {
+        let n = TestNode::start(None, |c| c.cache_enabled = cache).await.ready().await;
+        people(&n);
+        let (amina, amina_csrf) = signed_in(&n, "amina").await;
+        let (bo, bo_csrf) = signed_in(&n, "bo").await;
+        let before = n.node.current().unwrap().answers.len();
+        let a = page(&get_as(&n, &amina, LESSON).await);
+        let b = page(&get_as(&n, &bo, LESSON).await);
+        let kept = n.node.current().unwrap().answers.len() - before;
+        assert_eq!(kept, usize::from(cache), "one shared render with the cache on, none off");
+        for (text, name, csrf, other) in [(&a, "amina", &amina_csrf, &bo_csrf), (&b, "bo", &bo_csrf, &amina_csrf)] {
+            assert!(!text.contains("lmsslot"), "a slot was left in the page");
+            assert_eq!(csrf_in(text), *csrf, "{name}'s forms carry their own token");
+            assert!(!text.contains(other.as_str()), "{name}'s page carries another's token");
+            assert!(
+                text.contains(&format!("已登录：{name}")) || text.contains(&format!("Signed in as {name}")),
+                "{text}"
+            );
+        }
+        let (sa, sb) = (statements_of(&n, "amina").await, statements_of(&n, "bo").await);
+        assert_eq!((sa.len(), sb.len()), (1, 1), "{sa:?} {sb:?}");
+        assert_ne!(sa[0]["id"], sb[0]["id"]);
+        assert_eq!(sb[0]["actor"]["account"]["name"], "bo");
+        assert_eq!(sb[0]["authority"]["account"]["name"], "person:bo");
+        assert_eq!(sa[0]["verb"]["id"], COMPLETED);
+        n.stop().await;
+    }
+}

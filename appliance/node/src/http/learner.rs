@@ -64,8 +64,8 @@ pub fn authority(node: &AppState, user: &User) -> Value {
 
 pub(super) struct Call {
     module: &'static str,
-    op: &'static str,
-    params: BTreeMap<String, String>,
+    pub(super) op: &'static str,
+    pub(super) params: BTreeMap<String, String>,
     pub(super) query: BTreeMap<String, String>,
     pub(super) body: Option<Value>,
     if_none_match: Option<String>,
@@ -102,6 +102,14 @@ impl Call {
 /// only), durably, before the caller answers. The module's answer, with a
 /// status the host can send.
 pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<lms_abi::Response, ApiError> {
+    let module = call.module;
+    let resp = call_module(node, call).await?;
+    keep_statements(node, user, module, resp).await
+}
+
+/// Runs `call` on its module (or takes the set's shared answer) and checks
+/// what the module answered; stores nothing.
+pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::Response, ApiError> {
     let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
     let now = time::OffsetDateTime::now_utc();
     let req = Request {
@@ -146,12 +154,11 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))?;
-    let mut resp = resp?;
+    let resp = resp?;
     if shared {
         set.answers.put(&key(module, &req), &resp, node.cfg.cache_ttl);
     }
-    let bad =
-        |message: String| ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message });
+    let bad = |message: String| bad_response(module, message);
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
     if !(200..=599).contains(&resp.status) {
         return Err(bad(format!("status {} is outside 200-599", resp.status)));
@@ -161,6 +168,22 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
     if let Some(file) = &resp.download {
         file.check().map_err(bad)?;
     }
+    Ok(resp)
+}
+
+fn bad_response(module: &str, message: String) -> ApiError {
+    ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message })
+}
+
+/// Stores the statements of a module's 2xx answer, durably, under `user`'s
+/// authority (each once per actor when the answer says `once`).
+pub(super) async fn keep_statements(
+    node: &AppState,
+    user: &User,
+    module: &str,
+    mut resp: lms_abi::Response,
+) -> Result<lms_abi::Response, ApiError> {
+    let now = time::OffsetDateTime::now_utc();
     if (200..300).contains(&resp.status) && !resp.statements.is_empty() {
         let statements = std::mem::take(&mut resp.statements);
         let statements = if resp.once { not_yet_stored(node, statements).await? } else { statements };
@@ -168,7 +191,7 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
         let mut batch = Vec::with_capacity(statements.len());
         for (i, s) in statements.into_iter().enumerate() {
             let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now)
-                .map_err(|e| bad(format!("emitted an invalid statement: {e}")))?;
+                .map_err(|e| bad_response(module, format!("emitted an invalid statement: {e}")))?;
             batch.push(p);
         }
         if !batch.is_empty() {

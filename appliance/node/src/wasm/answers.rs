@@ -61,7 +61,8 @@ struct Weight;
 
 impl quick_cache::Weighter<String, Arc<Kept>> for Weight {
     fn weight(&self, key: &String, v: &Arc<Kept>) -> u64 {
-        (key.len() + v.answer.body.get().len() + 128) as u64
+        let html = v.answer.html.as_ref().map_or(0, String::len);
+        (key.len() + v.answer.body.get().len() + html + 128) as u64
     }
 }
 
@@ -84,7 +85,16 @@ impl Answers {
 
     /// Keeps `answer` for `ttl` when it is one everyone may share.
     pub fn put(&self, key: &Key, answer: &Response, ttl: Duration) {
-        if shareable(answer) && !ttl.is_zero() && answer.body.get().len() <= MAX_ANSWER_BYTES {
+        if shareable(answer) {
+            self.keep(key, answer, ttl);
+        }
+    }
+
+    /// Keeps `answer` for `ttl`: the caller has made it the same for
+    /// everyone (a page rendered with slots for the person).
+    pub fn keep(&self, key: &Key, answer: &Response, ttl: Duration) {
+        let size = answer.body.get().len() + answer.html.as_ref().map_or(0, String::len);
+        if !ttl.is_zero() && size <= MAX_ANSWER_BYTES {
             self.cache.insert(key.text(), Arc::new(Kept { answer: answer.clone(), until: Instant::now() + ttl }));
         }
     }

@@ -27,7 +27,7 @@ pub async fn home(State(node): State<AppState>, s: SignedIn) -> Page {
 
 /// GET /courses: every course.
 pub async fn catalog(State(node): State<AppState>, s: SignedIn) -> Page {
-    show(&node, &s, s.page("catalog")).await
+    super::shared::show_shared(&node, &s, s.page("catalog")).await
 }
 
 /// GET /courses/{course}: its lessons and quizzes with my status.
@@ -41,9 +41,8 @@ pub async fn course(State(node): State<AppState>, s: SignedIn, p: Params) -> Pag
 /// GET /courses/{course}/lessons/{lesson}: the lesson; reading it marks it
 /// completed (stored once per learner).
 pub async fn lesson(State(node): State<AppState>, s: SignedIn, p: Params) -> Page {
-    let mut call = s.page("lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
-    call.actor = Some(learner_actor(&node, s.id()));
-    show(&node, &s, call).await
+    let call = s.page("lesson").param("course", p.get("course")).param("lesson", p.get("lesson"));
+    super::shared::show_shared(&node, &s, call).await
 }
 
 /// GET /quizzes/{quiz}: the quiz as a form.

@@ -12,6 +12,7 @@
 
 pub mod coach;
 mod learner;
+mod shared;
 
 pub use learner::{catalog, course, home, lesson, progress, quiz, quiz_submit};
 
