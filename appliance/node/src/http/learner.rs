@@ -111,9 +111,38 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
 /// what the module answered; stores nothing.
 pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::Response, ApiError> {
     let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
-    let now = time::OffsetDateTime::now_utc();
+    let module = call.module;
+    // What is the same for everyone comes from the set's shared answers,
+    // looked up before anything per-request (clock, request id) is made.
+    let shared = node.cfg.cache_enabled
+        && call.actor.is_none()
+        && call.csrf.is_none()
+        && call.body.is_none()
+        && call.statements.is_empty();
+    fn key<'a>(module: &'a str, op: &'a str, req: &'a Request) -> crate::wasm::answers::Key<'a> {
+        crate::wasm::answers::Key {
+            module,
+            op,
+            params: &req.params,
+            query: &req.query,
+            language: req.ctx.language.as_deref(),
+        }
+    }
+    if shared {
+        let k = crate::wasm::answers::Key {
+            module,
+            op: call.op,
+            params: &call.params,
+            query: &call.query,
+            language: call.language.as_deref(),
+        };
+        if let Some(kept) = set.answers.get(&k) {
+            return Ok(not_modified_if_matched(kept, call.if_none_match.as_deref()));
+        }
+    }
+    let op = call.op;
     let req = Request {
-        op: call.op.to_string(),
+        op: op.to_string(),
         params: call.params,
         query: call.query,
         body: call.body,
@@ -122,31 +151,12 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
         ctx: Context {
             cache_ttl: node.cfg.effective_cache_ttl(),
             actor: call.actor,
-            now: xapi::format_stored(now),
+            now: xapi::format_stored(time::OffsetDateTime::now_utc()),
             request_id: uuid::Uuid::new_v4().to_string(),
             language: call.language,
             csrf: call.csrf,
         },
     };
-    let module = call.module;
-    // What is the same for everyone comes from the set's shared answers.
-    let shared = node.cfg.cache_enabled
-        && req.ctx.actor.is_none()
-        && req.ctx.csrf.is_none()
-        && req.body.is_none()
-        && req.statements.is_empty();
-    fn key<'a>(module: &'a str, req: &'a Request) -> crate::wasm::answers::Key<'a> {
-        crate::wasm::answers::Key {
-            module,
-            op: &req.op,
-            params: &req.params,
-            query: &req.query,
-            language: req.ctx.language.as_deref(),
-        }
-    }
-    if shared && let Some(kept) = set.answers.get(&key(module, &req)) {
-        return Ok(not_modified_if_matched(kept, req.if_none_match.as_deref()));
-    }
     let host = node.host.clone();
     let (set, req, resp) = tokio::task::spawn_blocking(move || {
         let resp = host.call(&set, module, &req);
@@ -156,7 +166,7 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
     .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))?;
     let resp = resp?;
     if shared {
-        set.answers.put(&key(module, &req), &resp, node.cfg.cache_ttl);
+        set.answers.put(&key(module, op, &req), &resp, node.cfg.cache_ttl);
     }
     let bad = |message: String| bad_response(module, message);
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.
@@ -267,7 +277,7 @@ pub(super) fn respond(resp: lms_abi::Response) -> Result<Response, ApiError> {
         Body::from(page)
     } else {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
-        Body::from(resp.body.get().to_string())
+        Body::from(String::from(Box::<str>::from(resp.body)))
     };
     builder.body(body).map_err(|e| ApiError::Unavailable(e.to_string()))
 }
