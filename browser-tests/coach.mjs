@@ -4,7 +4,7 @@
 // and en, the coach opens the coach view from the navigation, the class,
 // sees the learner's percent and the needs-help entry, opens the learner's
 // detail, and downloads the class CSV (checked: BOM, the learner's row).
-// Another class by URL answers 403. Every page: axe-core, reflow at 320 px,
+// Another class by URL answers 403 with an error page. Every page: axe-core, reflow at 320 px,
 // page weight and a screenshot in ARTIFACT_DIR. Exit 1 with every failure.
 import { readFileSync } from 'node:fs';
 import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
@@ -79,6 +79,10 @@ async function coachDay(locale, lang) {
 
   const refused = await page.goto(`${base}/coach/classes/${encodeURIComponent(otherClass)}`);
   if (refused.status() !== 403) fail(`${lang}: another coach's class answered ${refused.status()}`);
+  // A person gets a page, not JSON, for what they may not see.
+  const title = lang === 'en' ? 'You may not see this page' : '你无权查看此页面';
+  if ((await page.textContent('h1')).trim() !== title) fail(`refused ${lang}: heading is not ${title}`);
+  await check(page, 'coach-refused', lang, weight);
   await ctx.close();
 }
 

@@ -71,6 +71,6 @@ async fn a_learners_day_in_a_real_browser() {
 async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
     let n = node_with_people().await;
     run_script(&n, "coach.mjs", &["li", "li-password", "mei", "mei-password", "王美", "8A"]).await;
-    screenshots(&["coach", "coach-class", "coach-learner"], &["zh-CN", "en"]);
+    screenshots(&["coach", "coach-class", "coach-learner", "coach-refused"], &["zh-CN", "en"]);
     n.stop().await;
 }

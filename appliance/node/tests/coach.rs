@@ -92,6 +92,9 @@ async fn a_coach_sees_their_class_who_needs_help_and_exports_it() {
     {
         assert_eq!(get_as(&n, &amina, path).await.status, 403, "{path}");
     }
+    let r = get_as(&n, &format!("{amina}; lms_lang=en"), "/coach").await;
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.text().contains("<h1>You may not see this page</h1>") && r.text().contains("amina is not a coach"));
     // Signed out, every coach page goes to sign-in.
     for path in ["/coach", "/coach/classes/7B", "/coach/learners/chen"] {
         let r = get_as(&n, "", path).await;

@@ -86,15 +86,20 @@ async fn stale_forms_lost_sessions_and_bad_answers_change_nothing() {
     let (amina, csrf) = signed_in(&n, "amina").await;
     let quiz = "/quizzes/arithmetic-check";
     // No CSRF token, another one, an oversize form, an answer that is no choice.
+    // People get pages, not JSON: the status, what it means, and the detail.
     let r = post_form(&n, quiz, &amina, RIGHT).await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.json()["message"].as_str().unwrap().contains("csrf"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.header("content-security-policy").is_some());
+    let text = r.text();
+    assert!(text.contains("<h1>你无权查看此页面</h1>") && text.contains("csrf"), "{text}");
+    assert!(text.contains(r#"action="/logout""#), "the signed-in frame: {text}");
     assert_eq!(post_form(&n, quiz, &amina, &format!("csrf=not-{csrf}&{RIGHT}")).await.status, 403);
     let huge = format!("csrf={csrf}&{RIGHT}&pad={}", "x".repeat(70 * 1024));
     assert_eq!(post_form(&n, quiz, &amina, &huge).await.status, 413);
     let r = post_form(&n, quiz, &amina, &format!("csrf={csrf}&answer-q1=z")).await;
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("answers.q1"), "{}", r.text());
+    assert!(r.text().contains("answers.q1") && r.text().contains("无法处理"), "{}", r.text());
     // Without a live session (none, made up, signed out) pages and posts go to sign-in.
     for cookie in ["", "lms_session=made-up-token-000000000000000"] {
         for path in ["/", "/courses", LESSON, "/progress", quiz] {
@@ -107,7 +112,9 @@ async fn stale_forms_lost_sessions_and_bad_answers_change_nothing() {
     assert!(statements_of(&n, "amina").await.is_empty(), "a refused form recorded something");
     // Unknown courses, lessons and quizzes are 404.
     for path in ["/courses/nope", "/courses/arithmetic/lessons/nope", "/quizzes/nope"] {
-        assert_eq!(get_as(&n, &amina, path).await.status, 404, "{path}");
+        let r = get_as(&n, &format!("{amina}; lms_lang=en"), path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.text().contains("<h1>Page not found</h1>"), "{path}: {}", r.text());
     }
     // A signed-out session is gone for good.
     let r = post_form(&n, "/logout", &amina, &format!("csrf={csrf}")).await;

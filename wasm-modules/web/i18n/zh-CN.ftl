@@ -92,3 +92,16 @@ status-passed = 已通过
 status-not-passed = 未通过
 
 list-separator = { "；" }
+error-403-title = 你无权查看此页面
+error-403-text = 这个页面属于其他人，或需要你没有的角色。如果你认为应该能看到，请联系老师或管理员。
+error-404-title = 找不到页面
+error-404-text = 本节点上没有这个页面。链接可能已过期，或课程已经更改。
+error-400-title = 无法处理
+error-400-text = 表单或地址中有内容不正确。请返回检查后重试。
+error-503-title = 暂时无法使用
+error-503-text = 节点正在启动或更新，请一分钟后再试。
+error-other-title = 出了点问题
+error-other-text = 节点这次无法回答。请重试；如果反复出现，请告诉管理员。
+error-detail = 详情：{ $detail }
+error-home = 返回首页
+error-sign-in = 前往登录

@@ -50,6 +50,7 @@ pub fn handle(req: &Request) -> Response {
         "quiz" => learner::quiz(req),
         "quiz_result" => learner::quiz_result(req),
         "progress" => learner::progress(req),
+        "error_page" => error_page(req),
         "coach" => coach::classes(req),
         "coach_class" => coach::class(req),
         "coach_class_csv" => coach::class_csv(req),
@@ -83,6 +84,43 @@ fn login_page(req: &Request) -> Result<Response, Response> {
         username: m.get("username"),
         password: m.get("password"),
         submit: m.get("sign-in-submit"),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    frame: Frame,
+    title: String,
+    text: String,
+    detail: String,
+    home_href: &'static str,
+    home_text: String,
+}
+
+/// `error_page` (query `status`, `message`, `path`; body `person` when
+/// someone is signed in): what a person sees instead of an error's JSON.
+/// The page answers 200; the host sends it with the error's status.
+fn error_page(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = req.body.as_ref().and_then(|b| b.get("person")).is_some().then(|| frame::person(req)).transpose()?;
+    let kind = match req.query.get("status").map(String::as_str) {
+        Some("403") => "403",
+        Some("404") => "404",
+        Some("400" | "413" | "415") => "400",
+        Some("503") => "503",
+        _ => "other",
+    };
+    let detail =
+        req.query.get("message").filter(|d| !d.is_empty()).map(|d| m.with("error-detail", &[("detail", d.clone())]));
+    let path = req.query.get("path").cloned().unwrap_or_else(|| "/".into());
+    Ok(page(&ErrorPage {
+        title: m.get(&format!("error-{kind}-title")),
+        text: m.get(&format!("error-{kind}-text")),
+        detail: detail.unwrap_or_default(),
+        home_href: if who.is_some() { "/" } else { "/login" },
+        home_text: m.get(if who.is_some() { "error-home" } else { "error-sign-in" }),
+        frame: Frame::new(&m, req, path, who.as_ref())?,
     }))
 }
 

@@ -43,7 +43,8 @@ pub fn public_router(node: AppState) -> Router {
         .route("/xapi/about", get(xapi::about))
         .merge(xapi_authed)
         .route_layer(middleware::from_fn(xapi::version_header));
-    Router::new()
+    // What people open in a browser: errors come back as pages.
+    let pages = Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_page).post(session::login))
         .route("/logout", post(session::logout))
@@ -57,6 +58,9 @@ pub fn public_router(node: AppState) -> Router {
         .route("/coach/classes/{class}", get(pages::coach::class))
         .route("/coach/classes/{class}/csv", get(pages::coach::class_csv))
         .route("/coach/learners/{learner}", get(pages::coach::learner))
+        .route_layer(middleware::from_fn_with_state(node.clone(), pages::html_errors));
+    Router::new()
+        .merge(pages)
         .route("/static/{file}", get(pages::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::public_readyz))

@@ -177,6 +177,56 @@ pub(super) fn with(mut call: Call, key: &str, value: Value) -> Call {
     call
 }
 
+/// Middleware of the page routes: an error answer (JSON from `ApiError`)
+/// becomes a page in the person's language with the same status, so a
+/// person never sees JSON. If the page cannot be rendered (no `web` module)
+/// the JSON answer goes out as it was.
+pub async fn html_errors(State(node): State<AppState>, req: Request, next: axum::middleware::Next) -> Response {
+    let headers = req.headers().clone();
+    let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
+    let resp = next.run(req).await;
+    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status().as_u16() < 400 || !json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let original = || Response::from_parts(parts.clone(), axum::body::Body::from(bytes.clone()));
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let session = session_of(&node, &headers).await.ok().flatten();
+    let mut call = Call::new("web", "error_page");
+    call.query.insert("status".into(), parts.status.as_u16().to_string());
+    call.query.insert("message".into(), message);
+    call.query.insert("path".into(), local_path(Some(&path)).to_string());
+    call.language =
+        Some(page_language(&node, query.as_deref(), &headers, session.as_ref().and_then(|s| s.language.as_deref())));
+    let user = match &session {
+        Some(s) => {
+            let p = &s.person;
+            call.csrf = Some(s.csrf.clone());
+            call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
+            User::signed_in(p.clone())
+        }
+        None => {
+            call.csrf = Some(login_token(&headers));
+            User { name: "anonymous".into(), scopes: Scopes::none(), person: None }
+        }
+    };
+    match answer(&node, &user, call).await {
+        Ok(r) if r.status == 200 && r.html.is_some() => match respond(r) {
+            Ok(mut page) => {
+                *page.status_mut() = parts.status;
+                page
+            }
+            Err(_) => original(),
+        },
+        _ => original(),
+    }
+}
+
 /// GET /login: the sign-in form, with the double-submit CSRF cookie.
 pub async fn login_page(
     State(node): State<AppState>,
