@@ -54,6 +54,12 @@ impl User {
         User { name: person.id.clone(), scopes: Scopes::none(), person: Some(person) }
     }
 
+    /// Nobody signed in (the sign-in page, an error page before sign-in):
+    /// no scopes, no person; such a call can store nothing of anyone's.
+    pub fn anonymous() -> User {
+        User { name: "anonymous".into(), scopes: Scopes::none(), person: None }
+    }
+
     /// Ok when the credential has the scope `what` needs, else 403 naming it.
     pub fn may(&self, allowed: bool, what: &str) -> Result<(), ApiError> {
         if allowed {

@@ -20,7 +20,6 @@ use super::AppState;
 use super::auth::User;
 use super::error::ApiError;
 use super::learner::{Call, answer, respond, run};
-use super::scopes::Scopes;
 use super::session::{CSRF_COOKIE, FORM_MAX, cookie, double_submit_ok, form, same, see_other, session_of, set_cookie};
 use crate::roster::sessions::Session;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
@@ -212,7 +211,7 @@ pub async fn html_errors(State(node): State<AppState>, req: Request, next: axum:
         }
         None => {
             call.csrf = Some(login_token(&headers));
-            User { name: "anonymous".into(), scopes: Scopes::none(), person: None }
+            User::anonymous()
         }
     };
     match answer(&node, &user, call).await {
@@ -242,8 +241,7 @@ pub async fn login_page(
     }
     call.language = Some(language);
     call.csrf = Some(csrf.clone());
-    let anonymous = User { name: "anonymous".into(), scopes: Scopes::none(), person: None };
-    let mut resp = run(&node, &anonymous, call).await?;
+    let mut resp = run(&node, &User::anonymous(), call).await?;
     set_cookie(
         &mut resp,
         cookie::Cookie::build((CSRF_COOKIE, csrf)).path("/").http_only(true).same_site(cookie::SameSite::Lax).build(),
