@@ -52,16 +52,6 @@ pub const PAGE_HEADERS: &[(&str, &str)] = &[
 /// The page language: `?lang=` (the switch on every page), else the
 /// browser's Accept-Language (by q), else the node's default.
 pub fn language(query: Option<&str>, headers: &HeaderMap, default: &str) -> String {
-    let pick = |tag: &str| {
-        let t = tag.trim().to_ascii_lowercase();
-        if t.starts_with("zh") {
-            Some("zh-CN")
-        } else if t == "en" || t.starts_with("en-") {
-            Some("en")
-        } else {
-            None
-        }
-    };
     if let Some(l) = query.and_then(pick) {
         return l.to_string();
     }
@@ -80,22 +70,38 @@ pub fn language(query: Option<&str>, headers: &HeaderMap, default: &str) -> Stri
     tags.iter().filter(|(q, _)| *q > 0.0).find_map(|(_, t)| pick(t)).unwrap_or(default).to_string()
 }
 
+/// The page language a language tag asks for, if it is one of ours.
+fn pick(tag: &str) -> Option<&'static str> {
+    let t = tag.trim().to_ascii_lowercase();
+    if t.starts_with("zh") {
+        Some("zh-CN")
+    } else if t == "en" || t.starts_with("en-") {
+        Some("en")
+    } else {
+        None
+    }
+}
+
 fn is_language(l: &str) -> bool {
     LANGUAGES.contains(&l)
 }
 
 /// The language of a page request (see the module docs for the order).
 fn page_language(node: &AppState, query: Option<&str>, headers: &HeaderMap, saved: Option<&str>) -> String {
+    choose_language(query, headers, saved, &node.cfg.default_language)
+}
+
+/// [`page_language`] with the node's default given.
+fn choose_language(query: Option<&str>, headers: &HeaderMap, saved: Option<&str>, default: &str) -> String {
     let q = super::query_pairs(query).unwrap_or_default();
     let asked = q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str());
     let cookie_lang = cookie(headers, LANGUAGE_COOKIE);
     let chosen = saved.filter(|l| is_language(l)).or(cookie_lang.as_deref().filter(|l| is_language(l)));
-    match asked {
-        Some(_) => language(asked, headers, &node.cfg.default_language),
-        None => match chosen {
-            Some(l) => l.to_string(),
-            None => language(None, headers, &node.cfg.default_language),
-        },
+    // A `?lang=` that is none of ours is as if there were none.
+    match (asked.and_then(pick), chosen) {
+        (Some(l), _) => l.to_string(),
+        (None, Some(l)) => l.to_string(),
+        (None, None) => language(None, headers, default),
     }
 }
 
@@ -339,5 +345,17 @@ mod tests {
         assert_eq!(language(None, &h("fr, de"), "en"), "en");
         assert_eq!(language(None, &HeaderMap::new(), "zh-CN"), "zh-CN");
         assert_eq!(language(Some("xx"), &h("en;q=0"), "zh-CN"), "zh-CN");
+    }
+
+    #[test]
+    fn page_language_asked_then_saved_then_cookie_then_browser() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
+        assert_eq!(choose_language(Some("lang=zh-CN"), &h, Some("en"), "en"), "zh-CN");
+        assert_eq!(choose_language(Some("lang=xx"), &h, Some("zh-CN"), "en"), "zh-CN", "a bad ?lang is ignored");
+        assert_eq!(choose_language(None, &h, None, "zh-CN"), "en");
+        h.insert(header::COOKIE, HeaderValue::from_static("lms_lang=zh-CN"));
+        assert_eq!(choose_language(None, &h, None, "en"), "zh-CN");
+        assert_eq!(choose_language(None, &h, Some("en"), "zh-CN"), "en", "the saved choice beats the cookie");
     }
 }
