@@ -1,15 +1,17 @@
 // A coach's look at their class, as they see it, in Debian's headless chromium:
-// node coach.mjs BASE_URL ARTIFACT_DIR COACH PASSWORD LEARNER LEARNER_PASSWORD LEARNER_NAME OTHER_CLASS
+// node coach.mjs BASE_URL ARTIFACT_DIR COACH PASSWORD LEARNER LEARNER_PASSWORD LEARNER_NAME OTHER_CLASS ADMIN ADMIN_PASSWORD
 // The learner first reads a lesson and fails the quiz twice. Then, in zh-CN
 // and en, the coach opens the coach view from the navigation, the class,
 // sees the learner's percent and the needs-help entry, opens the learner's
 // detail, and downloads the class CSV (checked: BOM, the learner's row).
 // Another class by URL answers 403 with an error page. Every page: axe-core, reflow at 320 px,
-// page weight and a screenshot in ARTIFACT_DIR. Exit 1 with every failure.
+// page weight and a screenshot in ARTIFACT_DIR. Then an admin opens the
+// roster page from the navigation. Exit 1 with every failure.
 import { readFileSync } from 'node:fs';
 import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
 
-const [base, out, coach, password, learner, learnerPassword, learnerName, otherClass] = process.argv.slice(2);
+const [base, out, coach, password, learner, learnerPassword, learnerName, otherClass, admin, adminPassword] =
+  process.argv.slice(2);
 const browser = await launch(out);
 const check = checker(out);
 
@@ -86,8 +88,24 @@ async function coachDay(locale, lang) {
   await ctx.close();
 }
 
+/// The admin's roster page: everyone, the learner linked to their detail.
+async function adminRoster(locale, lang) {
+  const ctx = await context(locale);
+  const page = await ctx.newPage();
+  const weight = weigh(page);
+  await signIn(page, base, admin, adminPassword);
+  weight();
+  await page.click('nav a[href="/roster"]');
+  await page.waitForURL(`${base}/roster`);
+  if (!(await page.isVisible(`tbody a[href="/coach/learners/${learner}"]`))) fail(`roster ${lang}: ${learner} not linked`);
+  await check(page, 'roster', lang, weight);
+  await ctx.close();
+}
+
 await run(browser, async () => {
   await learnerStruggles();
   await coachDay('zh-CN', 'zh-CN');
   await coachDay('en-GB', 'en');
+  await adminRoster('zh-CN', 'zh-CN');
+  await adminRoster('en-GB', 'en');
 });

@@ -14,13 +14,14 @@ fn artifacts() -> PathBuf {
 }
 
 /// A node with the learner mei (王美, class 7B), another learner, bo (8A),
-/// and mei's coach li (李老师, 7B).
+/// mei's coach li (李老师, 7B) and an admin, root.
 async fn node_with_people() -> TestNode {
     let n = TestNode::start(None, |_| {}).await.ready().await;
     let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
     r.add(&NewPerson::new("bo", "Bo", Role::Learner, &["8A".into()], "bo-password").unwrap()).unwrap();
     r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();
+    r.add(&NewPerson::new("root", "Admin", Role::Admin, &[], "root-password").unwrap()).unwrap();
     n
 }
 
@@ -70,7 +71,8 @@ async fn a_learners_day_in_a_real_browser() {
 #[tokio::test]
 async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
     let n = node_with_people().await;
-    run_script(&n, "coach.mjs", &["li", "li-password", "mei", "mei-password", "王美", "8A"]).await;
-    screenshots(&["coach", "coach-class", "coach-learner", "coach-refused"], &["zh-CN", "en"]);
+    let args = ["li", "li-password", "mei", "mei-password", "王美", "8A", "root", "root-password"];
+    run_script(&n, "coach.mjs", &args).await;
+    screenshots(&["coach", "coach-class", "coach-learner", "coach-refused", "roster"], &["zh-CN", "en"]);
     n.stop().await;
 }

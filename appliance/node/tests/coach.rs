@@ -138,5 +138,19 @@ async fn a_coach_sees_their_class_who_needs_help_and_exports_it() {
         "{class}"
     );
     assert_eq!(get_as(&n, &root, "/coach/learners/nobody").await.status, 404);
+
+    // The roster page: admins only, everyone listed, learners linked to their detail.
+    let home = page(&get_as(&n, &root, "/").await);
+    assert!(home.contains(r#"<a href="/roster">Roster</a>"#), "{home}");
+    let roster = page(&get_as(&n, &root, "/roster").await);
+    assert!(
+        roster.contains("6 people") && roster.contains(r#"<a href="/coach/learners/chen">=陈小明</a>"#),
+        "{roster}"
+    );
+    assert!(roster.contains("<td>wang</td><td>Coach</td><td>7B</td>"), "{roster}");
+    for who in [&wang, &amina] {
+        assert!(!page(&get_as(&n, who, "/").await).contains(r#"href="/roster""#));
+        assert_eq!(get_as(&n, who, "/roster").await.status, 403);
+    }
     n.stop().await;
 }

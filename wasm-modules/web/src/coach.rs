@@ -409,6 +409,61 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
     }))
 }
 
+/// A person as the host lists them for an admin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RosterEntry {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+pub struct RosterLine {
+    /// The learner's detail page (learners only).
+    pub href: Option<String>,
+    pub name: String,
+    pub id: String,
+    pub role: String,
+    pub classes: String,
+}
+
+#[derive(Template)]
+#[template(path = "roster.html")]
+struct RosterPage {
+    frame: Frame,
+    title: String,
+    summary: String,
+    how: String,
+    columns: [String; 4],
+    people: Vec<RosterLine>,
+}
+
+/// `roster`: body `{person, people: [RosterEntry]}` (admins only; the host checks).
+pub fn roster(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = person(req)?;
+    let list: Vec<RosterEntry> = field(req, "people")?;
+    let people = list
+        .iter()
+        .map(|p| RosterLine {
+            href: (p.role == "learner").then(|| learner_href(&p.id)),
+            name: p.name.clone(),
+            id: p.id.clone(),
+            role: m.get(&format!("role-{}", p.role)),
+            classes: p.classes.join(&m.get("list-separator")),
+        })
+        .collect();
+    Ok(page(&RosterPage {
+        frame: Frame::new(&m, req, "/roster".into(), Some(&who))?,
+        title: m.get("roster-title"),
+        summary: m.with("roster-count", &[("count", list.len().to_string())]),
+        how: m.get("roster-how"),
+        columns: ["col-name", "col-id", "col-role", "col-classes"].map(|k| m.get(k)),
+        people,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

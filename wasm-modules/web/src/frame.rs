@@ -55,10 +55,15 @@ pub struct Frame {
     pub sign_out: String,
 }
 
-/// The sections of the navigation, by path; the last is for coaches and
-/// admins only.
-const SECTIONS: [(&str, &str); 4] =
-    [("/", "nav-home"), ("/courses", "nav-courses"), ("/progress", "nav-progress"), ("/coach", "nav-coach")];
+/// The sections of the navigation, by path; `/coach` is for coaches and
+/// admins, `/roster` for admins.
+const SECTIONS: [(&str, &str); 5] = [
+    ("/", "nav-home"),
+    ("/courses", "nav-courses"),
+    ("/progress", "nav-progress"),
+    ("/coach", "nav-coach"),
+    ("/roster", "nav-roster"),
+];
 
 impl Frame {
     /// The frame of a page at `path`, for `person` when someone is signed in.
@@ -71,7 +76,11 @@ impl Frame {
             None => vec![],
             Some(p) => SECTIONS
                 .iter()
-                .filter(|(href, _)| *href != "/coach" || p.coaches())
+                .filter(|(href, _)| match *href {
+                    "/coach" => p.coaches(),
+                    "/roster" => p.role == "admin",
+                    _ => true,
+                })
                 .map(|(href, key)| NavItem { href, label: m.get(key), current: section.is_some_and(|s| s.0 == *href) })
                 .collect(),
         };

@@ -16,7 +16,8 @@
 //!   `quiz_result {quiz}` (plus body `result`: its `attempt` answer);
 //! - the coach view: `coach` (body `classes`), `coach_class {class}` and
 //!   `coach_class_csv {class}` (body `learners`: each with `progress`, and
-//!   `inactive_days`), `coach_learner` (body `learner`, `inactive_days`).
+//!   `inactive_days`), `coach_learner` (body `learner`, `inactive_days`),
+//!   `roster` (admins: body `people`).
 //!
 //! Pages use no script and no asset from outside the node.
 
@@ -55,6 +56,7 @@ pub fn handle(req: &Request) -> Response {
         "coach_class" => coach::class(req),
         "coach_class_csv" => coach::class_csv(req),
         "coach_learner" => coach::learner(req),
+        "roster" => coach::roster(req),
         other => Err(error(400, "unknown_op", format!("web has no op {other:?}"))),
     };
     out.unwrap_or_else(|e| e)

@@ -58,6 +58,7 @@ pub fn public_router(node: AppState) -> Router {
         .route("/coach/classes/{class}", get(pages::coach::class))
         .route("/coach/classes/{class}/csv", get(pages::coach::class_csv))
         .route("/coach/learners/{learner}", get(pages::coach::learner))
+        .route("/roster", get(pages::coach::roster_page))
         .route_layer(middleware::from_fn_with_state(node.clone(), pages::html_errors));
     Router::new()
         .merge(pages)

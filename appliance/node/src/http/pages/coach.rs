@@ -124,3 +124,15 @@ pub async fn learner(State(node): State<AppState>, s: SignedIn, p: Params) -> Pa
     let call = with(s.page("coach_learner"), "learner", body);
     show(&node, &s, with(call, "inactive_days", json!(node.cfg.needs_help_inactive_days))).await
 }
+
+/// GET /roster: everyone on the node (admins only). Changes go through
+/// `lms-node roster` on the node.
+pub async fn roster_page(State(node): State<AppState>, s: SignedIn) -> Page {
+    let me = &s.session.person;
+    if me.role != Role::Admin {
+        tracing::warn!(person = %me.id, role = me.role.as_str(), "refused: the roster");
+        return Err(fail(ApiError::Forbidden(format!("{} is not an admin", me.id))));
+    }
+    let people = roster(&node, |r| r.list()).await?;
+    show(&node, &s, with(s.page("roster"), "people", json!(people))).await
+}
