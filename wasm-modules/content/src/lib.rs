@@ -187,6 +187,11 @@ impl CourseProgress {
     pub fn started(&self) -> bool {
         self.lessons_completed > 0 || self.quizzes.iter().any(|q| q.attempts > 0)
     }
+
+    /// How many of the course's quizzes are passed.
+    pub fn quizzes_passed(&self) -> usize {
+        self.quizzes.iter().filter(|q| q.passed).count()
+    }
 }
 
 pub fn course_key(course: &str) -> String {

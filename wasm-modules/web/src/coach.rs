@@ -219,7 +219,7 @@ pub fn class(req: &Request) -> Result<Response, Response> {
                 .iter()
                 .map(|c| {
                     let p = progress_in(l, &c.id);
-                    let passed = p.map_or(0, |p| p.quizzes.iter().filter(|q| q.passed).count());
+                    let passed = p.map_or(0, CourseProgress::quizzes_passed);
                     Cell {
                         percent: p.map_or(0.0, |p| p.percent_complete),
                         quizzes: m.with(
@@ -304,7 +304,7 @@ pub fn class_csv(req: &Request) -> Result<Response, Response> {
         for c in &docs {
             let p = progress_in(l, &c.id);
             row.push(format!("{}", p.map_or(0.0, |p| p.percent_complete)));
-            row.push(p.map_or(0, |p| p.quizzes.iter().filter(|q| q.passed).count()).to_string());
+            row.push(p.map_or(0, CourseProgress::quizzes_passed).to_string());
         }
         row.push(last_active(&l.progress).unwrap_or_default());
         let reasons: Vec<String> =
@@ -382,7 +382,7 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
                     class,
                 });
             }
-            let passed = p.quizzes.iter().filter(|q| q.passed).count();
+            let passed = p.quizzes_passed();
             CourseLine {
                 title: c.title.clone(),
                 lessons: format!("{}/{}", p.lessons_completed, c.lessons.len()),

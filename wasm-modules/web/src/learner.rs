@@ -521,7 +521,7 @@ pub fn progress(req: &Request) -> Result<Response, Response> {
         .iter()
         .map(|c| {
             let p = progress.iter().find(|p| p.course == c.id).cloned().unwrap_or_default();
-            let passed = p.quizzes.iter().filter(|q| q.passed).count();
+            let passed = p.quizzes_passed();
             ProgressRow {
                 href: format!("/courses/{}", c.id),
                 title: c.title.clone(),

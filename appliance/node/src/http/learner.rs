@@ -119,30 +119,13 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
         && call.csrf.is_none()
         && call.body.is_none()
         && call.statements.is_empty();
-    fn key<'a>(module: &'a str, op: &'a str, req: &'a Request) -> crate::wasm::answers::Key<'a> {
-        crate::wasm::answers::Key {
-            module,
-            op,
-            params: &req.params,
-            query: &req.query,
-            language: req.ctx.language.as_deref(),
-        }
+    let key = shared
+        .then(|| crate::wasm::answers::Key::new(module, call.op, &call.params, &call.query, call.language.as_deref()));
+    if let Some(kept) = key.as_ref().and_then(|k| set.answers.get(k)) {
+        return Ok(not_modified_if_matched(kept, call.if_none_match.as_deref()));
     }
-    if shared {
-        let k = crate::wasm::answers::Key {
-            module,
-            op: call.op,
-            params: &call.params,
-            query: &call.query,
-            language: call.language.as_deref(),
-        };
-        if let Some(kept) = set.answers.get(&k) {
-            return Ok(not_modified_if_matched(kept, call.if_none_match.as_deref()));
-        }
-    }
-    let op = call.op;
     let req = Request {
-        op: op.to_string(),
+        op: call.op.to_string(),
         params: call.params,
         query: call.query,
         body: call.body,
@@ -158,15 +141,15 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
         },
     };
     let host = node.host.clone();
-    let (set, req, resp) = tokio::task::spawn_blocking(move || {
+    let (set, resp) = tokio::task::spawn_blocking(move || {
         let resp = host.call(&set, module, &req);
-        (set, req, resp)
+        (set, resp)
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))?;
     let resp = resp?;
-    if shared {
-        set.answers.put(&key(module, op, &req), &resp, node.cfg.cache_ttl);
+    if let Some(k) = &key {
+        set.answers.put(k, &resp, node.cfg.cache_ttl);
     }
     let bad = |message: String| bad_response(module, message);
     // 1xx would desync the connection's framing; outside 200-599 a module is wrong.

@@ -16,38 +16,38 @@ const CAPACITY_BYTES: u64 = 32 << 20;
 /// Largest answer kept.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// What identifies a shareable call.
-pub struct Key<'a> {
-    pub module: &'a str,
-    pub op: &'a str,
-    pub params: &'a BTreeMap<String, String>,
-    pub query: &'a BTreeMap<String, String>,
-    pub language: Option<&'a str>,
-}
+/// What identifies a shareable call: module, op, path parameters, query
+/// and language, made into one text once per request.
+pub struct Key(String);
 
-impl Key<'_> {
-    fn text(&self) -> String {
-        // Separators that cannot occur in a URL's decoded parts unescaped
-        // would need escaping; length-prefixing every part cannot collide.
+impl Key {
+    pub fn new(
+        module: &str,
+        op: &str,
+        params: &BTreeMap<String, String>,
+        query: &BTreeMap<String, String>,
+        language: Option<&str>,
+    ) -> Key {
+        // Length-prefixing every part cannot collide, whatever the parts hold.
         let mut k = String::with_capacity(64);
         let mut put = |s: &str| {
             k.push_str(&s.len().to_string());
             k.push(':');
             k.push_str(s);
         };
-        put(self.module);
-        put(self.op);
-        for (a, b) in self.params {
+        put(module);
+        put(op);
+        for (a, b) in params {
             put(a);
             put(b);
         }
         put("?");
-        for (a, b) in self.query {
+        for (a, b) in query {
             put(a);
             put(b);
         }
-        put(self.language.unwrap_or(""));
-        k
+        put(language.unwrap_or(""));
+        Key(k)
     }
 }
 
@@ -79,7 +79,7 @@ impl Default for Answers {
 impl Answers {
     /// The kept answer of `key`, while it is fresh.
     pub fn get(&self, key: &Key) -> Option<Response> {
-        let kept = self.cache.get(&key.text())?;
+        let kept = self.cache.get(&key.0)?;
         (Instant::now() < kept.until).then(|| kept.answer.clone())
     }
 
@@ -95,7 +95,7 @@ impl Answers {
     pub fn keep(&self, key: &Key, answer: &Response, ttl: Duration) {
         let size = answer.body.get().len() + answer.html.as_ref().map_or(0, String::len);
         if !ttl.is_zero() && size <= MAX_ANSWER_BYTES {
-            self.cache.insert(key.text(), Arc::new(Kept { answer: answer.clone(), until: Instant::now() + ttl }));
+            self.cache.insert(key.0.clone(), Arc::new(Kept { answer: answer.clone(), until: Instant::now() + ttl }));
         }
     }
 
@@ -138,7 +138,7 @@ mod tests {
     fn only_public_answers_are_kept_and_only_while_fresh() {
         let a = Answers::default();
         let (p, q) = (BTreeMap::from([("course".to_string(), "c".to_string())]), BTreeMap::new());
-        let key = Key { module: "catalog", op: "get_course", params: &p, query: &q, language: None };
+        let key = Key::new("catalog", "get_course", &p, &q, None);
         a.put(&key, &answer(200, Some("no-store")), Duration::from_secs(60));
         a.put(&key, &answer(404, Some("public, max-age=60")), Duration::from_secs(60));
         assert!(a.get(&key).is_none());
@@ -147,9 +147,9 @@ mod tests {
         a.put(&key, &answer(200, Some("public, max-age=60")), Duration::from_secs(60));
         assert_eq!(a.get(&key).unwrap().etag.as_deref(), Some("\"e\""));
         let other = BTreeMap::from([("course".to_string(), "d".to_string())]);
-        assert!(a.get(&Key { params: &other, ..key }).is_none(), "another course");
+        assert!(a.get(&Key::new("catalog", "get_course", &other, &q, None)).is_none(), "another course");
         let p2 = BTreeMap::from([("course".to_string(), "c".to_string())]);
-        let key = Key { module: "catalog", op: "get_course", params: &p2, query: &q, language: Some("en") };
+        let key = Key::new("catalog", "get_course", &p2, &q, Some("en"));
         assert!(a.get(&key).is_none(), "another language");
         a.put(&key, &answer(200, Some("public, max-age=60")), Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));

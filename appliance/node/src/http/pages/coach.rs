@@ -12,14 +12,20 @@ use crate::roster::{Person, Role};
 use axum::extract::State;
 use serde_json::{Value, json};
 
-/// Only coaches and admins reach the coach view.
-fn coach_only(s: &SignedIn) -> Result<(), ApiError> {
+/// Only people with one of `roles` (`who`: "a coach") pass; anyone else
+/// gets 403, logged.
+fn only(s: &SignedIn, roles: &[Role], who: &str) -> Result<(), ApiError> {
     let p = &s.session.person;
-    if matches!(p.role, Role::Coach | Role::Admin) {
+    if roles.contains(&p.role) {
         return Ok(());
     }
-    tracing::warn!(person = %p.id, role = p.role.as_str(), "refused: the coach view");
-    Err(ApiError::Forbidden(format!("{} is not a coach", p.id)))
+    tracing::warn!(person = %p.id, role = p.role.as_str(), "refused: not {who}");
+    Err(ApiError::Forbidden(format!("{} is not {who}", p.id)))
+}
+
+/// Only coaches and admins reach the coach view.
+fn coach_only(s: &SignedIn) -> Result<(), ApiError> {
+    only(s, &[Role::Coach, Role::Admin], "a coach")
 }
 
 /// A coach reaches their own classes, an admin every class.
@@ -128,11 +134,7 @@ pub async fn learner(State(node): State<AppState>, s: SignedIn, p: Params) -> Pa
 /// GET /roster: everyone on the node (admins only). Changes go through
 /// `lms-node roster` on the node.
 pub async fn roster_page(State(node): State<AppState>, s: SignedIn) -> Page {
-    let me = &s.session.person;
-    if me.role != Role::Admin {
-        tracing::warn!(person = %me.id, role = me.role.as_str(), "refused: the roster");
-        return Err(fail(ApiError::Forbidden(format!("{} is not an admin", me.id))));
-    }
+    only(&s, &[Role::Admin], "an admin").map_err(fail)?;
     let people = roster(&node, |r| r.list()).await?;
     show(&node, &s, with(s.page("roster"), "people", json!(people))).await
 }

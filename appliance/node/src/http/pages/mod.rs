@@ -146,9 +146,14 @@ impl SignedIn {
         let mut call = Call::new("web", op);
         call.language = Some(self.language.clone());
         call.csrf = Some(self.session.csrf.clone());
-        call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
+        call.body = Some(person_body(p));
         call
     }
+}
+
+/// A web call's body for a page `p` is signed in to: `{person: {id, name, role}}`.
+fn person_body(p: &crate::roster::Person) -> Value {
+    serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}})
 }
 
 /// A page's answer: the page, or the response that stops it (a module's
@@ -212,7 +217,7 @@ pub async fn html_errors(State(node): State<AppState>, req: Request, next: axum:
         Some(s) => {
             let p = &s.person;
             call.csrf = Some(s.csrf.clone());
-            call.body = Some(serde_json::json!({"person": {"id": p.id, "name": p.name, "role": p.role.as_str()}}));
+            call.body = Some(person_body(p));
             User::signed_in(p.clone())
         }
         None => {

@@ -52,8 +52,7 @@ pub(super) async fn show_shared(node: &AppState, s: &SignedIn, call: Call) -> Pa
     let set = node.current().map_err(|r| fail(ApiError::Unavailable(format!("modules not ready: {r}"))))?;
     let person = &s.session.person;
     let variant = format!("{}/{}", s.language, person.role.as_str());
-    let (op, params, query) = (call.op, call.params.clone(), call.query.clone());
-    let key = crate::wasm::answers::Key { module: "web", op, params: &params, query: &query, language: Some(&variant) };
+    let key = crate::wasm::answers::Key::new("web", call.op, &call.params, &call.query, Some(&variant));
     let kept = match set.answers.get(&key) {
         Some(k) => k,
         None => {
