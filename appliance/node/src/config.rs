@@ -65,6 +65,9 @@ pub struct Config {
 
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest xAPI document (State, Activity/Agent Profile) stored, in
+    /// bytes; a larger PUT or POST gets 413 and changes nothing.
+    pub max_document_bytes: usize,
     /// Public connections open at once; past it a new connection gets 503
     /// and is closed. The admin listener has its own connections
     /// (ADMIN_CONNECTIONS), so a flood of public ones never locks the operator out.
@@ -138,6 +141,7 @@ impl Default for Config {
             sync_enabled: false,
             sync_interval: Duration::from_secs(10),
             max_body_bytes: 1 << 20,
+            max_document_bytes: 1 << 20,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
@@ -204,6 +208,9 @@ impl Config {
         let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if self.max_document_bytes < 1024 {
+            return Err(invalid("max_document_bytes", "must be at least 1024"));
         }
         if !crate::http::pages::LANGUAGES.contains(&self.default_language.as_str()) {
             return Err(invalid("default_language", "must be zh-CN or en"));

@@ -49,9 +49,28 @@ async fn a_learner_signs_in_and_reaches_only_their_own_records() {
     assert!(!names.is_empty() && names.iter().all(|a| *a == "amina"), "{names:?}");
     assert!(stored.to_string().contains("person:amina"), "authority is the person");
 
-    // A session is no client credential: /xapi and operations stay closed.
+    // A session is no client credential: operations stay closed; in the
+    // LRS the person reads and writes statements with themselves as actor.
     assert_eq!(get_as(&n, &amina, "/v1/sync/status").await.status, 403);
-    assert_eq!(n.client.get(&n.url("/xapi/statements"), &[("cookie", &amina), XAPI]).await.unwrap().status, 401);
+    let bo_id = uuid();
+    let bo = statement(&bo_id, "bo", "https://v", "https://a");
+    assert_eq!(n.send("POST", "/xapi/statements", bo.to_string()).await.status, 200);
+    let xapi_as = |method: &str, path: &str, body: String| {
+        let h = [("cookie", amina.as_str()), XAPI, ("content-type", "application/json")];
+        let (client, url, method) = (n.client.clone(), n.url(path), method.parse().unwrap());
+        async move { client.send(method, &url, &h, body).await.unwrap() }
+    };
+    let r = xapi_as("GET", "/xapi/statements", String::new()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let actors: Vec<String> =
+        r.json()["statements"].as_array().unwrap().iter().map(|s| s["actor"]["account"]["name"].to_string()).collect();
+    assert!(!actors.is_empty() && actors.iter().all(|a| a == "\"amina\""), "{actors:?}");
+    assert_eq!(xapi_as("GET", &format!("/xapi/statements?statementId={bo_id}"), String::new()).await.status, 404);
+    let r = xapi_as("POST", "/xapi/statements", statement(&uuid(), "bo", "https://v", "https://a").to_string()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let mine = statement(&uuid(), "amina", "https://v", "https://a");
+    let r = xapi_as("POST", "/xapi/statements", mine.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     n.stop().await;
 }
 

@@ -2,6 +2,7 @@
 //! `{"error": code, "message": text, "field"?: path}`.
 
 use crate::wasm::CallError;
+use crate::xapi::documents::Refused;
 use crate::xapi::store::StoreError;
 use crate::xapi::validate::Invalid;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -78,6 +79,11 @@ impl ApiError {
             },
             ApiError::Store(StoreError::Conflict { .. }) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Store(StoreError::OutboxFull { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "outbox_full"),
+            ApiError::Store(StoreError::Document(r)) => match r {
+                Refused::Precondition(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+                Refused::NeedsPrecondition(_) => (StatusCode::CONFLICT, "precondition_required"),
+                Refused::NotMergeable(_) => (StatusCode::BAD_REQUEST, "not_mergeable"),
+            },
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         }
     }

@@ -37,8 +37,36 @@ pub fn public_router(node: AppState) -> Router {
         .route("/v1/sync/status", get(ops::public_sync_status))
         .route_layer(middleware::from_fn_with_state(node.clone(), session::require_client_or_session));
     let xapi_authed = Router::new()
-        .route("/xapi/statements", get(xapi::get_statements).put(xapi::put_statement).post(xapi::post_statements))
-        .route_layer(middleware::from_fn_with_state(node.auth.clone(), auth::require));
+        .route(
+            "/xapi/statements",
+            get(xapi::statements::get_statements)
+                .put(xapi::statements::put_statement)
+                .post(xapi::statements::post_statements),
+        )
+        .route(
+            "/xapi/activities/state",
+            get(xapi::documents::state)
+                .put(xapi::documents::state)
+                .post(xapi::documents::state)
+                .delete(xapi::documents::state),
+        )
+        .route(
+            "/xapi/activities/profile",
+            get(xapi::documents::activity_profile)
+                .put(xapi::documents::activity_profile)
+                .post(xapi::documents::activity_profile)
+                .delete(xapi::documents::activity_profile),
+        )
+        .route(
+            "/xapi/agents/profile",
+            get(xapi::documents::agent_profile)
+                .put(xapi::documents::agent_profile)
+                .post(xapi::documents::agent_profile)
+                .delete(xapi::documents::agent_profile),
+        )
+        .route("/xapi/activities", get(xapi::activities::activity))
+        .route("/xapi/agents", get(xapi::activities::agents))
+        .route_layer(middleware::from_fn_with_state(node.clone(), session::require_client_or_session));
     let xapi = Router::new()
         .route("/xapi/about", get(xapi::about))
         .merge(xapi_authed)

@@ -70,6 +70,16 @@ impl Scopes {
         self.reads_all_statements() || self.has(&["statements/read/mine"])
     }
 
+    /// Reads and writes State documents.
+    pub fn has_state(self) -> bool {
+        self.has(&["state", "all"])
+    }
+
+    /// Reads and writes Activity and Agent Profile documents.
+    pub fn has_profile(self) -> bool {
+        self.has(&["profile", "all"])
+    }
+
     /// Voids statements another credential stored.
     pub fn voids_any(self) -> bool {
         self.has(&["all"])

@@ -1,6 +1,7 @@
 //! The xAPI 2.0 statement resource: validation, preparation for storage and
 //! the SQLite store with group commit. HTTP handling is in `http::xapi`.
 
+pub mod documents;
 pub mod store;
 pub mod validate;
 
@@ -116,13 +117,15 @@ pub fn format_stored(t: time::OffsetDateTime) -> String {
 }
 
 /// Validates `v` and turns it into a [`Prepared`] statement: assigns an id
-/// when there is none, sets `stored`, `authority` and `version`, fills in a
+/// when there is none, sets `stored` and `authority`, `version` when it has
+/// none (`version`: the default of the request's xAPI version), fills in a
 /// missing `timestamp` with `stored`.
 pub fn prepare(
     mut v: Value,
     path: &str,
     authority: &Value,
     now: time::OffsetDateTime,
+    version: &str,
 ) -> Result<Prepared, validate::Invalid> {
     validate::statement(&v, path)?;
     let m: &mut Map<String, Value> = v.as_object_mut().expect("validated as object");
@@ -141,7 +144,7 @@ pub fn prepare(
     m.insert("stored".into(), Value::String(stored.clone()));
     m.entry("timestamp").or_insert_with(|| Value::String(stored.clone()));
     m.insert("authority".into(), authority.clone());
-    m.entry("version").or_insert_with(|| Value::String(XAPI_VERSION.into()));
+    m.entry("version").or_insert_with(|| Value::String(version.into()));
     let id = m["id"].as_str().expect("validated").to_ascii_lowercase();
     m.insert("id".into(), Value::String(id.clone()));
     let object = &m["object"];
@@ -185,6 +188,7 @@ mod tests {
             "",
             &authority(),
             now,
+            XAPI_VERSION,
         )
         .unwrap();
         assert_eq!(p.stored, "2026-03-04T05:06:07.123456Z");
@@ -201,13 +205,13 @@ mod tests {
     fn fingerprint_ignores_lrs_fields_but_not_content() {
         let now = time::OffsetDateTime::now_utc();
         let s = json!({"id": "fd41c918-b88b-4b20-a0a5-a4c32391aaa0", "actor": {"mbox": "mailto:a@x.org"}, "verb": {"id": "https://v"}, "object": {"id": "https://a"}});
-        let a = prepare(s.clone(), "", &authority(), now).unwrap();
+        let a = prepare(s.clone(), "", &authority(), now, XAPI_VERSION).unwrap();
         let mut with_stored = s.clone();
         with_stored["stored"] = json!("2020-01-01T00:00:00Z");
-        let b = prepare(with_stored, "", &json!({"mbox": "mailto:other@x.org"}), now).unwrap();
+        let b = prepare(with_stored, "", &json!({"mbox": "mailto:other@x.org"}), now, XAPI_VERSION).unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         let mut changed = s;
         changed["object"]["id"] = json!("https://b");
-        assert_ne!(a.fingerprint, prepare(changed, "", &authority(), now).unwrap().fingerprint);
+        assert_ne!(a.fingerprint, prepare(changed, "", &authority(), now, XAPI_VERSION).unwrap().fingerprint);
     }
 }

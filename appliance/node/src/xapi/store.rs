@@ -7,6 +7,7 @@
 //! read-only connections and run on blocking threads.
 
 use super::Prepared;
+use super::documents;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub enum StoreError {
     Db { path: PathBuf, message: String },
     #[error("the statement writer has stopped")]
     Closed,
+    #[error(transparent)]
+    Document(#[from] super::documents::Refused),
     #[error(
         "the upstream outbox holds {depth} statements, its limit is {limit}: refusing new statements until sync drains it"
     )]
@@ -77,6 +80,11 @@ enum Job {
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
     Ping {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// A State / Activity Profile / Agent Profile write.
+    Document {
+        write: Box<documents::Write>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Sync's verdicts: delivered rows leave the outbox; rejected ones leave
@@ -151,6 +159,17 @@ pub struct Query {
     pub cursor: Option<i64>,
     /// Only statements stored by this credential (IFI key): statements/read/mine.
     pub authority: Option<String>,
+    /// Only statements with this actor (IFI key): a learner's own.
+    pub actor: Option<String>,
+}
+
+/// What a reader is limited to, as IFI keys (None: no limit).
+#[derive(Debug, Clone, Default)]
+pub struct Only {
+    /// Statements this credential stored (statements/read/mine).
+    pub authority: Option<String>,
+    /// Statements with this actor (a signed-in person's own).
+    pub actor: Option<String>,
 }
 
 pub struct Page {
@@ -198,6 +217,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(documents::SCHEMA)?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS statements_authority ON statements(authority, seq); PRAGMA user_version = 2;",
     )
@@ -318,6 +338,33 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Applies a document write in the next group commit: resolves once it
+    /// is committed (fsynced), or with [`StoreError::Document`] when its
+    /// preconditions refused it (nothing changed).
+    pub async fn write_document(&self, write: documents::Write) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job::Document { write: Box::new(write), reply }).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// One document.
+    pub async fn document(
+        &self,
+        place: documents::Place,
+        id: String,
+    ) -> Result<Option<documents::Document>, StoreError> {
+        self.read(move |c| documents::get(c, &place, &id)).await
+    }
+
+    /// The ids of a place's documents updated after `since`, and the newest update.
+    pub async fn document_ids(
+        &self,
+        place: documents::Place,
+        since: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        self.read(move |c| documents::ids(c, &place, since.as_deref())).await
+    }
+
     /// Proves the database takes a write transaction right now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
@@ -356,14 +403,15 @@ impl Store {
     }
 
     /// One statement by id. `voided` selects whether a voided statement is
-    /// wanted (voidedStatementId) or hidden (statementId); `authority`, when
-    /// given, hides statements another credential stored.
-    pub async fn get(&self, id: String, voided: bool, authority: Option<String>) -> Result<Option<String>, StoreError> {
+    /// wanted (voidedStatementId) or hidden (statementId); `only`, when
+    /// given, hides statements another credential stored or with another actor.
+    pub async fn get(&self, id: String, voided: bool, only: Only) -> Result<Option<String>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT body FROM statements WHERE id = ?1 AND voided = ?2 AND (?3 IS NULL OR authority = ?3)",
+                "SELECT body FROM statements WHERE id = ?1 AND voided = ?2
+                 AND (?3 IS NULL OR authority = ?3) AND (?4 IS NULL OR actor = ?4)",
             )?
-            .query_row(params![id.to_ascii_lowercase(), voided as i64, authority], |r| r.get(0))
+            .query_row(params![id.to_ascii_lowercase(), voided as i64, only.authority, only.actor], |r| r.get(0))
             .optional()
         })
         .await
@@ -457,6 +505,9 @@ fn scan(c: &Connection, q: &Query, mut row: impl FnMut(i64, String) -> bool) -> 
     if let Some(v) = &q.authority {
         add(" AND authority = ?", v.clone().into());
     }
+    if let Some(v) = &q.actor {
+        add(" AND actor = ?", v.clone().into());
+    }
     if let Some(cur) = q.cursor {
         add(if q.ascending { " AND seq > ?" } else { " AND seq < ?" }, cur.into());
     }
@@ -505,7 +556,7 @@ enum Outcome {
     Wrote { new: usize, queued: u64 },
     Acked { left: Ledger },
     Failed(StoreError),
-    Pinged,
+    Done,
 }
 
 impl Writer {
@@ -536,7 +587,18 @@ impl Writer {
         let mut depth = self.ledger.lock().unwrap().depth;
         for job in &jobs {
             let outcome = match job {
-                Job::Ping { .. } => Outcome::Pinged,
+                Job::Ping { .. } => Outcome::Done,
+                Job::Document { write, .. } => match documents::apply(&self.conn, write) {
+                    Ok(Ok(())) => Outcome::Done,
+                    Ok(Err(refused)) => Outcome::Failed(refused.into()),
+                    Err(e) => {
+                        let e = err(e);
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                        tracing::error!(error = %e, "document write failed; the group is rolled back");
+                        reply_all(jobs, e);
+                        return;
+                    }
+                },
                 Job::Write { batch, .. } => match self.outbox {
                     Some(o) if depth + batch.len() as u64 > o.limit => {
                         Outcome::Failed(StoreError::OutboxFull { depth, limit: o.limit })
@@ -604,7 +666,7 @@ impl Writer {
                     Outcome::Wrote { new, .. } => Ok(new),
                     _ => result.map(|_| 0),
                 })),
-                Job::Ping { reply } | Job::Ack { reply, .. } => drop(reply.send(result)),
+                Job::Ping { reply } | Job::Ack { reply, .. } | Job::Document { reply, .. } => drop(reply.send(result)),
             }
         }
     }
@@ -614,7 +676,9 @@ fn reply_all(jobs: Vec<Job>, e: StoreError) {
     for job in jobs {
         match job {
             Job::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Job::Ping { reply } | Job::Ack { reply, .. } => drop(reply.send(Err(e.clone()))),
+            Job::Ping { reply } | Job::Ack { reply, .. } | Job::Document { reply, .. } => {
+                drop(reply.send(Err(e.clone())))
+            }
         }
     }
 }

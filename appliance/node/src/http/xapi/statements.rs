@@ -1,58 +1,29 @@
-//! The xAPI 2.0 statement resource under /xapi.
+//! The Statement resource (xAPI 2.0 Part Three §2.1; 1.0.3 §7.2): PUT, POST, GET.
 
-use super::auth::User;
-use super::error::ApiError;
-use super::learner::authority;
-use super::{AppState, JsonBody, query_pairs};
-use crate::xapi::store::Query;
+use super::Version;
+use crate::http::auth::User;
+use crate::http::error::ApiError;
+use crate::http::learner::{authority, learner_actor};
+use crate::http::{AppState, JsonBody, query_pairs};
+use crate::xapi::store::{Only, Query};
 use crate::xapi::validate::{self, is_uuid, parse_timestamp};
-use crate::xapi::{self, XAPI_VERSION, format_stored, ifi_key};
+use crate::xapi::{self, format_stored, ifi_key};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
-const VERSION_HEADER: &str = "x-experience-api-version";
 /// The most statements one GET returns.
 const MAX_LIMIT: usize = 500;
-
-/// Every /xapi response carries the version header; every request except
-/// /xapi/about must send one we speak (2.0.x, or 1.0.x from older clients).
-pub async fn version_header(req: Request, next: Next) -> Response {
-    let is_about = req.uri().path() == "/xapi/about";
-    let sent = req.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let mut resp = match (is_about, sent) {
-        (true, _) => next.run(req).await,
-        (false, None) => ApiError::field(
-            "missing_version",
-            "X-Experience-API-Version",
-            "the X-Experience-API-Version header is required",
-        )
-        .into_response(),
-        (false, Some(v)) if v.starts_with("2.0") || v.starts_with("1.0") => next.run(req).await,
-        (false, Some(v)) => ApiError::field(
-            "unsupported_version",
-            "X-Experience-API-Version",
-            format!("version {v:?} is not supported (2.0.x, 1.0.x)"),
-        )
-        .into_response(),
-    };
-    resp.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(XAPI_VERSION));
-    resp
-}
-
-pub async fn about() -> Json<Value> {
-    Json(json!({"version": ["1.0.3", XAPI_VERSION]}))
-}
 
 /// PUT /xapi/statements?statementId=ID: stores one statement under ID. 204.
 pub async fn put_statement(
     State(node): State<AppState>,
     Extension(user): Extension<User>,
+    Extension(version): Extension<Version>,
     RawQuery(raw): RawQuery,
     JsonBody(mut body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -78,8 +49,14 @@ pub async fn put_statement(
         Some(Value::String(s)) if s.eq_ignore_ascii_case(&id) => {}
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
-    user.may(user.scopes.writes_statements(), "write statements")?;
-    let p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc())?;
+    may_write(&node, &user, std::slice::from_ref(&body))?;
+    let p = xapi::prepare(
+        body,
+        "",
+        &authority(&node, &user),
+        time::OffsetDateTime::now_utc(),
+        version.statement_default(),
+    )?;
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -89,6 +66,7 @@ pub async fn put_statement(
 pub async fn post_statements(
     State(node): State<AppState>,
     Extension(user): Extension<User>,
+    Extension(version): Extension<Version>,
     RawQuery(raw): RawQuery,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -99,14 +77,14 @@ pub async fn post_statements(
         Value::Array(a) => (a, true),
         other => (vec![other], false),
     };
-    user.may(user.scopes.writes_statements(), "write statements")?;
+    may_write(&node, &user, &items)?;
     let now = time::OffsetDateTime::now_utc();
     let auth = authority(&node, &user);
     let mut prepared = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
     for (i, s) in items.into_iter().enumerate() {
         let path = if batch { format!("[{i}]") } else { String::new() };
-        let p = xapi::prepare(s, &path, &auth, now)?;
+        let p = xapi::prepare(s, &path, &auth, now, version.statement_default())?;
         match seen.get(&p.id) {
             Some(fp) if *fp != p.fingerprint => {
                 return Err(ApiError::field(
@@ -128,6 +106,37 @@ pub async fn post_statements(
         node.store.write(prepared).await?;
     }
     Ok(Json(ids).into_response())
+}
+
+/// A client credential writes with `statements/write`; a signed-in person
+/// writes statements whose actor is themselves (403 otherwise, logged).
+fn may_write(node: &AppState, user: &User, statements: &[Value]) -> Result<(), ApiError> {
+    let Some(person) = &user.person else {
+        return user.may(user.scopes.writes_statements(), "write statements");
+    };
+    let own = ifi_key(&learner_actor(node, &person.id));
+    for (i, s) in statements.iter().enumerate() {
+        if ifi_key(&s["actor"]) != own {
+            tracing::warn!(person = %person.id, "refused: a statement about someone else");
+            return Err(ApiError::Forbidden(format!(
+                "statement [{i}]: {} may store statements only with themselves as the actor",
+                person.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the reader may see: a client credential all statements
+/// (`statements/read`) or those it stored (`statements/read/mine`); a
+/// signed-in person the statements with themselves as the actor.
+fn readable(node: &AppState, user: &User) -> Result<Only, ApiError> {
+    if let Some(person) = &user.person {
+        return Ok(Only { authority: None, actor: ifi_key(&learner_actor(node, &person.id)) });
+    }
+    user.may(user.scopes.reads_own_statements(), "read statements")?;
+    let mine = (!user.scopes.reads_all_statements()).then(|| ifi_key(&authority(node, user))).flatten();
+    Ok(Only { authority: mine, actor: None })
 }
 
 /// Marks the batch's voiding statements with the credential's right to void
@@ -164,8 +173,7 @@ pub async fn get_statements(
     Extension(user): Extension<User>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    user.may(user.scopes.reads_own_statements(), "read statements")?;
-    let mine = (!user.scopes.reads_all_statements()).then(|| ifi_key(&authority(&node, &user))).flatten();
+    let only = readable(&node, &user)?;
     let pairs = query_pairs(raw.as_deref())?;
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in pairs {
@@ -244,14 +252,14 @@ pub async fn get_statements(
         }
         let body = node
             .store
-            .get(id.clone(), voided, mine)
+            .get(id.clone(), voided, only)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
         let body = if format == "ids" { ids_format(&body) } else { body };
         return Ok(statement_response(body, &consistent));
     }
 
-    let mut q = Query { limit: MAX_LIMIT, authority: mine, ..Query::default() };
+    let mut q = Query { limit: MAX_LIMIT, authority: only.authority, actor: only.actor, ..Query::default() };
     if let Some(a) = params.get("agent") {
         let agent: Value = serde_json::from_str(a)
             .map_err(|e| ApiError::field("invalid_param", "agent", format!("agent must be JSON: {e}")))?;
