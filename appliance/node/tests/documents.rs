@@ -329,3 +329,39 @@ async fn who_may_reach_documents() {
     assert_eq!(as_amina("GET", ap, "").await.status, 200);
     n.stop().await;
 }
+
+#[tokio::test]
+async fn content_from_another_origin_may_call_the_lrs_but_not_with_the_session() {
+    let n = TestNode::start(None, |_| {}).await;
+    let origin = ("origin", "https://content.example.com");
+    // The preflight of a PUT with the headers content sends.
+    let r = n
+        .client
+        .send(
+            "OPTIONS".parse().unwrap(),
+            &n.url(&state_url("ann", Some("s"), None)),
+            &[
+                origin,
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "authorization,content-type,x-experience-api-version,if-match"),
+            ],
+            "",
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}: {}", r.status, r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r.header("access-control-allow-methods").unwrap().contains("PUT"));
+    let allowed = r.header("access-control-allow-headers").unwrap().to_ascii_lowercase();
+    for h in ["authorization", "content-type", "x-experience-api-version", "if-match"] {
+        assert!(allowed.contains(h), "{allowed}");
+    }
+    assert_eq!(r.header("access-control-allow-credentials"), None, "cookies never go cross-origin");
+    // The request itself: its answer is readable there, with the ETag.
+    let r = call(&n, "PUT", &state_url("ann", Some("s"), None), &[JSON, origin], "{}").await;
+    assert_eq!(r.status, 204);
+    let r = call(&n, "GET", &state_url("ann", Some("s"), None), &[origin], "").await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r.header("access-control-expose-headers").unwrap().to_ascii_lowercase().contains("etag"));
+    n.stop().await;
+}

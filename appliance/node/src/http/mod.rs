@@ -70,7 +70,10 @@ pub fn public_router(node: AppState) -> Router {
     let xapi = Router::new()
         .route("/xapi/about", get(xapi::about))
         .merge(xapi_authed)
-        .route_layer(middleware::from_fn(xapi::version_header));
+        .route_layer(middleware::from_fn(xapi::version_header))
+        .method_not_allowed_fallback(method_not_allowed)
+        // After the fallback, so a preflight (OPTIONS) meets CORS first.
+        .layer(xapi::cors());
     // What people open in a browser: errors come back as pages.
     let pages = Router::new()
         .route("/", get(pages::home))
@@ -95,9 +98,10 @@ pub fn public_router(node: AppState) -> Router {
         .route("/readyz", get(ops::public_readyz))
         .route("/metrics", get(ops::metrics))
         .merge(v1)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Merged after the line above, which would replace its CORS-wrapped fallback.
         .merge(xapi)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(node.cfg.max_body_bytes))
         .layer(middleware::from_fn_with_state(node.clone(), deadline))
         .layer(middleware::from_fn_with_state(node.clone(), observe))

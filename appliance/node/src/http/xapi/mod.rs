@@ -103,6 +103,32 @@ fn with_version(mut resp: Response, v: &Version) -> Response {
     resp
 }
 
+/// CORS for the LRS: content served from another origin (a CDN, a content
+/// server, a package opened from elsewhere) calls it with the credential its
+/// launch gave it, in an `Authorization` header it sets itself. Any origin
+/// may, and preflights are answered; but `Access-Control-Allow-Credentials`
+/// is never sent, so a browser never attaches the node's session cookie to
+/// another origin's request: a page elsewhere cannot act as the learner who
+/// is signed in here.
+pub fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let version = axum::http::HeaderName::from_static(VERSION_HEADER);
+    let consistent = axum::http::HeaderName::from_static("x-experience-api-consistent-through");
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            version.clone(),
+        ])
+        .expose_headers([header::ETAG, header::LAST_MODIFIED, header::CONTENT_TYPE, version, consistent])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub async fn about() -> Json<Value> {
     Json(json!({"version": ["1.0.3", crate::xapi::XAPI_VERSION]}))
 }
