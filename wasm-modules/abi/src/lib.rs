@@ -84,6 +84,14 @@ pub struct Request {
     /// byte budget (lms-node `progress_statement_bytes`).
     #[serde(default)]
     pub statements: Vec<Value>,
+    /// What this module answered as `facts` the last time it was asked
+    /// about the same learner, when the host still has it: then
+    /// `statements` holds only the learner's statements stored since, to be
+    /// folded in. `None`: start from nothing (`statements` is the whole
+    /// history). Added in ABI 1 without a version change (progress facts,
+    /// issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Box<RawValue>>,
     pub ctx: Context,
 }
 
@@ -142,6 +150,17 @@ pub struct Response {
     /// `body`. Added in ABI 1 without a version change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<Box<Download>>,
+    /// A running summary of the learner's statements (see
+    /// [`Request::facts`]) for the host to keep per learner and module set
+    /// and hand back next time with only the newer statements. A module
+    /// that returns facts promises that its answer depends only on the
+    /// request's params, query, facts and statements (not on the clock or
+    /// the request id), so the host may answer the same request again
+    /// without calling it while the learner has no new statements. A new
+    /// module set starts with no facts: changed rules apply to all history.
+    /// Added in ABI 1 without a version change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Box<RawValue>>,
 }
 
 /// Whether an `If-None-Match` value names `etag` (or `*`); weak

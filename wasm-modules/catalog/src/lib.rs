@@ -96,6 +96,7 @@ fn get_lesson(req: &Request) -> Response {
         html: None,
         once: false,
         download: None,
+        facts: None,
     }
 }
 
@@ -160,6 +161,7 @@ mod tests {
             body: None,
             if_none_match: inm,
             statements: vec![],
+            facts: None,
             ctx: Context {
                 cache_ttl: 300,
                 actor: None,

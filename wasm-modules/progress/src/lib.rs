@@ -1,13 +1,23 @@
 //! The progress module: derives a learner's progress per course from the
 //! xAPI statements the host selected for that learner (never voided ones),
-//! by the completion rules in the content pack. Nothing is stored: progress
-//! is rebuilt from the statements on every call, so a module update that
-//! changes the rules applies to all history at once.
+//! by the completion rules in the content pack.
+//!
+//! Progress is a fold: each statement changes a course's [`CourseFacts`]
+//! (lessons completed, quiz attempts, time, last activity), and the answer
+//! is computed from the facts. The module answers its facts to the host
+//! (`Response::facts`), which hands them back next time with only the
+//! statements stored since, so a learner's whole history is read once per
+//! module set. A module update starts from no facts, so changed rules apply
+//! to all history at once. The answer depends on the facts, statements and
+//! query only (never the clock), as the ABI asks of a module with facts.
 //!
 //! Op: `progress {learner}` with optional query `course`.
 
+#![allow(clippy::result_large_err)] // a Response is the error answer, as in the other modules
+
 use lms_content::{CourseDoc, CourseProgress, IndexDoc, QuizDoc, QuizProgress, course_key, quiz_key};
 use lms_sdk::{Request, Response, SelfTest, content, error, json};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,58 +27,107 @@ const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 const VERB_PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
 const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
 
+/// What the statements so far say about one course.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CourseFacts {
+    #[serde(default)]
+    pub completed: BTreeSet<String>,
+    #[serde(default)]
+    pub quizzes: BTreeMap<String, QuizProgress>,
+    #[serde(default)]
+    pub duration: f64,
+    #[serde(default)]
+    pub last: Option<String>,
+}
+
+/// The facts of every course, by course id: what the host keeps.
+pub type Facts = BTreeMap<String, CourseFacts>;
+
+fn course_and_mastery(id: &str) -> Result<(CourseDoc, BTreeMap<String, f64>), Response> {
+    let course = match content::<CourseDoc>(&course_key(id)) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(error(500, "content_missing", format!("course {id:?} has no document"))),
+        Err(e) => return Err(error(500, "content_invalid", e)),
+    };
+    let mut mastery = BTreeMap::new();
+    for q in &course.quizzes {
+        match content::<QuizDoc>(&quiz_key(&q.id)) {
+            Ok(Some(doc)) => {
+                mastery.insert(q.id.clone(), doc.mastery_score);
+            }
+            Ok(None) => return Err(error(500, "content_missing", format!("quiz {:?} has no document", q.id))),
+            Err(e) => return Err(error(500, "content_invalid", e)),
+        }
+    }
+    Ok((course, mastery))
+}
+
 pub fn handle(req: &Request) -> Response {
+    match progress(req) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn progress(req: &Request) -> Result<Response, Response> {
     if req.op != "progress" {
-        return error(400, "unknown_op", format!("progress has no op {:?}", req.op));
+        return Err(error(400, "unknown_op", format!("progress has no op {:?}", req.op)));
     }
     let Some(learner) = req.params.get("learner") else {
-        return error(400, "missing_param", "missing path parameter \"learner\"");
+        return Err(error(400, "missing_param", "missing path parameter \"learner\""));
     };
     let index = match content::<IndexDoc>("index") {
         Ok(Some(i)) => i,
-        Ok(None) => return error(500, "content_missing", "the content pack has no index"),
-        Err(e) => return error(500, "content_invalid", e),
+        Ok(None) => return Err(error(500, "content_missing", "the content pack has no index")),
+        Err(e) => return Err(error(500, "content_invalid", e)),
     };
     let wanted: Vec<&str> = match req.query.get("course") {
         Some(c) if !index.courses.iter().any(|x| &x.id == c) => {
-            return error(404, "not_found", format!("no course {c:?}"));
+            return Err(error(404, "not_found", format!("no course {c:?}")));
         }
         Some(c) => vec![c.as_str()],
         None => index.courses.iter().map(|c| c.id.as_str()).collect(),
     };
+    let mut facts: Facts = match &req.facts {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| error(400, "invalid_facts", format!("facts the host handed back do not read: {e}")))?,
+        None => Facts::new(),
+    };
+    // Fold the new statements into every course's facts (all courses, so
+    // the facts stay whole whichever course is asked for next).
+    let mut docs = BTreeMap::new();
+    if !req.statements.is_empty() || req.facts.is_none() {
+        for c in &index.courses {
+            let (course, mastery) = course_and_mastery(&c.id)?;
+            fold(&course, &mastery, facts.entry(c.id.clone()).or_default(), &req.statements);
+            docs.insert(c.id.clone(), course);
+        }
+    }
     let mut out = Vec::new();
     for id in wanted {
-        let course = match content::<CourseDoc>(&course_key(id)) {
-            Ok(Some(c)) => c,
-            Ok(None) => return error(500, "content_missing", format!("course {id:?} has no document")),
-            Err(e) => return error(500, "content_invalid", e),
+        let course = match docs.remove(id) {
+            Some(c) => c,
+            None => course_and_mastery(id)?.0,
         };
-        let mut mastery = BTreeMap::new();
-        for q in &course.quizzes {
-            match content::<QuizDoc>(&quiz_key(&q.id)) {
-                Ok(Some(doc)) => {
-                    mastery.insert(q.id.clone(), doc.mastery_score);
-                }
-                Ok(None) => return error(500, "content_missing", format!("quiz {:?} has no document", q.id)),
-                Err(e) => return error(500, "content_invalid", e),
-            }
-        }
-        out.push(course_progress(&course, &mastery, &req.statements));
+        out.push(finish(&course, facts.get(id).cloned().unwrap_or_default()));
     }
-    json(200, &serde_json::json!({"learner": learner, "courses": out}))
+    let mut resp = json(200, &serde_json::json!({"learner": learner, "courses": out}));
+    resp.facts = serde_json::value::to_raw_value(&facts).ok();
+    Ok(resp)
 }
 
 /// Progress in one course from a learner's statements.
 pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, statements: &[Value]) -> CourseProgress {
+    let mut facts = CourseFacts::default();
+    fold(course, mastery, &mut facts, statements);
+    finish(course, facts)
+}
+
+/// Folds `statements` (oldest first) into a course's facts.
+pub fn fold(course: &CourseDoc, mastery: &BTreeMap<String, f64>, facts: &mut CourseFacts, statements: &[Value]) {
     let lesson_ids: BTreeMap<&str, &str> =
         course.lessons.iter().map(|l| (l.activity_id.as_str(), l.id.as_str())).collect();
     let quiz_ids: BTreeMap<&str, &str> =
         course.quizzes.iter().map(|q| (q.activity_id.as_str(), q.id.as_str())).collect();
-    let mut completed = BTreeSet::new();
-    let mut quiz_scores: BTreeMap<&str, QuizProgress> = BTreeMap::new();
-    let mut duration = 0.0;
-    let mut last: Option<String> = None;
-
     for s in statements {
         let object = s["object"]["id"].as_str().unwrap_or_default();
         let verb = s["verb"]["id"].as_str().unwrap_or_default();
@@ -82,22 +141,22 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
             continue;
         }
         if let Some(ts) = s["timestamp"].as_str()
-            && last.as_deref().is_none_or(|l| ts > l)
+            && facts.last.as_deref().is_none_or(|l| ts > l)
         {
             // RFC 3339 timestamps in UTC ("Z") compare correctly as strings;
             // the host normalises stored timestamps to that form.
-            last = Some(ts.to_string());
+            facts.last = Some(ts.to_string());
         }
         let result = &s["result"];
         if let Some(lesson) = lesson_ids.get(object) {
             if verb == VERB_COMPLETED || result["completion"] == true {
-                completed.insert(*lesson);
+                facts.completed.insert(lesson.to_string());
             }
-            duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
+            facts.duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
         } else if let Some(quiz) = quiz_ids.get(object)
             && (verb == VERB_PASSED || verb == VERB_FAILED)
         {
-            let entry = quiz_scores.entry(quiz).or_default();
+            let entry = facts.quizzes.entry(quiz.to_string()).or_default();
             entry.attempts += 1;
             let scaled = result["score"]["scaled"].as_f64();
             let mastered = scaled.is_some_and(|s| mastery.get(*quiz).is_some_and(|m| s >= *m));
@@ -109,9 +168,14 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
             } else {
                 entry.failures += 1;
             }
-            duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
+            facts.duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
         }
     }
+}
+
+/// A course's progress from its facts, by its completion rules.
+pub fn finish(course: &CourseDoc, mut facts: CourseFacts) -> CourseProgress {
+    let completed = &facts.completed;
     let lessons_total = course.lessons.len();
     let lessons_required =
         course.completion.lessons_required.map_or(lessons_total, |n| (n as usize).min(lessons_total));
@@ -119,7 +183,7 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
         .quizzes
         .iter()
         .map(|q| {
-            let mut p = quiz_scores.remove(q.id.as_str()).unwrap_or_default();
+            let mut p = facts.quizzes.remove(q.id.as_str()).unwrap_or_default();
             p.quiz = q.id.clone();
             p
         })
@@ -141,17 +205,12 @@ pub fn course_progress(course: &CourseDoc, mastery: &BTreeMap<String, f64>, stat
         lessons_total,
         lessons_required,
         lessons_completed: completed.len(),
-        completed_lessons: course
-            .lessons
-            .iter()
-            .filter(|l| completed.contains(l.id.as_str()))
-            .map(|l| l.id.clone())
-            .collect(),
+        completed_lessons: course.lessons.iter().filter(|l| completed.contains(&l.id)).map(|l| l.id.clone()).collect(),
         percent_complete: percent,
         best_scaled_score: best,
         quizzes,
-        total_duration_seconds: duration,
-        last_activity: last,
+        total_duration_seconds: facts.duration,
+        last_activity: facts.last,
         completed: is_completed,
         passed: is_completed && all_passed,
     }
@@ -255,6 +314,36 @@ mod tests {
 
     fn st(verb: &str, object: &str, result: Value, ts: &str) -> Value {
         json!({"verb": {"id": verb}, "object": {"id": object}, "result": result, "timestamp": ts})
+    }
+
+    /// The host keeps the facts as JSON and hands them back with the newer
+    /// statements: folding in parts that way must give what folding the
+    /// whole history at once gives.
+    #[test]
+    fn folding_in_parts_through_kept_facts_equals_folding_all() {
+        let c = course();
+        let mastery = BTreeMap::from([("qz".to_string(), 0.8)]);
+        let s = vec![
+            st(VERB_COMPLETED, "https://x/courses/c/lessons/l1", json!({"duration": "PT5M"}), "2026-01-01T10:00:00Z"),
+            st(VERB_FAILED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.5}}), "2026-01-01T11:00:00Z"),
+            st(VERB_FAILED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.6}}), "2026-01-01T12:00:00Z"),
+            st(VERB_COMPLETED, "https://x/courses/c/lessons/l2", json!({}), "2026-01-02T10:00:00Z"),
+            st(VERB_PASSED, "https://x/quizzes/qz", json!({"score": {"scaled": 0.9}}), "2026-01-03T00:00:00Z"),
+        ];
+        let whole = course_progress(&c, &mastery, &s);
+        for cut in 0..=s.len() {
+            let mut facts = CourseFacts::default();
+            fold(&c, &mastery, &mut facts, &s[..cut]);
+            let kept = serde_json::to_string(&facts).unwrap();
+            let mut facts: CourseFacts = serde_json::from_str(&kept).unwrap();
+            fold(&c, &mastery, &mut facts, &s[cut..]);
+            assert_eq!(
+                serde_json::to_value(finish(&c, facts)).unwrap(),
+                serde_json::to_value(&whole).unwrap(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!((whole.quizzes[0].attempts, whole.quizzes[0].failures, whole.passed), (3, 2, true));
     }
 
     #[test]

@@ -268,6 +268,7 @@ mod tests {
             body,
             if_none_match: None,
             statements: vec![],
+            facts: None,
             ctx: Context {
                 cache_ttl: 0,
                 actor: Some(json!({"objectType": "Agent", "account": {"homePage": "https://x", "name": "ann"}})),

@@ -85,6 +85,7 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
         html: None,
         once: false,
         download: None,
+        facts: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub fn html(status: u16, text: String) -> Response {
         html: Some(text),
         once: false,
         download: None,
+        facts: None,
     }
 }
 
@@ -241,6 +243,7 @@ pub mod testing {
             body: None,
             if_none_match: None,
             statements: Vec::new(),
+            facts: None,
             ctx: lms_abi::Context {
                 cache_ttl: 0,
                 actor: None,

@@ -248,6 +248,7 @@ fn cold_start(modules: &Path, cache: &Path) {
         body: None,
         if_none_match: None,
         statements: vec![],
+        facts: None,
         ctx: lms_abi::Context {
             cache_ttl: 300,
             actor: None,

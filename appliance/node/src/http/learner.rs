@@ -6,6 +6,8 @@
 use super::auth::User;
 use super::error::ApiError;
 use super::{AppState, JsonBody, Params, query_pairs};
+use crate::wasm::ModuleSet;
+use crate::wasm::facts::Mark;
 use crate::xapi::{self, ifi_key, store::Query};
 use axum::Extension;
 use axum::body::Body;
@@ -13,8 +15,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use lms_abi::{Context, Request};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Learner ids appear in paths and in xAPI account names.
 /// The same rule as the roster's ids (a learner id is a roster id).
@@ -74,6 +78,15 @@ pub(super) struct Call {
     /// For pages: the language to render in and the forms' CSRF token.
     pub language: Option<String>,
     pub csrf: Option<String>,
+    /// The module set to call, when the caller chose it (progress facts
+    /// come from one set and must go back to it).
+    set: Option<Arc<ModuleSet>>,
+    /// The module's kept facts (see `wasm::facts`), and where to keep the
+    /// new ones: learner, query text, mark.
+    facts: Option<Box<RawValue>>,
+    keep_facts: Option<(String, String, Mark)>,
+    /// The answer, already known (kept at the learner's current mark).
+    known: Option<lms_abi::Response>,
 }
 
 impl Call {
@@ -89,6 +102,10 @@ impl Call {
             statements: vec![],
             language: None,
             csrf: None,
+            set: None,
+            facts: None,
+            keep_facts: None,
+            known: None,
         }
     }
 
@@ -109,8 +126,14 @@ pub(super) async fn answer(node: &AppState, user: &User, call: Call) -> Result<l
 
 /// Runs `call` on its module (or takes the set's shared answer) and checks
 /// what the module answered; stores nothing.
-pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::Response, ApiError> {
-    let set = node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))?;
+pub(super) async fn call_module(node: &AppState, mut call: Call) -> Result<lms_abi::Response, ApiError> {
+    if let Some(known) = call.known.take() {
+        return Ok(known);
+    }
+    let set = match call.set.take() {
+        Some(set) => set,
+        None => current(node)?,
+    };
     let module = call.module;
     // What is the same for everyone comes from the set's shared answers,
     // looked up before anything per-request (clock, request id) is made.
@@ -131,6 +154,7 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
         body: call.body,
         if_none_match: call.if_none_match,
         statements: call.statements,
+        facts: call.facts,
         ctx: Context {
             cache_ttl: node.cfg.effective_cache_ttl(),
             actor: call.actor,
@@ -147,7 +171,11 @@ pub(super) async fn call_module(node: &AppState, call: Call) -> Result<lms_abi::
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("module call aborted: {e}")))?;
-    let resp = resp?;
+    let mut resp = resp?;
+    match &call.keep_facts {
+        Some((learner, query, mark)) => set.facts.keep(module, learner, query, *mark, &mut resp),
+        None => resp.facts = None,
+    }
     if let Some(k) = &key {
         set.answers.put(k, &resp, node.cfg.cache_ttl);
     }
@@ -366,23 +394,49 @@ pub async fn progress(
     run(&node, &user, progress_call(&node, &learner, course).await?).await
 }
 
-/// The progress module's call for `learner` (optionally one course), with
-/// the learner's statements. The caller has checked who may see them.
+fn current(node: &AppState) -> Result<Arc<ModuleSet>, ApiError> {
+    node.current().map_err(|reason| ApiError::Unavailable(format!("modules not ready: {reason}")))
+}
+
+/// The progress module's call for `learner` (optionally one course). With
+/// the set's kept facts for the learner it carries only the statements
+/// stored since them (usually none: then the answer kept at that mark is
+/// the answer, no module call); without, the learner's whole history. The
+/// caller has checked who may see them.
 pub(super) async fn progress_call(node: &AppState, learner: &str, course: Option<String>) -> Result<Call, ApiError> {
-    let mut call = Call::new("progress", "progress").param("learner", learner.to_string());
+    const MODULE: &str = "progress";
+    let set = current(node)?;
+    let mut call = Call::new(MODULE, "progress").param("learner", learner.to_string());
+    let query = course.as_ref().map(|c| format!("course={c}")).unwrap_or_default();
     if let Some(c) = course {
         call.query.insert("course".into(), c);
     }
     let actor = learner_actor(node, learner);
-    let q =
-        Query { agent: ifi_key(&actor), ascending: true, limit: node.cfg.progress_statement_limit, ..Query::default() };
+    // Read before the statements: a void committed in between makes the
+    // facts start over next time, never miss it.
+    let voids = node.store.void_generation();
+    let kept = node.cfg.cache_enabled.then(|| set.facts.get(MODULE, learner, voids)).flatten();
+    let q = Query {
+        agent: ifi_key(&actor),
+        ascending: true,
+        limit: node.cfg.progress_statement_limit,
+        cursor: kept.as_ref().map(|(mark, _)| mark.seq),
+        ..Query::default()
+    };
     // Bounded in bytes as well as in count: a learner with a few huge
     // statements costs the module (and the host) what progress reads of them.
-    let (statements, cut) = node.store.reduced(q, node.cfg.progress_statement_bytes, xapi::for_progress).await?;
-    if cut {
-        tracing::warn!(learner = %learner, budget = node.cfg.progress_statement_bytes, "progress: statements past the byte budget left out");
+    let read = node.store.reduced(q, node.cfg.progress_statement_bytes, xapi::for_progress).await?;
+    if read.cut {
+        tracing::warn!(learner = %learner, budget = node.cfg.progress_statement_bytes, "progress: statements past the byte budget left for the next call");
     }
-    call.statements = statements;
+    let mark = Mark { seq: read.last.or(kept.as_ref().map(|(m, _)| m.seq)).unwrap_or(0), voids };
+    if read.statements.is_empty() && kept.is_some() {
+        call.known = set.facts.answer(MODULE, learner, &query, mark);
+    }
+    call.facts = kept.map(|(_, facts)| facts);
+    call.statements = read.statements;
     call.actor = Some(actor);
+    call.keep_facts = node.cfg.cache_enabled.then(|| (learner.to_string(), query, mark));
+    call.set = Some(set);
     Ok(call)
 }

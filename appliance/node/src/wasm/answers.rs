@@ -131,6 +131,7 @@ mod tests {
             html: None,
             once: false,
             download: None,
+            facts: None,
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod answers;
 mod codecache;
+pub mod facts;
 mod wasi;
 
 pub use codecache::CodeCache;
@@ -138,6 +139,8 @@ pub struct ModuleSet {
     assets: HashMap<String, Asset>,
     /// Answers everyone shares, for this set only.
     pub answers: answers::Answers,
+    /// Progress facts and answers per learner, for this set only.
+    pub facts: facts::Facts,
 }
 
 impl ModuleSet {
@@ -341,6 +344,7 @@ impl Host {
             content,
             assets,
             answers: Default::default(),
+            facts: Default::default(),
         };
 
         let names: Vec<String> = set.manifest.modules.iter().map(|m| m.name.clone()).collect();

@@ -11,6 +11,7 @@ use super::documents;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -172,6 +173,16 @@ pub struct Only {
     pub actor: Option<String>,
 }
 
+/// What [`Store::reduced`] read.
+#[derive(Debug, Default)]
+pub struct Reduced {
+    pub statements: Vec<serde_json::Value>,
+    /// Some were left out for the byte budget.
+    pub cut: bool,
+    /// Sequence number of the last statement read (its cursor).
+    pub last: Option<i64>,
+}
+
 pub struct Page {
     pub statements: Vec<String>,
     /// Cursor of the next page, when there is one.
@@ -185,6 +196,9 @@ pub struct Store {
     readers: Arc<Mutex<Vec<Connection>>>,
     ledger: Arc<Mutex<Ledger>>,
     outbox: Option<OutboxConfig>,
+    /// Grows by one after each commit that voided a stored statement, so a
+    /// summary of statements (progress facts) knows to start over.
+    voids: Arc<AtomicU64>,
     /// The checkpointer runs while any clone of the store exists.
     _alive: mpsc::Sender<()>,
 }
@@ -265,12 +279,18 @@ impl Store {
             .spawn(move || checkpointer(&cpath, watch))
             .map_err(|e| StoreError::Db { path: path.clone(), message: e.to_string() })?;
         let (tx, rx) = mpsc::channel();
-        let w = Writer { conn, metrics, path: path.clone(), outbox, ledger: ledger.clone() };
+        let voids = Arc::new(AtomicU64::new(0));
+        let w = Writer { conn, metrics, path: path.clone(), outbox, ledger: ledger.clone(), voids: voids.clone() };
         std::thread::Builder::new()
             .name("lms-store-writer".into())
             .spawn(move || w.run(rx, group_commit_max))
             .map_err(|e| StoreError::Db { path: path.clone(), message: e.to_string() })?;
-        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), ledger, outbox, _alive: alive })
+        Ok(Store { path, jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), ledger, outbox, voids, _alive: alive })
+    }
+
+    /// How many commits so far voided a stored statement (since start).
+    pub fn void_generation(&self) -> u64 {
+        self.voids.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Statements waiting to go upstream.
@@ -433,28 +453,33 @@ impl Store {
 
     /// The statements `q` selects, each cut down by `reduce` as it is read
     /// (so one large statement costs its own size once, never the page's),
-    /// until the reduced ones would pass `budget` bytes of JSON. Returns them
-    /// and whether some were left out for the budget.
+    /// until the reduced ones would pass `budget` bytes of JSON.
     pub async fn reduced(
         &self,
         q: Query,
         budget: usize,
         reduce: fn(&str) -> Option<serde_json::Value>,
-    ) -> Result<(Vec<serde_json::Value>, bool), StoreError> {
+    ) -> Result<Reduced, StoreError> {
         self.read(move |c| {
-            let (mut out, mut used, mut cut) = (Vec::new(), 0usize, false);
-            scan(c, &q, |_, body| {
-                let Some(v) = reduce(&body) else { return true };
-                let size = serde_json::to_string(&v).map(|t| t.len()).unwrap_or(0);
-                if used + size > budget {
-                    cut = true;
+            let mut r = Reduced::default();
+            let mut used = 0usize;
+            scan(c, &q, |seq, body| {
+                if r.statements.len() == q.limit {
                     return false;
                 }
-                used += size;
-                out.push(v);
+                if let Some(v) = reduce(&body) {
+                    let size = serde_json::to_string(&v).map(|t| t.len()).unwrap_or(0);
+                    if used + size > budget {
+                        r.cut = true;
+                        return false;
+                    }
+                    used += size;
+                    r.statements.push(v);
+                }
+                r.last = Some(seq);
                 true
             })?;
-            Ok((out, cut))
+            Ok(r)
         })
         .await
     }
@@ -549,11 +574,12 @@ struct Writer {
     path: PathBuf,
     outbox: Option<OutboxConfig>,
     ledger: Arc<Mutex<Ledger>>,
+    voids: Arc<AtomicU64>,
 }
 
 /// What one job's savepoint produced, before the commit decides its fate.
 enum Outcome {
-    Wrote { new: usize, queued: u64 },
+    Wrote { new: usize, queued: u64, voided: bool },
     Acked { left: Ledger },
     Failed(StoreError),
     Done,
@@ -604,10 +630,10 @@ impl Writer {
                         Outcome::Failed(StoreError::OutboxFull { depth, limit: o.limit })
                     }
                     _ => match write_batch(&self.conn, batch, self.outbox.is_some()) {
-                        Ok(new) => {
+                        Ok((new, voided)) => {
                             let queued = if self.outbox.is_some() { new as u64 } else { 0 };
                             depth += queued;
-                            Outcome::Wrote { new, queued }
+                            Outcome::Wrote { new, queued, voided }
                         }
                         Err(WriteErr::Conflict(id)) => Outcome::Failed(StoreError::Conflict { id }),
                         Err(WriteErr::Db(e)) => {
@@ -641,12 +667,15 @@ impl Writer {
             return;
         }
         let mut stored = 0;
+        if outcomes.iter().any(|o| matches!(o, Outcome::Wrote { voided: true, .. })) {
+            self.voids.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         {
             // One lock for the whole group: readers see it before or after.
             let mut ledger = self.ledger.lock().unwrap();
             for o in &outcomes {
                 match o {
-                    Outcome::Wrote { new, queued } => {
+                    Outcome::Wrote { new, queued, .. } => {
                         stored += *new as u64;
                         ledger.apply(*queued, Ledger::default());
                     }
@@ -726,7 +755,7 @@ impl From<rusqlite::Error> for WriteErr {
 /// writer, so checking every id first and then inserting cannot race; that
 /// spares a savepoint per request (whose page copies dominated batch writes).
 /// A database error here aborts the whole group (see `commit_group`).
-fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
+fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usize, bool), WriteErr> {
     let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
     for p in batch {
         let fp: Option<Vec<u8>> = existing.query_row([&p.id], |r| r.get(0)).optional()?;
@@ -737,7 +766,9 @@ fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usi
     insert_all(conn, batch, queue)
 }
 
-fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usize, WriteErr> {
+/// Inserts the batch; returns how many were new and whether a stored
+/// statement was voided.
+fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usize, bool), WriteErr> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, fingerprint, actor, object_agent, verb, activity, registration,
                                  voiding_target, voided, stored, body, authority, void_any)
@@ -754,7 +785,7 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
          WHERE id = ?1 AND voiding_target IS NULL AND (?2 = 1 OR authority = ?3)",
     )?;
     let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (last_insert_rowid())")?;
-    let mut new = 0;
+    let (mut new, mut voided) = (0, false);
     for p in batch {
         let n = insert.execute(params![
             p.id,
@@ -778,10 +809,10 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<usiz
             enqueue.execute([])?;
         }
         if let Some(target) = &p.voiding_target {
-            void.execute(params![target, p.void_any, p.authority])?;
+            voided |= void.execute(params![target, p.void_any, p.authority])? > 0;
         }
     }
-    Ok(new)
+    Ok((new, voided))
 }
 
 #[cfg(test)]
