@@ -232,9 +232,152 @@ async fn filters_paging_and_voiding() {
     let v = n.get(&format!("/xapi/statements?voidedStatementId={}", ids[0])).await;
     assert_eq!(v.status, 200);
     assert_eq!(v.json()["id"], ids[0]);
+    // The six left, and the voiding statement: it targets a statement that
+    // meets the filter (Filter Conditions for StatementRefs).
     let got = n.get(&format!("/xapi/statements?verb={}", q(COMPLETED))).await.json();
-    assert_eq!(got["statements"].as_array().unwrap().len(), 6);
+    let got: Vec<&Value> = got["statements"].as_array().unwrap().iter().collect();
+    assert_eq!(got.len(), 7);
+    assert_eq!(got[0]["verb"]["id"], "http://adlnet.gov/expapi/verbs/voided");
+    assert!(got.iter().all(|s| s["id"] != ids[0].as_str()));
     let ids_format = n.get(&format!("/xapi/statements?statementId={}&format=ids", ids[1])).await.json();
     assert!(ids_format["verb"].get("display").is_none());
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn related_filters_and_statements_targeting_others() {
+    let n = TestNode::start(None, |_| {}).await;
+    let q = |s: &str| serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_string();
+    let ben = json!({"mbox": "mailto:ben@example.org"});
+    let andrew = json!({"mbox": "mailto:andrew@example.org"});
+    let course = "https://lms.example.org/xapi/activities/courses/safety";
+    let training = "https://lms.example.org/xapi/activities/courses/safety/explosives";
+    let (passed, confirmed, commented) = (uuid(), uuid(), uuid());
+    // A statement that targets one not stored yet (the target comes later).
+    let early = json!({"id": commented, "actor": andrew, "verb": {"id": "https://example.org/verbs/commented"},
+                       "object": {"objectType": "StatementRef", "id": confirmed}});
+    assert_eq!(n.send("POST", "/xapi/statements", early.to_string()).await.status, 200);
+    let batch = json!([
+        {"id": passed, "actor": ben, "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+         "object": {"id": training}, "context": {"contextActivities": {"parent": [{"id": course}]},
+                                                "instructor": {"mbox": "mailto:ines@example.org"}}},
+        {"id": confirmed, "actor": andrew, "verb": {"id": "https://example.org/verbs/confirmed"},
+         "object": {"objectType": "StatementRef", "id": passed}},
+        {"actor": andrew, "verb": {"id": "https://example.org/verbs/planned"},
+         "object": {"objectType": "SubStatement", "actor": ben, "verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"},
+                    "object": {"id": course}}},
+    ]);
+    let r = n.send("POST", "/xapi/statements", batch.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let planned = r.json()[2].as_str().unwrap().to_string();
+    let ids = |path: String| {
+        let n = &n;
+        async move {
+            let r = n.get(&path).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            let mut v: Vec<String> = r.json()["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<String>>()
+    };
+    // Ben's: his own, the statement confirming it and (recursively) the
+    // comment on the confirmation, which was stored before either.
+    assert_eq!(
+        ids(format!("/xapi/statements?agent={}", q(&ben.to_string()))).await,
+        sorted(vec![&passed, &confirmed, &commented])
+    );
+    // related_agents also finds him inside the SubStatement, and the instructor.
+    assert_eq!(
+        ids(format!("/xapi/statements?agent={}&related_agents=true", q(&ben.to_string()))).await,
+        sorted(vec![&passed, &confirmed, &commented, &planned])
+    );
+    let ines = json!({"mbox": "mailto:ines@example.org"});
+    assert!(ids(format!("/xapi/statements?agent={}", q(&ines.to_string()))).await.is_empty());
+    assert_eq!(ids(format!("/xapi/statements?agent={}&related_agents=true", q(&ines.to_string()))).await.len(), 3);
+    // The course is only a parent and inside a SubStatement: related_activities.
+    assert!(ids(format!("/xapi/statements?activity={}", q(course))).await.is_empty());
+    assert_eq!(
+        ids(format!("/xapi/statements?activity={}&related_activities=true", q(course))).await,
+        sorted(vec![&passed, &confirmed, &commented, &planned])
+    );
+    // Filters combine: the confirmation meets verb and agent through its target.
+    assert_eq!(
+        ids(format!(
+            "/xapi/statements?agent={}&verb={}",
+            q(&ben.to_string()),
+            q("http://adlnet.gov/expapi/verbs/passed")
+        ))
+        .await,
+        sorted(vec![&passed, &confirmed, &commented])
+    );
+    assert_eq!(
+        ids(format!(
+            "/xapi/statements?agent={}&verb={}",
+            q(&andrew.to_string()),
+            q("https://example.org/verbs/confirmed")
+        ))
+        .await,
+        sorted(vec![&confirmed, &commented])
+    );
+    let r = n.get("/xapi/statements?related_agents=yes").await;
+    assert_eq!(r.status, 400);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn canonical_format_last_modified_and_head() {
+    let n = TestNode::start(None, |_| {}).await;
+    let id = uuid();
+    let s = json!({"id": id, "actor": {"mbox": "mailto:wu@example.org"},
+        "verb": {"id": COMPLETED, "display": {"en-US": "completed", "zh-CN": "完成"}},
+        "object": {"id": ACT, "definition": {"name": {"en": "Fractions", "zh-CN": "分数"},
+                                             "description": {"en": "Parts of a whole"}}}});
+    assert_eq!(n.send("POST", "/xapi/statements", s.to_string()).await.status, 200);
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let get = |path: String, lang: &'static str| {
+        let (n, auth) = (&n, auth.clone());
+        async move {
+            n.client.get(&n.url(&path), &[("authorization", &auth), XAPI, ("accept-language", lang)]).await.unwrap()
+        }
+    };
+    let one = get(format!("/xapi/statements?statementId={id}&format=canonical"), "zh-CN, en;q=0.5").await;
+    assert_eq!(one.status, 200);
+    let v = one.json();
+    assert_eq!(v["verb"]["display"], json!({"zh-CN": "完成"}));
+    assert_eq!(v["object"]["definition"]["name"], json!({"zh-CN": "分数"}));
+    assert_eq!(v["object"]["definition"]["description"], json!({"en": "Parts of a whole"}));
+    // Last-Modified is the statement's stored time, to the second.
+    let stored =
+        time::OffsetDateTime::parse(v["stored"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let lm = one.header("last-modified").expect("Last-Modified");
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    assert_eq!(lm, stored.format(&fmt).unwrap());
+    let page = get("/xapi/statements?format=canonical".into(), "en").await;
+    assert_eq!(page.json()["statements"][0]["verb"]["display"], json!({"en-US": "completed"}));
+    assert_eq!(page.header("last-modified"), Some(lm));
+    assert!(page.header("x-experience-api-consistent-through").is_some());
+    // exact returns the maps as stored.
+    let exact = n.get(&format!("/xapi/statements?statementId={id}")).await.json();
+    assert_eq!(exact["verb"]["display"].as_object().unwrap().len(), 2);
+    // HEAD on the GET routes: the headers without the body.
+    let head = n.send("HEAD", &format!("/xapi/statements?statementId={id}"), "").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(head.header("x-experience-api-consistent-through").is_some());
+    for path in ["/xapi/about", "/xapi/statements"] {
+        assert_eq!(n.send("HEAD", path, "").await.status, 200, "{path}");
+    }
     n.stop().await;
 }

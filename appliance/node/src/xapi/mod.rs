@@ -1,7 +1,9 @@
 //! The xAPI 2.0 statement resource: validation, preparation for storage and
 //! the SQLite store with group commit. HTTP handling is in `http::xapi`.
 
+pub mod canonical;
 pub mod documents;
+pub mod keys;
 pub mod store;
 pub mod validate;
 
@@ -24,6 +26,10 @@ pub struct Prepared {
     pub activity: Option<String>,
     pub registration: Option<String>,
     pub voiding_target: Option<String>,
+    /// The statement a StatementRef Object targets (lower case).
+    pub statement_ref: Option<String>,
+    /// What the Statement resource's filters find it by ([`keys`]).
+    pub keys: keys::Keys,
     /// IFI key of the credential storing it.
     pub authority: String,
     /// May void statements other credentials stored (scope `all`); set by
@@ -150,20 +156,25 @@ pub fn prepare(
     let object = &m["object"];
     let object_type = object.get("objectType").and_then(Value::as_str).unwrap_or("Activity");
     let verb = m["verb"]["id"].as_str().expect("validated").to_string();
-    let voiding_target = (verb == VERB_VOIDED).then(|| object["id"].as_str().map(str::to_ascii_lowercase)).flatten();
+    let statement_ref =
+        (object_type == "StatementRef").then(|| object["id"].as_str().map(str::to_ascii_lowercase)).flatten();
+    let voiding_target = if verb == VERB_VOIDED { statement_ref.clone() } else { None };
+    let actor = ifi_key(&m["actor"]).unwrap_or_default();
+    let object_agent = matches!(object_type, "Agent" | "Group").then(|| ifi_key(object)).flatten();
+    let activity = (object_type == "Activity").then(|| object["id"].as_str().map(str::to_string)).flatten();
+    let registration =
+        m.get("context").and_then(|c| c.get("registration")).and_then(Value::as_str).map(str::to_ascii_lowercase);
     Ok(Prepared {
         id,
         fingerprint,
-        actor: ifi_key(&m["actor"]).unwrap_or_default(),
-        object_agent: matches!(object_type, "Agent" | "Group").then(|| ifi_key(object)).flatten(),
-        activity: (object_type == "Activity").then(|| object["id"].as_str().map(str::to_string)).flatten(),
-        registration: m
-            .get("context")
-            .and_then(|c| c.get("registration"))
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase),
+        keys: keys::of(&v),
+        actor,
+        object_agent,
+        activity,
+        registration,
         verb,
         voiding_target,
+        statement_ref,
         authority: ifi_key(authority).unwrap_or_default(),
         void_any: false,
         stored,

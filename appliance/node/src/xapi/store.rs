@@ -7,7 +7,7 @@
 //! read-only connections and run on blocking threads.
 
 use super::Prepared;
-use super::documents;
+use super::{documents, keys};
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -51,13 +51,13 @@ CREATE TABLE IF NOT EXISTS statements (
     -- IFI key of the credential that stored it (statements/read/mine, voiding).
     authority      TEXT,
     -- A voiding statement from a credential that may void anyone's (scope all).
-    void_any       INTEGER NOT NULL DEFAULT 0
+    void_any       INTEGER NOT NULL DEFAULT 0,
+    -- The id a StatementRef Object targets (voiding statements too).
+    statement_ref  TEXT
 );
+-- The filters' keys are in statement_keys (keys.rs), beside the actor's
+-- index the node's own per-learner reads use.
 CREATE INDEX IF NOT EXISTS statements_actor ON statements(actor, seq);
-CREATE INDEX IF NOT EXISTS statements_object_agent ON statements(object_agent, seq) WHERE object_agent IS NOT NULL;
-CREATE INDEX IF NOT EXISTS statements_verb ON statements(verb, seq);
-CREATE INDEX IF NOT EXISTS statements_activity ON statements(activity, seq);
-CREATE INDEX IF NOT EXISTS statements_registration ON statements(registration, seq) WHERE registration IS NOT NULL;
 CREATE INDEX IF NOT EXISTS statements_voiding ON statements(voiding_target) WHERE voiding_target IS NOT NULL;
 CREATE INDEX IF NOT EXISTS statements_stored ON statements(stored);
 -- Statements still to be forwarded upstream, queued in the transaction that stores them.
@@ -162,6 +162,37 @@ pub struct Query {
     pub authority: Option<String>,
     /// Only statements with this actor (IFI key): a learner's own.
     pub actor: Option<String>,
+    /// `related_agents=true`: `agent` also matches authority, instructor,
+    /// team, context agents and inside a SubStatement.
+    pub related_agents: bool,
+    /// `related_activities=true`: `activity` also matches context
+    /// activities and inside a SubStatement.
+    pub related_activities: bool,
+    /// Also the statements that meet the filters through the statement
+    /// their StatementRef targets (the Statement resource's rule); the
+    /// node's own reads leave them out.
+    pub targeting: bool,
+}
+
+impl Query {
+    /// The key filters ([`keys`]), most selective first: the first one
+    /// drives the walk, the others are checked per row.
+    fn key_filters(&self) -> Vec<(i64, String)> {
+        let mut f = Vec::new();
+        if let Some(r) = &self.registration {
+            f.push((keys::REGISTRATION, r.to_ascii_lowercase()));
+        }
+        if let Some(a) = &self.agent {
+            f.push((if self.related_agents { keys::RELATED_AGENT } else { keys::AGENT }, a.clone()));
+        }
+        if let Some(a) = &self.activity {
+            f.push((if self.related_activities { keys::RELATED_ACTIVITY } else { keys::ACTIVITY }, a.clone()));
+        }
+        if let Some(v) = &self.verb {
+            f.push((keys::VERB, v.clone()));
+        }
+        f
+    }
 }
 
 /// What a reader is limited to, as IFI keys (None: no limit).
@@ -185,6 +216,8 @@ pub struct Reduced {
 
 pub struct Page {
     pub statements: Vec<String>,
+    /// The latest `stored` among them (the page's Last-Modified).
+    pub last_stored: Option<String>,
     /// Cursor of the next page, when there is one.
     pub next: Option<i64>,
 }
@@ -230,11 +263,46 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             )?;
         }
     }
+    if has_statements && version < 3 {
+        let has_ref: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('statements') WHERE name = 'statement_ref')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_ref {
+            conn.execute_batch("ALTER TABLE statements ADD COLUMN statement_ref TEXT;")?;
+        }
+    }
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(documents::SCHEMA)?;
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS statements_authority ON statements(authority, seq); PRAGMA user_version = 2;",
-    )
+    conn.execute_batch(keys::SCHEMA)?;
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS statements_authority ON statements(authority, seq);")?;
+    if has_statements && version < 3 {
+        // Version 3: the filters' keys in one table instead of four indexes.
+        let t = std::time::Instant::now();
+        conn.execute_batch("BEGIN")?;
+        let filled = (|| {
+            conn.execute_batch(
+                "UPDATE statements SET statement_ref = lower(json_extract(body, '$.object.id'))
+                   WHERE json_extract(body, '$.object.objectType') = 'StatementRef';
+                 DROP INDEX IF EXISTS statements_object_agent; DROP INDEX IF EXISTS statements_verb;
+                 DROP INDEX IF EXISTS statements_activity; DROP INDEX IF EXISTS statements_registration;
+                 DELETE FROM statement_keys;",
+            )?;
+            keys::fill(conn)
+        })();
+        match filled {
+            Ok(n) => {
+                conn.execute_batch("COMMIT")?;
+                tracing::info!(statements = n, seconds = t.elapsed().as_secs_f64(), "statement keys built");
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    conn.execute_batch("PRAGMA user_version = 3;")
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -463,7 +531,7 @@ impl Store {
         self.read(move |c| {
             let mut r = Reduced::default();
             let mut used = 0usize;
-            scan(c, &q, |seq, body| {
+            scan(c, &q, |seq, body, _| {
                 if r.statements.len() == q.limit {
                     return false;
                 }
@@ -487,63 +555,85 @@ impl Store {
 
 fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
     let (mut statements, mut last, mut next) = (Vec::new(), None, None);
-    scan(c, q, |seq, body| {
+    let mut last_stored: Option<String> = None;
+    scan(c, q, |seq, body, stored| {
         if statements.len() == q.limit {
             next = last;
             return false;
         }
         last = Some(seq);
         statements.push(body);
+        if last_stored.as_deref().is_none_or(|l| stored.as_str() > l) {
+            last_stored = Some(stored);
+        }
         true
     })?;
-    Ok(Page { statements, next })
+    Ok(Page { statements, last_stored, next })
 }
 
 /// Runs `q` (at most `q.limit + 1` rows), handing each row to `row` until
-/// it returns false.
-fn scan(c: &Connection, q: &Query, mut row: impl FnMut(i64, String) -> bool) -> rusqlite::Result<()> {
-    let mut sql = String::from("SELECT seq, body FROM statements WHERE voided = 0");
+/// it returns false. With key filters the walk goes down the first filter's
+/// rows of `statement_keys` in sequence order and checks the others per row.
+fn scan(c: &Connection, q: &Query, mut row: impl FnMut(i64, String, String) -> bool) -> rusqlite::Result<()> {
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut add = |cond: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+    let mut sql = String::new();
+    let mut add = |sql: &mut String, cond: &str, values: Vec<rusqlite::types::Value>| {
+        let mut parts = cond.split('?');
+        sql.push_str(parts.next().unwrap_or_default());
+        for (part, v) in parts.zip(values) {
+            args.push(v);
+            sql.push_str(&format!("?{}", args.len()));
+            sql.push_str(part);
+        }
     };
-    if let Some(a) = &q.agent {
-        // Both placeholders become the same numbered parameter.
-        add(" AND (actor = ? OR object_agent = ?)", a.clone().into());
-    }
-    if let Some(v) = &q.verb {
-        add(" AND verb = ?", v.clone().into());
-    }
-    if let Some(v) = &q.activity {
-        add(" AND activity = ?", v.clone().into());
-    }
-    if let Some(v) = &q.registration {
-        add(" AND registration = ?", v.to_ascii_lowercase().into());
-    }
+    let filters = q.key_filters();
+    let seq = match filters.split_first() {
+        None => {
+            sql.push_str("SELECT s.seq, s.body, s.stored FROM statements s WHERE s.voided = 0");
+            "s.seq"
+        }
+        Some(((kind, key), rest)) => {
+            sql.push_str(
+                "SELECT s.seq, s.body, s.stored FROM statement_keys k CROSS JOIN statements s ON s.seq = k.seq WHERE",
+            );
+            add(&mut sql, " k.kind = ? AND k.key = ? AND s.voided = 0", vec![(*kind).into(), key.clone().into()]);
+            for (kind, key) in rest {
+                add(
+                    &mut sql,
+                    " AND EXISTS (SELECT 1 FROM statement_keys x WHERE x.kind = ? AND x.key = ? AND x.seq = k.seq)",
+                    vec![(*kind).into(), key.clone().into()],
+                );
+            }
+            if !q.targeting {
+                sql.push_str(" AND s.statement_ref IS NULL");
+            }
+            "k.seq"
+        }
+    };
     if let Some(v) = &q.since {
-        add(" AND stored > ?", v.clone().into());
+        add(&mut sql, " AND s.stored > ?", vec![v.clone().into()]);
     }
     if let Some(v) = &q.until {
-        add(" AND stored <= ?", v.clone().into());
+        add(&mut sql, " AND s.stored <= ?", vec![v.clone().into()]);
     }
     if let Some(v) = &q.authority {
-        add(" AND authority = ?", v.clone().into());
+        add(&mut sql, " AND s.authority = ?", vec![v.clone().into()]);
     }
     if let Some(v) = &q.actor {
-        add(" AND actor = ?", v.clone().into());
+        add(&mut sql, " AND s.actor = ?", vec![v.clone().into()]);
     }
     if let Some(cur) = q.cursor {
-        add(if q.ascending { " AND seq > ?" } else { " AND seq < ?" }, cur.into());
+        let cond = format!(" AND {seq} {} ?", if q.ascending { ">" } else { "<" });
+        add(&mut sql, &cond, vec![cur.into()]);
     }
-    sql.push_str(if q.ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
+    sql.push_str(&format!(" ORDER BY {seq} {}", if q.ascending { "ASC" } else { "DESC" }));
     sql.push_str(&format!(" LIMIT {}", q.limit + 1));
     let mut stmt = c.prepare_cached(&sql)?;
     let rows =
-        stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
     for r in rows {
-        let (seq, body) = r?;
-        if !row(seq, body) {
+        let (seq, body, stored) = r?;
+        if !row(seq, body, stored) {
             break;
         }
     }
@@ -771,11 +861,11 @@ fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(us
 fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usize, bool), WriteErr> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, fingerprint, actor, object_agent, verb, activity, registration,
-                                 voiding_target, voided, stored, body, authority, void_any)
+                                 voiding_target, voided, stored, body, authority, void_any, statement_ref)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
                  EXISTS (SELECT 1 FROM statements
                          WHERE voiding_target = ?1 AND (void_any = 1 OR authority = ?11)),
-                 ?9, ?10, ?11, ?12)
+                 ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(id) DO NOTHING",
     )?;
     // Only the statement's own authority, or a credential with scope `all`,
@@ -799,12 +889,15 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usi
             p.stored,
             p.body,
             p.authority,
-            p.void_any
+            p.void_any,
+            p.statement_ref
         ])?;
         if n == 0 {
             continue; // the same statement again (checked above): changes nothing
         }
         new += 1;
+        // (Rows of a WITHOUT ROWID table leave last_insert_rowid alone.)
+        keys::write(conn, conn.last_insert_rowid(), &p.id, &p.keys)?;
         if queue {
             enqueue.execute([])?;
         }
@@ -819,15 +912,16 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usi
 mod tests {
     use super::*;
 
-    /// A database an older node wrote (no authority column) opens, and its
-    /// statements keep their authority (read from their bodies).
+    /// A database an older node wrote (no authority column, four filter
+    /// indexes) opens, its statements keep their authority (read from their
+    /// bodies) and are found by the filters through statement_keys.
     #[tokio::test]
     async fn an_older_database_is_migrated_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lms.sqlite3");
         {
             let old = SCHEMA.replace(
-                "    body           TEXT NOT NULL,\n    -- IFI key of the credential that stored it (statements/read/mine, voiding).\n    authority      TEXT,\n    -- A voiding statement from a credential that may void anyone's (scope all).\n    void_any       INTEGER NOT NULL DEFAULT 0\n",
+                "    body           TEXT NOT NULL,\n    -- IFI key of the credential that stored it (statements/read/mine, voiding).\n    authority      TEXT,\n    -- A voiding statement from a credential that may void anyone's (scope all).\n    void_any       INTEGER NOT NULL DEFAULT 0,\n    -- The id a StatementRef Object targets (voiding statements too).\n    statement_ref  TEXT\n",
                 "    body           TEXT NOT NULL\n",
             );
             assert_ne!(old, SCHEMA, "the old schema differs only by the new columns");
@@ -839,8 +933,52 @@ mod tests {
                 [body],
             )
             .unwrap();
+            // Version 1 found statements by four indexes; version 3 by statement_keys.
+            c.execute_batch("CREATE INDEX statements_verb ON statements(verb, seq);").unwrap();
+            for (id, body) in [
+                (
+                    "b",
+                    r#"{"id":"b","actor":{"mbox":"mailto:b@x.org"},"verb":{"id":"https://v"},"object":{"id":"https://a"}}"#,
+                ),
+                (
+                    "c",
+                    r#"{"id":"c","actor":{"mbox":"mailto:c@x.org"},"verb":{"id":"https://w"},"object":{"objectType":"StatementRef","id":"B"}}"#,
+                ),
+            ] {
+                c.execute(
+                    "INSERT INTO statements (id, fingerprint, actor, verb, stored, body) VALUES (?1, x'00', 'x', 'v', 's', ?2)",
+                    [id, body],
+                )
+                .unwrap();
+            }
         }
         let store = Store::open(dir.path(), 8, None, Arc::new(Metrics::default())).unwrap();
+        let found = |q: Query| {
+            let store = store.clone();
+            async move { store.query(Query { limit: 10, targeting: true, ..q }).await.unwrap().statements.len() }
+        };
+        assert_eq!(found(Query { verb: Some("https://v".into()), ..Query::default() }).await, 2);
+        assert_eq!(found(Query { agent: Some("mbox:mailto:b@x.org".into()), ..Query::default() }).await, 2);
+        assert_eq!(found(Query { activity: Some("https://a".into()), ..Query::default() }).await, 2);
+        assert_eq!(
+            store
+                .query(Query { limit: 10, verb: Some("https://v".into()), ..Query::default() })
+                .await
+                .unwrap()
+                .statements
+                .len(),
+            1,
+            "the node's own reads leave statements targeting others out"
+        );
+        assert_eq!(
+            store
+                .read(|c| c
+                    .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'statements_verb'", [], |r| r
+                        .get::<_, i64>(0)))
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(
             store.authority_of("a".into()).await.unwrap().as_deref(),
             Some("account:https://h|credential:kiosk")

@@ -7,11 +7,11 @@ use crate::http::learner::{authority, learner_actor};
 use crate::http::{AppState, JsonBody, query_pairs};
 use crate::xapi::store::{Only, Query};
 use crate::xapi::validate::{self, is_uuid, parse_timestamp};
-use crate::xapi::{self, format_stored, ifi_key};
+use crate::xapi::{self, canonical, format_stored, ifi_key};
 use axum::Extension;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -172,6 +172,7 @@ pub async fn get_statements(
     State(node): State<AppState>,
     Extension(user): Extension<User>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let only = readable(&node, &user)?;
     let pairs = query_pairs(raw.as_deref())?;
@@ -214,15 +215,15 @@ pub async fn get_statements(
             return Err(ApiError::field("invalid_param", flag, format!("{flag} must be true or false")));
         }
     }
-    for flag in ["related_activities", "related_agents"] {
-        if params.get(flag).map(String::as_str) == Some("true") {
-            return Err(ApiError::field(
-                "unsupported_param",
-                flag,
-                format!("{flag}=true is not supported by this LRS yet"),
-            ));
-        }
-    }
+    let languages = match format {
+        "canonical" => canonical::accepted(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
+        _ => Vec::new(),
+    };
+    let shape = |body: &str| match format {
+        "ids" => ids_format(body),
+        "canonical" => canonical::format(body, &languages),
+        _ => body.to_string(),
+    };
     let consistent = format_stored(time::OffsetDateTime::now_utc());
 
     let single = match (params.get("statementId"), params.get("voidedStatementId")) {
@@ -255,11 +256,21 @@ pub async fn get_statements(
             .get(id.clone(), voided, only)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
-        let body = if format == "ids" { ids_format(&body) } else { body };
-        return Ok(statement_response(body, &consistent));
+        let stored = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["stored"].as_str().map(str::to_string));
+        let body = if format == "exact" { body } else { shape(&body) };
+        return Ok(statement_response(body, &consistent, stored.as_deref()));
     }
 
-    let mut q = Query { limit: MAX_LIMIT, authority: only.authority, actor: only.actor, ..Query::default() };
+    let flag = |name: &str| params.get(name).map(String::as_str) == Some("true");
+    let mut q = Query {
+        limit: MAX_LIMIT,
+        authority: only.authority,
+        actor: only.actor,
+        related_agents: flag("related_agents"),
+        related_activities: flag("related_activities"),
+        targeting: true,
+        ..Query::default()
+    };
     if let Some(a) = params.get("agent") {
         let agent: Value = serde_json::from_str(a)
             .map_err(|e| ApiError::field("invalid_param", "agent", format!("agent must be JSON: {e}")))?;
@@ -322,22 +333,27 @@ pub async fn get_statements(
         if i > 0 {
             out.push(',');
         }
-        if format == "ids" {
-            out.push_str(&ids_format(s));
-        } else {
+        if format == "exact" {
             out.push_str(s);
+        } else {
+            out.push_str(&shape(s));
         }
     }
     out.push_str("],\"more\":");
     out.push_str(&serde_json::to_string(&more).expect("json"));
     out.push('}');
-    Ok(statement_response(out, &consistent))
+    Ok(statement_response(out, &consistent, page.last_stored.as_deref()))
 }
 
-fn statement_response(body: String, consistent: &str) -> Response {
+/// A statement GET's answer: `X-Experience-API-Consistent-Through`, and
+/// `Last-Modified` from the (latest) `stored` of what it returns.
+fn statement_response(body: String, consistent: &str, stored: Option<&str>) -> Response {
     let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(v) = HeaderValue::from_str(consistent) {
         resp.headers_mut().insert("x-experience-api-consistent-through", v);
+    }
+    if let Some(v) = stored.and_then(super::http_date).and_then(|d| HeaderValue::from_str(&d).ok()) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
     }
     resp
 }
