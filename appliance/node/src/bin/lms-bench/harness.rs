@@ -86,9 +86,11 @@ where
 }
 
 /// Runs variants of one scenario side by side: run k of every variant
-/// before run k+1 of any, so a noisy minute hits them alike. Prints each
-/// variant's median run and its ratio to the last variant (the baseline).
-pub async fn compare<F, Fut>(args: &Args, name: &str, per_request: f64, variants: Vec<(&str, F)>)
+/// before run k+1 of any, so a noisy minute hits them alike. Each variant
+/// is (label, statements per request, load); prints each variant's median
+/// run and its ratio (in statements/s when a request carries several) to
+/// the last variant, the baseline.
+pub async fn compare<F, Fut>(args: &Args, name: &str, variants: Vec<(&str, f64, F)>)
 where
     F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<u16, String>> + Send,
@@ -98,20 +100,20 @@ where
     }
     let mut runs: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.runs {
-        for (k, (_, make)) in variants.iter().enumerate() {
+        for (k, (_, _, make)) in variants.iter().enumerate() {
             runs[k].push(load(args.seconds, args.concurrency, make.clone()).await);
         }
     }
-    let mut medians = Vec::new();
-    for ((label, _), runs) in variants.iter().zip(runs) {
-        medians.push(report(&format!("{name} [{label}]"), per_request, runs));
+    let mut rates = Vec::new();
+    for ((label, per_request, _), runs) in variants.iter().zip(runs) {
+        rates.push(report(&format!("{name} [{label}]"), *per_request, runs) * per_request);
     }
-    let (base_label, base) = (variants.last().unwrap().0, *medians.last().unwrap());
+    let (base_label, base) = (variants.last().unwrap().0, *rates.last().unwrap());
     let ratios: Vec<String> = variants
         .iter()
-        .zip(&medians)
+        .zip(&rates)
         .take(variants.len() - 1)
-        .map(|((label, _), rps)| format!("{label} {:.2}x", rps / base.max(1e-9)))
+        .map(|((label, _, _), rate)| format!("{label} {:.2}x", rate / base.max(1e-9)))
         .collect();
     println!("{:<28} {} {base_label}", "", ratios.join(", "));
 }

@@ -10,7 +10,7 @@
 //! - [`nodes`]: the processes under test and the in-process baselines;
 //! - [`harness`]: the load loop and the report;
 //! - [`learners`]: what learners ask for (lessons, pages, progress, quizzes, sign-in);
-//! - [`lrs`]: the xAPI statement resource;
+//! - [`lrs`]: the LRS (statement POST, State documents, filtered GET over 1M statements);
 //! - [`sync`]: the drain of a backlog into a hub.
 
 mod harness;
@@ -45,6 +45,9 @@ pub struct Args {
     /// Statements in the sync backlog drained from an edge node into a hub.
     #[arg(long, default_value_t = 50_000)]
     backlog: usize,
+    /// Statements in the store the filtered statement GETs read.
+    #[arg(long, default_value_t = 1_000_000)]
+    store: u64,
     /// Settings file for the benchmarked nodes (e.g. `portable_module_code = true`, as on the appliance).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -106,9 +109,11 @@ async fn main() {
         learners::lessons(&b, &node).await;
         learners::pages(&b, &node, &data).await;
         lrs::statements(&b, &node).await;
+        lrs::state(&b, &node).await;
         learners::quiz_attempts(&b, &node).await;
         learners::sign_ins(&b, &node, &data).await;
     }
     learners::progress(&b).await;
+    lrs::filters(&b).await;
     sync::drain(&b).await;
 }
