@@ -21,7 +21,12 @@ pub fn statement(learner: &str, i: u64) -> Value {
 }
 
 /// A load that POSTs `per` statements per request to `base`.
-fn poster(c: &Client, a: &Arc<String>, base: &str, per: u64) -> impl Fn(u64) -> PostFut + Send + Sync + Clone + 'static {
+fn poster(
+    c: &Client,
+    a: &Arc<String>,
+    base: &str,
+    per: u64,
+) -> impl Fn(u64) -> PostFut + Send + Sync + Clone + 'static {
     let (c, a, u) = (c.clone(), a.clone(), Arc::new(format!("{base}/xapi/statements")));
     move |i: u64| {
         let (c, a, u) = (c.clone(), a.clone(), u.clone());
@@ -97,7 +102,8 @@ fn urlencode(s: &str) -> String {
 
 const LEARNERS: u64 = 10_000;
 const ACTIVITIES: u64 = 2_000;
-const VERBS: [&str; 8] = ["completed", "passed", "failed", "attempted", "experienced", "answered", "progressed", "terminated"];
+const VERBS: [&str; 8] =
+    ["completed", "passed", "failed", "attempted", "experienced", "answered", "progressed", "terminated"];
 
 /// Statement `k` of the big store: learner `k % 10,000`, one of 8 verbs,
 /// one of 2,000 activities, a registration per 20 statements.
@@ -134,7 +140,12 @@ pub async fn filters(b: &Bench) {
             while k < total {
                 let batch: Vec<Value> = (k..(k + 100).min(total)).map(stored).collect();
                 let r = c
-                    .send("POST".parse().unwrap(), &u, &[("authorization", &a), XAPI[0], XAPI[1]], Value::from(batch).to_string())
+                    .send(
+                        "POST".parse().unwrap(),
+                        &u,
+                        &[("authorization", &a), XAPI[0], XAPI[1]],
+                        Value::from(batch).to_string(),
+                    )
                     .await
                     .expect("loading the big store");
                 assert_eq!(r.status.as_u16(), 200, "loading the big store: {}", r.text());
@@ -146,25 +157,51 @@ pub async fn filters(b: &Bench) {
         t.await.unwrap();
     }
     println!("big store: {total} statements written in {:.1} s", t.elapsed().as_secs_f64());
-    let last = b.client.get(&format!("{}/xapi/statements?limit=1", node.base), &[("authorization", &b.auth), XAPI[0]]).await.unwrap();
+    let last = b
+        .client
+        .get(&format!("{}/xapi/statements?limit=1", node.base), &[("authorization", &b.auth), XAPI[0]])
+        .await
+        .unwrap();
     let newest = last.json()["statements"][0]["stored"].as_str().unwrap_or("").to_string();
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     let since = time::OffsetDateTime::parse(&newest, rfc3339).expect("stored is RFC 3339") - time::Duration::seconds(1);
     let since = urlencode(&since.format(rfc3339).unwrap());
     let agent = |i: u64| {
-        urlencode(&json!({"account": {"homePage": "https://lms.example.org/learners", "name": format!("m{}", i % LEARNERS)}}).to_string())
+        urlencode(
+            &json!({"account": {"homePage": "https://lms.example.org/learners", "name": format!("m{}", i % LEARNERS)}})
+                .to_string(),
+        )
     };
     let filters: Vec<(&str, Box<dyn Fn(u64) -> String + Send + Sync>)> = vec![
         ("by agent", Box::new(move |i| format!("agent={}", agent(i)))),
-        ("by verb", Box::new(|i| format!("verb={}", urlencode(&format!("http://adlnet.gov/expapi/verbs/{}", VERBS[(i % 8) as usize]))))),
-        ("by activity", Box::new(|i| format!("activity={}", urlencode(&format!("https://lms.example.org/xapi/activities/a{}", i % ACTIVITIES))))),
+        (
+            "by verb",
+            Box::new(|i| {
+                format!("verb={}", urlencode(&format!("http://adlnet.gov/expapi/verbs/{}", VERBS[(i % 8) as usize])))
+            }),
+        ),
+        (
+            "by activity",
+            Box::new(|i| {
+                format!(
+                    "activity={}",
+                    urlencode(&format!("https://lms.example.org/xapi/activities/a{}", i % ACTIVITIES))
+                )
+            }),
+        ),
         ("by registration", Box::new(move |i| format!("registration={}", registration(i % (total / 20).max(1))))),
         // Stored within the last second of the load: newest first, a page.
         ("since", Box::new(move |_| format!("since={since}"))),
-        ("agent+verb", Box::new(move |i| {
-            let who = urlencode(&json!({"account": {"homePage": "https://lms.example.org/learners", "name": format!("m{}", i % LEARNERS)}}).to_string());
-            format!("agent={who}&verb={}", urlencode(&format!("http://adlnet.gov/expapi/verbs/{}", VERBS[(i / 7 % 8) as usize])))
-        })),
+        (
+            "agent+verb",
+            Box::new(move |i| {
+                let who = urlencode(&json!({"account": {"homePage": "https://lms.example.org/learners", "name": format!("m{}", i % LEARNERS)}}).to_string());
+                format!(
+                    "agent={who}&verb={}",
+                    urlencode(&format!("http://adlnet.gov/expapi/verbs/{}", VERBS[(i / 7 % 8) as usize]))
+                )
+            }),
+        ),
     ];
     for (label, query) in filters {
         let query = Arc::new(query);
