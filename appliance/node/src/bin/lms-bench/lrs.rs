@@ -44,6 +44,9 @@ fn poster(
     }
 }
 
+/// The query string of request `i` of a filter scenario.
+type QueryOf = Box<dyn Fn(u64) -> String + Send + Sync>;
+
 type PostFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>;
 
 pub async fn statements(b: &Bench, node: &Node) {
@@ -172,7 +175,7 @@ pub async fn filters(b: &Bench) {
                 .to_string(),
         )
     };
-    let filters: Vec<(&str, Box<dyn Fn(u64) -> String + Send + Sync>)> = vec![
+    let filters: Vec<(&str, QueryOf)> = vec![
         ("by agent", Box::new(move |i| format!("agent={}", agent(i)))),
         (
             "by verb",
