@@ -185,17 +185,23 @@ pub fn write(conn: &Connection, seq: i64, id: &str, own: &Keys) -> rusqlite::Res
 }
 
 /// Fills `statement_keys` for every stored statement, in the order they
-/// were stored (a database from before the table).
+/// were stored (a database from before the table), reading 10,000 rows at
+/// a time so a large store never sits in memory whole.
 pub fn fill(conn: &Connection) -> rusqlite::Result<usize> {
-    let rows: Vec<(i64, String, String)> = conn
-        .prepare("SELECT seq, id, body FROM statements ORDER BY seq")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (seq, id, body) in &rows {
-        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        write(conn, *seq, id, &of(&v))?;
+    let (mut after, mut total) = (i64::MIN, 0);
+    loop {
+        let rows: Vec<(i64, String, String)> = conn
+            .prepare_cached("SELECT seq, id, body FROM statements WHERE seq > ?1 ORDER BY seq LIMIT 10000")?
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(last) = rows.last() else { return Ok(total) };
+        after = last.0;
+        total += rows.len();
+        for (seq, id, body) in &rows {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            write(conn, *seq, id, &of(&v))?;
+        }
     }
-    Ok(rows.len())
 }
 
 #[cfg(test)]
