@@ -5,12 +5,13 @@
 
 use serde_json::{Map, Value};
 
-/// The languages a request accepts, best first (`q=0` left out).
+/// The languages a request's Accept-Language accepts, best first (`q=0`
+/// left out, the first 20 ranges read); also the pages' language choice.
 pub fn accepted(header: Option<&str>) -> Vec<String> {
     let mut tags: Vec<(f32, usize, String)> = header
         .unwrap_or("")
         .split(',')
-        .take(32)
+        .take(20)
         .enumerate()
         .filter_map(|(i, part)| {
             let mut it = part.split(';');

@@ -246,32 +246,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         |r| r.get(0),
     )?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if has_statements && version < 2 {
-        let has_authority: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('statements') WHERE name = 'authority')",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has_authority {
-            conn.execute_batch(
-                "BEGIN;
+    if has_statements && version < 2 && !has_column(conn, "authority")? {
+        conn.execute_batch(
+            "BEGIN;
                  ALTER TABLE statements ADD COLUMN authority TEXT;
                  ALTER TABLE statements ADD COLUMN void_any INTEGER NOT NULL DEFAULT 0;
                  UPDATE statements SET authority = 'account:' || json_extract(body, '$.authority.account.homePage')
                                                    || '|' || json_extract(body, '$.authority.account.name');
                  COMMIT;",
-            )?;
-        }
-    }
-    if has_statements && version < 3 {
-        let has_ref: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('statements') WHERE name = 'statement_ref')",
-            [],
-            |r| r.get(0),
         )?;
-        if !has_ref {
-            conn.execute_batch("ALTER TABLE statements ADD COLUMN statement_ref TEXT;")?;
-        }
+    }
+    if has_statements && version < 3 && !has_column(conn, "statement_ref")? {
+        conn.execute_batch("ALTER TABLE statements ADD COLUMN statement_ref TEXT;")?;
     }
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(documents::SCHEMA)?;
@@ -303,6 +289,13 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     conn.execute_batch("PRAGMA user_version = 3;")
+}
+
+/// Whether the `statements` table has column `name` (an older node's may not).
+fn has_column(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info('statements') WHERE name = ?1)", [name], |r| {
+        r.get(0)
+    })
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

@@ -58,12 +58,13 @@ pub async fn progress(b: &Bench) {
         return;
     }
     let pack: Value = serde_json::from_slice(&std::fs::read(b.args.modules.join("content.json")).unwrap()).unwrap();
+    let acts = activities(&pack);
     let baseline_cfg = config_with(b, "no-facts.toml", "cache_enabled = false\n");
     let facts = Node::up(b, &b.work.path().join("facts-data"), None).await;
     let baseline = Node::up(b, &b.work.path().join("baseline-data"), Some(&baseline_cfg)).await;
     for node in [&facts, &baseline] {
         for l in 0..PROGRESS_LEARNERS {
-            let history = history(&pack, &format!("p{l}"), HISTORY);
+            let history = history(&acts, &format!("p{l}"), HISTORY);
             for batch in history.chunks(100) {
                 b.post(&format!("{}/xapi/statements", node.base), &XAPI, Value::from(batch.to_vec()).to_string()).await;
             }
@@ -71,13 +72,13 @@ pub async fn progress(b: &Bench) {
     }
     let get = |node: &Node, every: u64| {
         let (c, a, base) = (b.client.clone(), b.auth.clone(), Arc::new(node.base.clone()));
-        let pack = Arc::new(pack.clone());
+        let acts = Arc::new(acts.clone());
         move |i: u64| {
-            let (c, a, base, pack) = (c.clone(), a.clone(), base.clone(), pack.clone());
+            let (c, a, base, acts) = (c.clone(), a.clone(), base.clone(), acts.clone());
             async move {
                 let learner = format!("p{}", i % PROGRESS_LEARNERS as u64);
                 if every > 0 && i.is_multiple_of(every) {
-                    let s = history(&pack, &learner, (i / every) as usize % 97 + 1).pop().unwrap();
+                    let s = history_statement(&acts, &learner, (i / every) as usize % 97);
                     let url = format!("{base}/xapi/statements");
                     return c
                         .send("POST".parse().unwrap(), &url, &[("authorization", &a), XAPI[0], XAPI[1]], s.to_string())
@@ -103,11 +104,10 @@ pub async fn progress(b: &Bench) {
     .await;
 }
 
-/// `n` statements of a learner working through the content pack: lessons
-/// completed with their time, quizzes failed and passed with a score, in
-/// time order, the way the learner app records them.
-fn history(pack: &Value, learner: &str, n: usize) -> Vec<Value> {
-    let mut acts: Vec<(String, bool)> = Vec::new();
+/// The pack's activities in the order a learner meets them: each course's
+/// lessons, then its quizzes (true).
+fn activities(pack: &Value) -> Vec<(String, bool)> {
+    let mut acts = Vec::new();
     for (key, doc) in pack["docs"].as_object().unwrap() {
         if key.starts_with("course/") {
             for l in doc["lessons"].as_array().into_iter().flatten() {
@@ -120,25 +120,33 @@ fn history(pack: &Value, learner: &str, n: usize) -> Vec<Value> {
             }
         }
     }
+    acts
+}
+
+/// The first `n` statements of a learner working through the content pack.
+fn history(acts: &[(String, bool)], learner: &str, n: usize) -> Vec<Value> {
+    (0..n).map(|k| history_statement(acts, learner, k)).collect()
+}
+
+/// Statement `k` of a learner's history: lessons completed with their
+/// time, quizzes failed and passed with a score, in time order, the way the
+/// learner app records them.
+fn history_statement(acts: &[(String, bool)], learner: &str, k: usize) -> Value {
     let actor =
         json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": learner}});
-    (0..n)
-        .map(|k| {
-            let (object, quiz) = &acts[k % acts.len()];
-            let timestamp = format!("2026-09-{:02}T{:02}:{:02}:00Z", 1 + k / 1440 % 28, k / 60 % 24, k % 60);
-            if *quiz {
-                let scaled = [0.4, 0.6, 0.9][k % 3];
-                let verb = if scaled >= 0.8 { "passed" } else { "failed" };
-                json!({"actor": actor, "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
-                       "object": {"id": object}, "timestamp": timestamp,
-                       "result": {"score": {"scaled": scaled}, "duration": "PT4M"}})
-            } else {
-                json!({"actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
-                       "object": {"id": object}, "timestamp": timestamp,
-                       "result": {"completion": true, "duration": "PT6M"}})
-            }
-        })
-        .collect()
+    let (object, quiz) = &acts[k % acts.len()];
+    let timestamp = format!("2026-09-{:02}T{:02}:{:02}:00Z", 1 + k / 1440 % 28, k / 60 % 24, k % 60);
+    if *quiz {
+        let scaled = [0.4, 0.6, 0.9][k % 3];
+        let verb = if scaled >= 0.8 { "passed" } else { "failed" };
+        json!({"actor": actor, "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+               "object": {"id": object}, "timestamp": timestamp,
+               "result": {"score": {"scaled": scaled}, "duration": "PT4M"}})
+    } else {
+        json!({"actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+               "object": {"id": object}, "timestamp": timestamp,
+               "result": {"completion": true, "duration": "PT6M"}})
+    }
 }
 
 /// A class signing in at the same moment (issue 11: 40 learners, all

@@ -55,19 +55,8 @@ pub fn language(query: Option<&str>, headers: &HeaderMap, default: &str) -> Stri
     if let Some(l) = query.and_then(pick) {
         return l.to_string();
     }
-    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mut tags: Vec<(f32, &str)> = accept
-        .split(',')
-        .take(20)
-        .filter_map(|part| {
-            let mut it = part.split(';');
-            let tag = it.next()?.trim();
-            let q = it.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse().ok()).unwrap_or(1.0);
-            Some((q, tag))
-        })
-        .collect();
-    tags.sort_by(|a, b| b.0.total_cmp(&a.0));
-    tags.iter().filter(|(q, _)| *q > 0.0).find_map(|(_, t)| pick(t)).unwrap_or(default).to_string()
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    crate::xapi::canonical::accepted(accept).iter().find_map(|t| pick(t)).unwrap_or(default).to_string()
 }
 
 /// The page language a language tag asks for, if it is one of ours.
