@@ -211,7 +211,7 @@ pub(super) async fn keep_statements(
         let auth = authority(node, user);
         let mut batch = Vec::with_capacity(statements.len());
         for (i, s) in statements.into_iter().enumerate() {
-            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now, xapi::XAPI_VERSION)
+            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now, xapi::validate::Spec::V2)
                 .map_err(|e| bad_response(module, format!("emitted an invalid statement: {e}")))?;
             batch.push(p);
         }

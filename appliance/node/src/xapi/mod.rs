@@ -124,16 +124,16 @@ pub fn format_stored(t: time::OffsetDateTime) -> String {
 
 /// Validates `v` and turns it into a [`Prepared`] statement: assigns an id
 /// when there is none, sets `stored` and `authority`, `version` when it has
-/// none (`version`: the default of the request's xAPI version), fills in a
+/// none (the default of the request's edition, `spec`), fills in a
 /// missing `timestamp` with `stored`.
 pub fn prepare(
     mut v: Value,
     path: &str,
     authority: &Value,
     now: time::OffsetDateTime,
-    version: &str,
+    spec: validate::Spec,
 ) -> Result<Prepared, validate::Invalid> {
-    validate::statement(&v, path)?;
+    validate::statement(&v, path, spec)?;
     let m: &mut Map<String, Value> = v.as_object_mut().expect("validated as object");
     if !m.contains_key("id") {
         m.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
@@ -150,7 +150,7 @@ pub fn prepare(
     m.insert("stored".into(), Value::String(stored.clone()));
     m.entry("timestamp").or_insert_with(|| Value::String(stored.clone()));
     m.insert("authority".into(), authority.clone());
-    m.entry("version").or_insert_with(|| Value::String(version.into()));
+    m.entry("version").or_insert_with(|| Value::String(spec.statement_default().into()));
     let id = m["id"].as_str().expect("validated").to_ascii_lowercase();
     m.insert("id".into(), Value::String(id.clone()));
     let object = &m["object"];
@@ -199,7 +199,7 @@ mod tests {
             "",
             &authority(),
             now,
-            XAPI_VERSION,
+            validate::Spec::V2,
         )
         .unwrap();
         assert_eq!(p.stored, "2026-03-04T05:06:07.123456Z");
@@ -216,13 +216,13 @@ mod tests {
     fn fingerprint_ignores_lrs_fields_but_not_content() {
         let now = time::OffsetDateTime::now_utc();
         let s = json!({"id": "fd41c918-b88b-4b20-a0a5-a4c32391aaa0", "actor": {"mbox": "mailto:a@x.org"}, "verb": {"id": "https://v"}, "object": {"id": "https://a"}});
-        let a = prepare(s.clone(), "", &authority(), now, XAPI_VERSION).unwrap();
+        let a = prepare(s.clone(), "", &authority(), now, validate::Spec::V2).unwrap();
         let mut with_stored = s.clone();
         with_stored["stored"] = json!("2020-01-01T00:00:00Z");
-        let b = prepare(with_stored, "", &json!({"mbox": "mailto:other@x.org"}), now, XAPI_VERSION).unwrap();
+        let b = prepare(with_stored, "", &json!({"mbox": "mailto:other@x.org"}), now, validate::Spec::V2).unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         let mut changed = s;
         changed["object"]["id"] = json!("https://b");
-        assert_ne!(a.fingerprint, prepare(changed, "", &authority(), now, XAPI_VERSION).unwrap().fingerprint);
+        assert_ne!(a.fingerprint, prepare(changed, "", &authority(), now, validate::Spec::V2).unwrap().fingerprint);
     }
 }

@@ -47,10 +47,9 @@ impl Version {
         self.0.starts_with("1.0")
     }
 
-    /// What a statement stored without `version` gets: 1.0.3 says "1.0.0",
-    /// 2.0 says "2.0.0".
-    pub fn statement_default(&self) -> &'static str {
-        if self.is_1_0() { "1.0.0" } else { crate::xapi::XAPI_VERSION }
+    /// Which edition's rules its statements follow.
+    pub fn spec(&self) -> validate::Spec {
+        if self.is_1_0() { validate::Spec::V1 } else { validate::Spec::V2 }
     }
 }
 
@@ -195,8 +194,8 @@ mod tests {
         for bad in ["1.0.4", "1.0", "1.1.0", "2.0", "2.0.", "2.0.x", "3.0.0", "", "0.95"] {
             assert!(Version::parse(bad).is_none(), "{bad}");
         }
-        assert_eq!(Version::parse("1.0.3").unwrap().statement_default(), "1.0.0");
-        assert_eq!(Version::parse("2.0.0").unwrap().statement_default(), "2.0.0");
+        assert_eq!(Version::parse("1.0.3").unwrap().spec().statement_default(), "1.0.0");
+        assert_eq!(Version::parse("2.0.0").unwrap().spec().statement_default(), "2.0.0");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::http::error::ApiError;
 use crate::http::learner::{authority, learner_actor};
 use crate::http::{AppState, JsonBody, query_pairs};
 use crate::xapi::store::{Only, Query};
-use crate::xapi::validate::{self, is_uuid, parse_timestamp};
+use crate::xapi::validate::{self, is_uuid, parse_timestamp_in};
 use crate::xapi::{self, canonical, format_stored, ifi_key};
 use axum::Extension;
 use axum::Json;
@@ -50,13 +50,7 @@ pub async fn put_statement(
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
     may_write(&node, &user, std::slice::from_ref(&body))?;
-    let p = xapi::prepare(
-        body,
-        "",
-        &authority(&node, &user),
-        time::OffsetDateTime::now_utc(),
-        version.statement_default(),
-    )?;
+    let p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc(), version.spec())?;
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -84,7 +78,7 @@ pub async fn post_statements(
     let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
     for (i, s) in items.into_iter().enumerate() {
         let path = if batch { format!("[{i}]") } else { String::new() };
-        let p = xapi::prepare(s, &path, &auth, now, version.statement_default())?;
+        let p = xapi::prepare(s, &path, &auth, now, version.spec())?;
         match seen.get(&p.id) {
             Some(fp) if *fp != p.fingerprint => {
                 return Err(ApiError::field(
@@ -171,6 +165,7 @@ async fn owned_voids(
 pub async fn get_statements(
     State(node): State<AppState>,
     Extension(user): Extension<User>,
+    Extension(version): Extension<Version>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -300,7 +295,7 @@ pub async fn get_statements(
     }
     for (name, slot) in [("since", &mut q.since), ("until", &mut q.until)] {
         if let Some(v) = params.get(name) {
-            let t = parse_timestamp(v).ok_or_else(|| {
+            let t = parse_timestamp_in(v, version.spec()).ok_or_else(|| {
                 ApiError::field("invalid_param", name, format!("{name} must be an ISO 8601 timestamp"))
             })?;
             *slot = Some(format_stored(t));
