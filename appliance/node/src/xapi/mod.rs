@@ -1,6 +1,7 @@
 //! The xAPI 2.0 statement resource: validation, preparation for storage and
 //! the SQLite store with group commit. HTTP handling is in `http::xapi`.
 
+pub mod attachments;
 pub mod canonical;
 pub mod documents;
 pub mod keys;
@@ -38,6 +39,9 @@ pub struct Prepared {
     pub stored: String,
     /// The statement as it will be returned, JSON text.
     pub body: String,
+    /// The attachment bytes the request carried for it (set by the caller
+    /// after matching the parts, empty from [`prepare`]).
+    pub attachments: Vec<attachments::Part>,
 }
 
 /// The inverse-functional identifier of an Agent or identified Group, as one
@@ -179,6 +183,7 @@ pub fn prepare(
         void_any: false,
         stored,
         body: serde_json::to_string(&v).expect("json"),
+        attachments: Vec::new(),
     })
 }
 

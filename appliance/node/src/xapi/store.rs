@@ -73,6 +73,20 @@ CREATE TABLE IF NOT EXISTS sync_totals (
     rejected   INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO sync_totals (id, sent, duplicates, rejected) VALUES (1, 0, 0, 0);
+-- Attachment bytes, once per SHA-2, and which statements delivered them: a
+-- reader gets the bytes of a statement only when that statement's request
+-- carried them, so declaring someone else's hash with a fileUrl reveals
+-- nothing.
+CREATE TABLE IF NOT EXISTS attachments (
+    sha2         TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    body         BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS statement_attachments (
+    seq  INTEGER NOT NULL,
+    sha2 TEXT NOT NULL,
+    PRIMARY KEY (seq, sha2)
+) WITHOUT ROWID;
 "#;
 
 enum Job {
@@ -498,6 +512,37 @@ impl Store {
         .await
     }
 
+    /// The attachment bytes the requests of statements `ids` carried, each
+    /// SHA-2 once, in the order first met (`attachments=true`).
+    pub async fn attachments_of(&self, ids: Vec<String>) -> Result<Vec<super::attachments::Part>, StoreError> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached(
+                "SELECT a.sha2, a.content_type, a.body FROM statements s
+                 JOIN statement_attachments sa ON sa.seq = s.seq
+                 JOIN attachments a ON a.sha2 = sa.sha2
+                 WHERE s.id = ?1",
+            )?;
+            let mut out: Vec<super::attachments::Part> = Vec::new();
+            for id in ids {
+                let rows = q.query_map([id.to_ascii_lowercase()], |r| {
+                    Ok(super::attachments::Part {
+                        sha2: r.get(0)?,
+                        content_type: r.get(1)?,
+                        bytes: r.get::<_, Vec<u8>>(2)?.into(),
+                    })
+                })?;
+                for part in rows {
+                    let part = part?;
+                    if !out.iter().any(|p| p.sha2 == part.sha2) {
+                        out.push(part);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// The authority (IFI key) that stored statement `id`, when it is stored.
     pub async fn authority_of(&self, id: String) -> Result<Option<String>, StoreError> {
         self.read(move |c| {
@@ -867,7 +912,12 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usi
         "UPDATE statements SET voided = 1
          WHERE id = ?1 AND voiding_target IS NULL AND (?2 = 1 OR authority = ?3)",
     )?;
-    let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (last_insert_rowid())")?;
+    let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?;
+    let mut blob = conn.prepare_cached(
+        "INSERT INTO attachments (sha2, content_type, body) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    let mut delivered =
+        conn.prepare_cached("INSERT OR IGNORE INTO statement_attachments (seq, sha2) VALUES (?1, ?2)")?;
     let (mut new, mut voided) = (0, false);
     for p in batch {
         let n = insert.execute(params![
@@ -889,10 +939,14 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usi
             continue; // the same statement again (checked above): changes nothing
         }
         new += 1;
-        // (Rows of a WITHOUT ROWID table leave last_insert_rowid alone.)
-        keys::write(conn, conn.last_insert_rowid(), &p.id, &p.keys)?;
+        let seq = conn.last_insert_rowid();
+        keys::write(conn, seq, &p.id, &p.keys)?;
         if queue {
-            enqueue.execute([])?;
+            enqueue.execute([seq])?;
+        }
+        for a in &p.attachments {
+            blob.execute(params![a.sha2, a.content_type, &a.bytes[..]])?;
+            delivered.execute(params![seq, a.sha2])?;
         }
         if let Some(target) = &p.voiding_target {
             voided |= void.execute(params![target, p.void_any, p.authority])? > 0;

@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod documents;
+pub mod multipart;
 pub mod statements;
 
 use crate::http::error::ApiError;

@@ -1,10 +1,12 @@
 //! The Statement resource (xAPI 2.0 Part Three §2.1; 1.0.3 §7.2): PUT, POST, GET.
 
 use super::Version;
+use super::multipart::{self, StatementBody};
 use crate::http::auth::User;
 use crate::http::error::ApiError;
 use crate::http::learner::{authority, learner_actor};
-use crate::http::{AppState, JsonBody, query_pairs};
+use crate::http::{AppState, query_pairs};
+use crate::xapi::attachments::{self, Part};
 use crate::xapi::store::{Only, Query};
 use crate::xapi::validate::{self, is_uuid, parse_timestamp_in};
 use crate::xapi::{self, canonical, format_stored, ifi_key};
@@ -25,7 +27,7 @@ pub async fn put_statement(
     Extension(user): Extension<User>,
     Extension(version): Extension<Version>,
     RawQuery(raw): RawQuery,
-    JsonBody(mut body): JsonBody,
+    StatementBody { json: mut body, parts }: StatementBody,
 ) -> Result<Response, ApiError> {
     let q = query_pairs(raw.as_deref())?;
     let mut id = None;
@@ -50,7 +52,9 @@ pub async fn put_statement(
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
     may_write(&node, &user, std::slice::from_ref(&body))?;
-    let p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc(), version.spec())?;
+    let carried = carried(std::slice::from_ref(&body), &[String::new()], &parts, version.spec())?;
+    let mut p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc(), version.spec())?;
+    p.attachments = carried.into_iter().next().unwrap_or_default();
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -62,7 +66,7 @@ pub async fn post_statements(
     Extension(user): Extension<User>,
     Extension(version): Extension<Version>,
     RawQuery(raw): RawQuery,
-    JsonBody(body): JsonBody,
+    StatementBody { json: body, parts }: StatementBody,
 ) -> Result<Response, ApiError> {
     if let Some((k, _)) = query_pairs(raw.as_deref())?.into_iter().next() {
         return Err(ApiError::field("invalid_query", k.clone(), format!("unknown parameter {k:?}")));
@@ -72,13 +76,15 @@ pub async fn post_statements(
         other => (vec![other], false),
     };
     may_write(&node, &user, &items)?;
+    let paths: Vec<String> = (0..items.len()).map(|i| if batch { format!("[{i}]") } else { String::new() }).collect();
+    let mut carried = carried(&items, &paths, &parts, version.spec())?;
     let now = time::OffsetDateTime::now_utc();
     let auth = authority(&node, &user);
     let mut prepared = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
-    for (i, s) in items.into_iter().enumerate() {
-        let path = if batch { format!("[{i}]") } else { String::new() };
-        let p = xapi::prepare(s, &path, &auth, now, version.spec())?;
+    for (i, (s, path)) in items.into_iter().zip(paths).enumerate() {
+        let mut p = xapi::prepare(s, &path, &auth, now, version.spec())?;
+        p.attachments = std::mem::take(&mut carried[i]);
         match seen.get(&p.id) {
             Some(fp) if *fp != p.fingerprint => {
                 return Err(ApiError::field(
@@ -100,6 +106,27 @@ pub async fn post_statements(
         node.store.write(prepared).await?;
     }
     Ok(Json(ids).into_response())
+}
+
+/// The attachment bytes each statement carries, matched by hash to its
+/// declarations, signatures verified, before anything is prepared (a bad
+/// part refuses the whole request). Statements without attachments, the
+/// usual case, skip all of it.
+fn carried(
+    items: &[Value],
+    paths: &[String],
+    parts: &[Part],
+    spec: validate::Spec,
+) -> Result<Vec<Vec<Part>>, ApiError> {
+    if parts.is_empty() && items.iter().all(|s| attachments::declared(s, "").is_empty()) {
+        return Ok(vec![Vec::new(); items.len()]);
+    }
+    // The declarations are read below: check them first, so an error names
+    // the field (prepare checks the rest again; attachments are rare).
+    for (s, path) in items.iter().zip(paths) {
+        validate::statement(s, path, spec)?;
+    }
+    Ok(attachments::match_parts(items, paths, parts)?)
 }
 
 /// A client credential writes with `statements/write`; a signed-in person
@@ -220,6 +247,7 @@ pub async fn get_statements(
         _ => body.to_string(),
     };
     let consistent = format_stored(time::OffsetDateTime::now_utc());
+    let with_attachments = params.get("attachments").map(String::as_str) == Some("true");
 
     let single = match (params.get("statementId"), params.get("voidedStatementId")) {
         (Some(_), Some(_)) => {
@@ -253,7 +281,8 @@ pub async fn get_statements(
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
         let stored = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["stored"].as_str().map(str::to_string));
         let body = if format == "exact" { body } else { shape(&body) };
-        return Ok(statement_response(body, &consistent, stored.as_deref()));
+        let parts = if with_attachments { node.store.attachments_of(vec![id.clone()]).await? } else { Vec::new() };
+        return Ok(statement_response(body, &consistent, stored.as_deref(), with_attachments.then_some(&parts[..])));
     }
 
     let flag = |name: &str| params.get(name).map(String::as_str) == Some("true");
@@ -337,13 +366,29 @@ pub async fn get_statements(
     out.push_str("],\"more\":");
     out.push_str(&serde_json::to_string(&more).expect("json"));
     out.push('}');
-    Ok(statement_response(out, &consistent, page.last_stored.as_deref()))
+    let parts = if with_attachments {
+        // Only statements that declare attachments can have any stored.
+        let ids = page
+            .statements
+            .iter()
+            .filter(|s| s.contains("\"attachments\""))
+            .filter_map(|s| serde_json::from_str::<Value>(s).ok()?["id"].as_str().map(str::to_string))
+            .collect();
+        node.store.attachments_of(ids).await?
+    } else {
+        Vec::new()
+    };
+    Ok(statement_response(out, &consistent, page.last_stored.as_deref(), with_attachments.then_some(&parts[..])))
 }
 
 /// A statement GET's answer: `X-Experience-API-Consistent-Through`, and
-/// `Last-Modified` from the (latest) `stored` of what it returns.
-fn statement_response(body: String, consistent: &str, stored: Option<&str>) -> Response {
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+/// `Last-Modified` from the (latest) `stored` of what it returns; with
+/// `attachments=true`, multipart/mixed with the attachments' bytes.
+fn statement_response(body: String, consistent: &str, stored: Option<&str>, parts: Option<&[Part]>) -> Response {
+    let mut resp = match parts {
+        Some(parts) => multipart::response(body, parts),
+        None => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+    };
     if let Ok(v) = HeaderValue::from_str(consistent) {
         resp.headers_mut().insert("x-experience-api-consistent-through", v);
     }
