@@ -25,9 +25,11 @@
 
 use crate::client::{Client, basic_auth};
 use crate::node::Node;
+use crate::xapi::attachments::{self, Part};
 use crate::xapi::store::{Ledger, Verdicts};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -206,7 +208,13 @@ struct Upstream {
 
 impl Upstream {
     /// Sends `items`; splits on a content refusal to find the statement the upstream refuses.
-    fn deliver<'a>(&'a self, items: &'a [(i64, String)]) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+    /// Statements that arrived with attachment bytes go with them
+    /// (multipart/mixed): an LRS must not push statements without them.
+    fn deliver<'a>(
+        &'a self,
+        items: &'a [(i64, String)],
+        carried: &'a HashMap<i64, Vec<Part>>,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
             let mut body = String::with_capacity(items.iter().map(|(_, s)| s.len() + 1).sum::<usize>() + 2);
             body.push('[');
@@ -217,7 +225,18 @@ impl Upstream {
                 body.push_str(s);
             }
             body.push(']');
-            let mut headers = vec![("X-Experience-API-Version", "2.0.0"), ("content-type", "application/json")];
+            let mut parts: Vec<Part> = Vec::new();
+            for p in items.iter().filter_map(|(seq, _)| carried.get(seq)).flatten() {
+                if !parts.iter().any(|q| q.sha2 == p.sha2) {
+                    parts.push(p.clone());
+                }
+            }
+            let (content_type, body) = if parts.is_empty() {
+                ("application/json".to_string(), body.into_bytes())
+            } else {
+                attachments::multipart(&body, &parts)
+            };
+            let mut headers = vec![("X-Experience-API-Version", "2.0.0"), ("content-type", content_type.as_str())];
             if let Some(a) = &self.auth {
                 headers.push(("authorization", a));
             }
@@ -229,8 +248,8 @@ impl Upstream {
                 Answer::Duplicate => Verdicts { duplicates: seqs(), ..Default::default() },
                 Answer::Split => {
                     let (a, b) = items.split_at(items.len() / 2);
-                    let mut v = self.deliver(a).await?;
-                    v.extend(self.deliver(b).await?);
+                    let mut v = self.deliver(a, carried).await?;
+                    v.extend(self.deliver(b, carried).await?);
                     v
                 }
                 Answer::Refused => {
@@ -299,7 +318,14 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
     if batch.is_empty() {
         return Some(interval);
     }
-    match up.deliver(&batch).await {
+    let carried = match node.store.attachments_at(batch.iter().map(|(seq, _)| *seq).collect()).await {
+        Ok(c) => c,
+        Err(e) => {
+            node.sync.update(|s| s.last_error = Some(e.to_string()));
+            return Some(interval);
+        }
+    };
+    match up.deliver(&batch, &carried).await {
         Ok(verdicts) => {
             for (seq, reason) in &verdicts.rejected {
                 tracing::warn!(seq, %reason, "upstream refused a statement; set aside");

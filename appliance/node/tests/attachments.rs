@@ -59,22 +59,6 @@ async fn send_multipart(
         .unwrap()
 }
 
-/// The parts of a multipart answer: (headers, bytes).
-async fn parts_of(r: &lms_node::client::Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
-    let ct = r.header("content-type").expect("a content type");
-    assert!(ct.starts_with("multipart/mixed"), "{ct}");
-    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
-    let body = r.body.clone();
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let mut m = multer::Multipart::new(stream, boundary);
-    let mut out = Vec::new();
-    while let Some(f) = m.next_field().await.unwrap() {
-        let h = f.headers().clone();
-        out.push((h, f.bytes().await.unwrap().to_vec()));
-    }
-    out
-}
-
 #[tokio::test]
 async fn attachments_go_in_as_parts_and_come_back_with_attachments_true() {
     let n = TestNode::start(None, |_| {}).await;

@@ -291,6 +291,47 @@ async fn two_edges_sync_into_one_hub_at_once() {
     }
 }
 
+/// An LRS must not push statements upstream without the attachment bytes
+/// it received for them: they go as multipart/mixed, and the hub has them.
+#[tokio::test]
+async fn attachments_travel_upstream_with_their_statements() {
+    use lms_node::xapi::attachments::{Part, multipart};
+    let hub = TestNode::start(None, |_| {}).await;
+    let e = TestNode::start(None, edge(&format!("{}/xapi", hub.base), USER, PASSWORD)).await;
+    let essay = axum::body::Bytes::from_static(b"an essay, written offline");
+    let sha2 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&essay));
+    let with = uuid();
+    let mut s = statement(&with, "ann", VERB, "https://a.example.org/essay");
+    s["attachments"] = json!([{"usageType": "https://u/essay", "display": {"en": "essay"},
+        "contentType": "text/plain", "length": essay.len(), "sha2": sha2}]);
+    let without = uuid();
+    let batch = json!([s, statement(&without, "ann", VERB, "https://a.example.org/plain")]);
+    let (ct, body) = multipart(
+        &batch.to_string(),
+        &[Part { sha2: sha2.clone(), content_type: "text/plain".into(), bytes: essay.clone() }],
+    );
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let r = e
+        .client
+        .send(
+            "POST".parse().unwrap(),
+            &e.url("/xapi/statements"),
+            &[("authorization", &auth), XAPI, ("content-type", &ct)],
+            body,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_drained(&e, Duration::from_secs(30)).await;
+    let parts = parts_of(&hub.get(&format!("/xapi/statements?statementId={with}&attachments=true")).await).await;
+    assert_eq!(parts.len(), 2, "the statement and its attachment");
+    assert_eq!(parts[1].1, essay.to_vec());
+    assert_eq!(hub.get(&format!("/xapi/statements?statementId={without}")).await.status, 200);
+    for n in [e, hub] {
+        n.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn sync_settings_are_checked() {
     let mut c = Config { sync_enabled: true, ..Config::default() };

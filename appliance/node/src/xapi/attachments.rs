@@ -52,6 +52,30 @@ pub fn part(field: &str, hash: Option<&str>, content_type: &str, bytes: Bytes) -
     Ok(Part { sha2: hash, content_type: content_type.to_string(), bytes })
 }
 
+/// A `multipart/mixed` body (the JSON, then each part under its hash) and
+/// its Content-Type: statement answers with `attachments=true`, and sync's
+/// POSTs upstream (an LRS pushes attachments with their statements).
+pub fn multipart(json: &str, parts: &[Part]) -> (String, Vec<u8>) {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).expect("the OS random source");
+    let boundary = format!("xapi-{}", hex::encode(raw));
+    let mut body: Vec<u8> = Vec::with_capacity(json.len() + parts.iter().map(|p| p.bytes.len() + 200).sum::<usize>());
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+    body.extend_from_slice(json.as_bytes());
+    for p in parts {
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: {}\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {}\r\n\r\n",
+                p.content_type, p.sha2
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&p.bytes);
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/mixed; boundary={boundary}"), body)
+}
+
 /// A statement's attachment declarations with their field paths: its own,
 /// and those of a SubStatement object.
 pub fn declared<'a>(statement: &'a Value, path: &str) -> Vec<(String, &'a Map<String, Value>)> {

@@ -10,6 +10,7 @@ use super::Prepared;
 use super::{documents, keys};
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -536,6 +537,41 @@ impl Store {
                     if !out.iter().any(|p| p.sha2 == part.sha2) {
                         out.push(part);
                     }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The attachment bytes of the statements at `seqs` (sync), by seq.
+    pub async fn attachments_at(
+        &self,
+        seqs: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<super::attachments::Part>>, StoreError> {
+        let (Some(lo), Some(hi)) = (seqs.iter().min().copied(), seqs.iter().max().copied()) else {
+            return Ok(HashMap::new());
+        };
+        self.read(move |c| {
+            let mut q = c.prepare_cached(
+                "SELECT sa.seq, a.sha2, a.content_type, a.body FROM statement_attachments sa
+                 JOIN attachments a ON a.sha2 = sa.sha2 WHERE sa.seq BETWEEN ?1 AND ?2",
+            )?;
+            let mut out: HashMap<i64, Vec<super::attachments::Part>> = HashMap::new();
+            let rows = q.query_map([lo, hi], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    super::attachments::Part {
+                        sha2: r.get(1)?,
+                        content_type: r.get(2)?,
+                        bytes: r.get::<_, Vec<u8>>(3)?.into(),
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (seq, part) = row?;
+                if seqs.contains(&seq) {
+                    out.entry(seq).or_default().push(part);
                 }
             }
             Ok(out)

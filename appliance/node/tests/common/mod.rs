@@ -274,3 +274,19 @@ pub fn spawn_node(dir: &Path, port: u16) -> std::process::Child {
         .spawn()
         .expect("starting lms-node")
 }
+
+/// The parts of a multipart/mixed answer (`attachments=true`): (headers, bytes).
+pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
+    let ct = r.header("content-type").expect("a content type");
+    assert!(ct.starts_with("multipart/mixed"), "{ct}");
+    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
+    let body = r.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut m = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    while let Some(f) = m.next_field().await.unwrap() {
+        let h = f.headers().clone();
+        out.push((h, f.bytes().await.unwrap().to_vec()));
+    }
+    out
+}

@@ -101,23 +101,6 @@ fn futures_once(bytes: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, 
 
 /// A `multipart/mixed` answer: the JSON, then each attachment.
 pub fn response(json: String, parts: &[Part]) -> Response {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).expect("random boundary");
-    let boundary = format!("xapi-{}", hex::encode(raw));
-    let mut body: Vec<u8> = Vec::with_capacity(json.len() + parts.iter().map(|p| p.bytes.len() + 200).sum::<usize>());
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/json\r\n\r\n").as_bytes());
-    body.extend_from_slice(json.as_bytes());
-    for p in parts {
-        body.extend_from_slice(
-            format!(
-                "\r\n--{boundary}\r\nContent-Type: {}\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {}\r\n\r\n",
-                p.content_type, p.sha2
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&p.bytes);
-    }
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (StatusCode::OK, [(header::CONTENT_TYPE, format!("multipart/mixed; boundary={boundary}"))], Body::from(body))
-        .into_response()
+    let (content_type, body) = attachments::multipart(&json, parts);
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from(body)).into_response()
 }
