@@ -5,8 +5,10 @@ pub mod attachments;
 pub mod canonical;
 pub mod documents;
 pub mod keys;
+pub mod query;
 pub mod store;
 pub mod validate;
+mod writer;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -22,10 +24,7 @@ pub struct Prepared {
     /// to tell a repeat of the same statement from a conflicting one.
     pub fingerprint: [u8; 32],
     pub actor: String,
-    pub object_agent: Option<String>,
     pub verb: String,
-    pub activity: Option<String>,
-    pub registration: Option<String>,
     pub voiding_target: Option<String>,
     /// The statement a StatementRef Object targets (lower case).
     pub statement_ref: Option<String>,
@@ -164,18 +163,11 @@ pub fn prepare(
         (object_type == "StatementRef").then(|| object["id"].as_str().map(str::to_ascii_lowercase)).flatten();
     let voiding_target = if verb == VERB_VOIDED { statement_ref.clone() } else { None };
     let actor = ifi_key(&m["actor"]).unwrap_or_default();
-    let object_agent = matches!(object_type, "Agent" | "Group").then(|| ifi_key(object)).flatten();
-    let activity = (object_type == "Activity").then(|| object["id"].as_str().map(str::to_string)).flatten();
-    let registration =
-        m.get("context").and_then(|c| c.get("registration")).and_then(Value::as_str).map(str::to_ascii_lowercase);
     Ok(Prepared {
         id,
         fingerprint,
         keys: keys::of(&v),
         actor,
-        object_agent,
-        activity,
-        registration,
         verb,
         voiding_target,
         statement_ref,
@@ -209,7 +201,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.stored, "2026-03-04T05:06:07.123456Z");
         assert_eq!(p.actor, "mbox:mailto:ann@x.org");
-        assert_eq!(p.activity.as_deref(), Some("https://a"));
+        assert!(p.keys.contains(&(keys::ACTIVITY, "https://a".to_string())), "{:?}", p.keys);
         let body: Value = serde_json::from_str(&p.body).unwrap();
         assert_eq!(body["timestamp"], body["stored"]);
         assert_eq!(body["version"], XAPI_VERSION);

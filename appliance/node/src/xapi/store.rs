@@ -4,19 +4,21 @@
 //! (group commit): throughput comes from sharing fsyncs, never from skipping
 //! them. Each request's statements sit in their own savepoint, so one
 //! request's conflict never fails another's. Reads use a small pool of
-//! read-only connections and run on blocking threads.
+//! read-only connections and run on blocking threads. The writer thread is
+//! in `writer.rs`, the query walk in `query.rs`.
 
 use super::Prepared;
+pub use super::query::{Only, Page, Query};
+use super::query::{run_query, scan};
+use super::writer::{Job, Writer, checkpointer};
 use super::{documents, keys};
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,6 +43,8 @@ CREATE TABLE IF NOT EXISTS statements (
     id             TEXT NOT NULL UNIQUE,
     fingerprint    BLOB NOT NULL,
     actor          TEXT NOT NULL,
+    -- object_agent, activity, registration: no longer written (the filters
+    -- read statement_keys); kept so an older database needs no rebuild.
     object_agent   TEXT,
     verb           TEXT NOT NULL,
     activity       TEXT,
@@ -90,27 +94,6 @@ CREATE TABLE IF NOT EXISTS statement_attachments (
 ) WITHOUT ROWID;
 "#;
 
-enum Job {
-    Write {
-        batch: Vec<Prepared>,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    Ping {
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    /// A State / Activity Profile / Agent Profile write.
-    Document {
-        write: Box<documents::Write>,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    /// Sync's verdicts: delivered rows leave the outbox; rejected ones leave
-    /// it for `sync_rejected`, with the reason.
-    Ack {
-        verdicts: Verdicts,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-}
-
 /// What the upstream made of a batch, by outbox sequence number.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Verdicts {
@@ -144,7 +127,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    fn apply(&mut self, queued: u64, left: Ledger) {
+    pub(super) fn apply(&mut self, queued: u64, left: Ledger) {
         self.depth = (self.depth + queued).saturating_sub(left.sent + left.duplicates + left.rejected);
         self.sent += left.sent;
         self.duplicates += left.duplicates;
@@ -158,67 +141,6 @@ pub struct OutboxConfig {
     pub limit: u64,
 }
 
-/// Filters of a statement query (already parsed and checked).
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    /// IFI key; matches the actor or an Agent/Group object.
-    pub agent: Option<String>,
-    pub verb: Option<String>,
-    pub activity: Option<String>,
-    pub registration: Option<String>,
-    /// Stored-time bounds, in the store's fixed-width UTC form.
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub limit: usize,
-    pub ascending: bool,
-    /// Continue after (ascending) or before (descending) this sequence number.
-    pub cursor: Option<i64>,
-    /// Only statements stored by this credential (IFI key): statements/read/mine.
-    pub authority: Option<String>,
-    /// Only statements with this actor (IFI key): a learner's own.
-    pub actor: Option<String>,
-    /// `related_agents=true`: `agent` also matches authority, instructor,
-    /// team, context agents and inside a SubStatement.
-    pub related_agents: bool,
-    /// `related_activities=true`: `activity` also matches context
-    /// activities and inside a SubStatement.
-    pub related_activities: bool,
-    /// Also the statements that meet the filters through the statement
-    /// their StatementRef targets (the Statement resource's rule); the
-    /// node's own reads leave them out.
-    pub targeting: bool,
-}
-
-impl Query {
-    /// The key filters ([`keys`]), most selective first: the first one
-    /// drives the walk, the others are checked per row.
-    fn key_filters(&self) -> Vec<(i64, String)> {
-        let mut f = Vec::new();
-        if let Some(r) = &self.registration {
-            f.push((keys::REGISTRATION, r.to_ascii_lowercase()));
-        }
-        if let Some(a) = &self.agent {
-            f.push((if self.related_agents { keys::RELATED_AGENT } else { keys::AGENT }, a.clone()));
-        }
-        if let Some(a) = &self.activity {
-            f.push((if self.related_activities { keys::RELATED_ACTIVITY } else { keys::ACTIVITY }, a.clone()));
-        }
-        if let Some(v) = &self.verb {
-            f.push((keys::VERB, v.clone()));
-        }
-        f
-    }
-}
-
-/// What a reader is limited to, as IFI keys (None: no limit).
-#[derive(Debug, Clone, Default)]
-pub struct Only {
-    /// Statements this credential stored (statements/read/mine).
-    pub authority: Option<String>,
-    /// Statements with this actor (a signed-in person's own).
-    pub actor: Option<String>,
-}
-
 /// What [`Store::reduced`] read.
 #[derive(Debug, Default)]
 pub struct Reduced {
@@ -227,14 +149,6 @@ pub struct Reduced {
     pub cut: bool,
     /// Sequence number of the last statement read (its cursor).
     pub last: Option<i64>,
-}
-
-pub struct Page {
-    pub statements: Vec<String>,
-    /// The latest `stored` among them (the page's Last-Modified).
-    pub last_stored: Option<String>,
-    /// Cursor of the next page, when there is one.
-    pub next: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -313,7 +227,7 @@ fn has_column(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     })
 }
 
-fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+pub(super) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::Db { path: path.to_path_buf(), message: e.to_string() }
 }
 
@@ -625,370 +539,6 @@ impl Store {
         })
         .await
     }
-}
-
-fn run_query(c: &Connection, q: &Query) -> rusqlite::Result<Page> {
-    let (mut statements, mut last, mut next) = (Vec::new(), None, None);
-    let mut last_stored: Option<String> = None;
-    scan(c, q, |seq, body, stored| {
-        if statements.len() == q.limit {
-            next = last;
-            return false;
-        }
-        last = Some(seq);
-        statements.push(body);
-        if last_stored.as_deref().is_none_or(|l| stored.as_str() > l) {
-            last_stored = Some(stored);
-        }
-        true
-    })?;
-    Ok(Page { statements, last_stored, next })
-}
-
-/// Runs `q` (at most `q.limit + 1` rows), handing each row to `row` until
-/// it returns false. With key filters the walk goes down the first filter's
-/// rows of `statement_keys` in sequence order and checks the others per row.
-fn scan(c: &Connection, q: &Query, mut row: impl FnMut(i64, String, String) -> bool) -> rusqlite::Result<()> {
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut sql = String::new();
-    let mut add = |sql: &mut String, cond: &str, values: Vec<rusqlite::types::Value>| {
-        let mut parts = cond.split('?');
-        sql.push_str(parts.next().unwrap_or_default());
-        for (part, v) in parts.zip(values) {
-            args.push(v);
-            sql.push_str(&format!("?{}", args.len()));
-            sql.push_str(part);
-        }
-    };
-    let filters = q.key_filters();
-    let seq = match filters.split_first() {
-        None => {
-            sql.push_str("SELECT s.seq, s.body, s.stored FROM statements s WHERE s.voided = 0");
-            "s.seq"
-        }
-        Some(((kind, key), rest)) => {
-            sql.push_str(
-                "SELECT s.seq, s.body, s.stored FROM statement_keys k CROSS JOIN statements s ON s.seq = k.seq WHERE",
-            );
-            add(&mut sql, " k.kind = ? AND k.key = ? AND s.voided = 0", vec![(*kind).into(), key.clone().into()]);
-            for (kind, key) in rest {
-                add(
-                    &mut sql,
-                    " AND EXISTS (SELECT 1 FROM statement_keys x WHERE x.kind = ? AND x.key = ? AND x.seq = k.seq)",
-                    vec![(*kind).into(), key.clone().into()],
-                );
-            }
-            if !q.targeting {
-                sql.push_str(" AND s.statement_ref IS NULL");
-            }
-            "k.seq"
-        }
-    };
-    if let Some(v) = &q.since {
-        add(&mut sql, " AND s.stored > ?", vec![v.clone().into()]);
-    }
-    if let Some(v) = &q.until {
-        add(&mut sql, " AND s.stored <= ?", vec![v.clone().into()]);
-    }
-    if let Some(v) = &q.authority {
-        add(&mut sql, " AND s.authority = ?", vec![v.clone().into()]);
-    }
-    if let Some(v) = &q.actor {
-        add(&mut sql, " AND s.actor = ?", vec![v.clone().into()]);
-    }
-    if let Some(cur) = q.cursor {
-        let cond = format!(" AND {seq} {} ?", if q.ascending { ">" } else { "<" });
-        add(&mut sql, &cond, vec![cur.into()]);
-    }
-    sql.push_str(&format!(" ORDER BY {seq} {}", if q.ascending { "ASC" } else { "DESC" }));
-    sql.push_str(&format!(" LIMIT {}", q.limit + 1));
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows =
-        stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
-    for r in rows {
-        let (seq, body, stored) = r?;
-        if !row(seq, body, stored) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Copies the WAL back into the database with PASSIVE checkpoints on its own
-/// connection, so commits never wait for checkpoint I/O. PASSIVE never blocks
-/// the writer or readers; the WAL restarts from its beginning once a
-/// checkpoint has caught up.
-fn checkpointer(path: &Path, alive: mpsc::Receiver<()>) {
-    let Ok(conn) = Connection::open(path) else { return };
-    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
-    loop {
-        match alive.recv_timeout(std::time::Duration::from_millis(250)) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "checkpoint skipped");
-        }
-    }
-}
-
-struct Writer {
-    conn: Connection,
-    metrics: Arc<Metrics>,
-    path: PathBuf,
-    outbox: Option<OutboxConfig>,
-    ledger: Arc<Mutex<Ledger>>,
-    voids: Arc<AtomicU64>,
-}
-
-/// What one job's savepoint produced, before the commit decides its fate.
-enum Outcome {
-    Wrote { new: usize, queued: u64, voided: bool },
-    Acked { left: Ledger },
-    Failed(StoreError),
-    Done,
-}
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Job>, max: usize) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < max {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(jobs);
-        }
-        // All senders are gone: the node is shutting down. Fold the WAL back
-        // in so the next start opens a compact database.
-        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-    }
-
-    fn commit_group(&mut self, jobs: Vec<Job>) {
-        let err = db_err(&self.path);
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&err) {
-            reply_all(jobs, e);
-            return;
-        }
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        // Depth as it will be if this group commits, for the outbox limit.
-        let mut depth = self.ledger.lock().unwrap().depth;
-        for job in &jobs {
-            let outcome = match job {
-                Job::Ping { .. } => Outcome::Done,
-                Job::Document { write, .. } => match documents::apply(&self.conn, write) {
-                    Ok(Ok(())) => Outcome::Done,
-                    Ok(Err(refused)) => Outcome::Failed(refused.into()),
-                    Err(e) => {
-                        let e = err(e);
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                        tracing::error!(error = %e, "document write failed; the group is rolled back");
-                        reply_all(jobs, e);
-                        return;
-                    }
-                },
-                Job::Write { batch, .. } => match self.outbox {
-                    Some(o) if depth + batch.len() as u64 > o.limit => {
-                        Outcome::Failed(StoreError::OutboxFull { depth, limit: o.limit })
-                    }
-                    _ => match write_batch(&self.conn, batch, self.outbox.is_some()) {
-                        Ok((new, voided)) => {
-                            let queued = if self.outbox.is_some() { new as u64 } else { 0 };
-                            depth += queued;
-                            Outcome::Wrote { new, queued, voided }
-                        }
-                        Err(WriteErr::Conflict(id)) => Outcome::Failed(StoreError::Conflict { id }),
-                        Err(WriteErr::Db(e)) => {
-                            // Part of this request may be written: the whole
-                            // group is rolled back and every job refused.
-                            let e = err(e);
-                            let _ = self.conn.execute_batch("ROLLBACK");
-                            tracing::error!(error = %e, "write failed; the group is rolled back");
-                            reply_all(jobs, e);
-                            return;
-                        }
-                    },
-                },
-                Job::Ack { verdicts, .. } => match ack(&self.conn, verdicts) {
-                    Ok(left) => {
-                        depth = depth.saturating_sub(left.sent + left.duplicates + left.rejected);
-                        Outcome::Acked { left }
-                    }
-                    Err(e) => Outcome::Failed(err(e)),
-                },
-            };
-            outcomes.push(outcome);
-        }
-        let t = Instant::now();
-        let committed = self.conn.execute_batch("COMMIT").map_err(&err);
-        self.metrics.db_commit.observe(t.elapsed());
-        if let Err(e) = committed {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "group commit failed; every write in it is refused");
-            reply_all(jobs, e);
-            return;
-        }
-        let mut stored = 0;
-        if outcomes.iter().any(|o| matches!(o, Outcome::Wrote { voided: true, .. })) {
-            self.voids.fetch_add(1, std::sync::atomic::Ordering::Release);
-        }
-        {
-            // One lock for the whole group: readers see it before or after.
-            let mut ledger = self.ledger.lock().unwrap();
-            for o in &outcomes {
-                match o {
-                    Outcome::Wrote { new, queued, .. } => {
-                        stored += *new as u64;
-                        ledger.apply(*queued, Ledger::default());
-                    }
-                    Outcome::Acked { left } => ledger.apply(0, *left),
-                    _ => {}
-                }
-            }
-        }
-        self.metrics.statements_stored.fetch_add(stored, Relaxed);
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            let result = match &outcome {
-                Outcome::Failed(e) => Err(e.clone()),
-                _ => Ok(()),
-            };
-            match job {
-                Job::Write { reply, .. } => drop(reply.send(match outcome {
-                    Outcome::Wrote { new, .. } => Ok(new),
-                    _ => result.map(|_| 0),
-                })),
-                Job::Ping { reply } | Job::Ack { reply, .. } | Job::Document { reply, .. } => drop(reply.send(result)),
-            }
-        }
-    }
-}
-
-fn reply_all(jobs: Vec<Job>, e: StoreError) {
-    for job in jobs {
-        match job {
-            Job::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Job::Ping { reply } | Job::Ack { reply, .. } | Job::Document { reply, .. } => {
-                drop(reply.send(Err(e.clone())))
-            }
-        }
-    }
-}
-
-/// Removes the verdicts' rows from the outbox and counts each row that
-/// actually left (a row acknowledged twice counts once), in the totals too.
-fn ack(conn: &Connection, v: &Verdicts) -> rusqlite::Result<Ledger> {
-    let mut del = conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-    let mut aside =
-        conn.prepare_cached("INSERT OR REPLACE INTO sync_rejected (seq, reason, at) VALUES (?1, ?2, ?3)")?;
-    let now = super::format_stored(time::OffsetDateTime::now_utc());
-    let mut left = Ledger::default();
-    for seq in &v.sent {
-        left.sent += del.execute([seq])? as u64;
-    }
-    for seq in &v.duplicates {
-        left.duplicates += del.execute([seq])? as u64;
-    }
-    for (seq, reason) in &v.rejected {
-        let n = del.execute([seq])? as u64;
-        if n > 0 {
-            aside.execute(params![seq, reason, now])?;
-        }
-        left.rejected += n;
-    }
-    conn.prepare_cached(
-        "UPDATE sync_totals SET sent = sent + ?1, duplicates = duplicates + ?2, rejected = rejected + ?3 WHERE id = 1",
-    )?
-    .execute(params![left.sent as i64, left.duplicates as i64, left.rejected as i64])?;
-    Ok(left)
-}
-
-enum WriteErr {
-    Conflict(String),
-    Db(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for WriteErr {
-    fn from(e: rusqlite::Error) -> Self {
-        WriteErr::Db(e)
-    }
-}
-
-/// One request's statements: all or none. The writer thread is the only
-/// writer, so checking every id first and then inserting cannot race; that
-/// spares a savepoint per request (whose page copies dominated batch writes).
-/// A database error here aborts the whole group (see `commit_group`).
-fn write_batch(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usize, bool), WriteErr> {
-    let mut existing = conn.prepare_cached("SELECT fingerprint FROM statements WHERE id = ?1")?;
-    for p in batch {
-        let fp: Option<Vec<u8>> = existing.query_row([&p.id], |r| r.get(0)).optional()?;
-        if fp.is_some_and(|fp| fp != p.fingerprint) {
-            return Err(WriteErr::Conflict(p.id.clone()));
-        }
-    }
-    insert_all(conn, batch, queue)
-}
-
-/// Inserts the batch; returns how many were new and whether a stored
-/// statement was voided.
-fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usize, bool), WriteErr> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO statements (id, fingerprint, actor, object_agent, verb, activity, registration,
-                                 voiding_target, voided, stored, body, authority, void_any, statement_ref)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                 EXISTS (SELECT 1 FROM statements
-                         WHERE voiding_target = ?1 AND (void_any = 1 OR authority = ?11)),
-                 ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT(id) DO NOTHING",
-    )?;
-    // Only the statement's own authority, or a credential with scope `all`,
-    // voids it (a statement voiding one it may not is stored, and voids nothing).
-    let mut void = conn.prepare_cached(
-        "UPDATE statements SET voided = 1
-         WHERE id = ?1 AND voiding_target IS NULL AND (?2 = 1 OR authority = ?3)",
-    )?;
-    let mut enqueue = conn.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?;
-    let mut blob = conn.prepare_cached(
-        "INSERT INTO attachments (sha2, content_type, body) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    )?;
-    let mut delivered =
-        conn.prepare_cached("INSERT OR IGNORE INTO statement_attachments (seq, sha2) VALUES (?1, ?2)")?;
-    let (mut new, mut voided) = (0, false);
-    for p in batch {
-        let n = insert.execute(params![
-            p.id,
-            &p.fingerprint[..],
-            p.actor,
-            p.object_agent,
-            p.verb,
-            p.activity,
-            p.registration,
-            p.voiding_target,
-            p.stored,
-            p.body,
-            p.authority,
-            p.void_any,
-            p.statement_ref
-        ])?;
-        if n == 0 {
-            continue; // the same statement again (checked above): changes nothing
-        }
-        new += 1;
-        let seq = conn.last_insert_rowid();
-        keys::write(conn, seq, &p.id, &p.keys)?;
-        if queue {
-            enqueue.execute([seq])?;
-        }
-        for a in &p.attachments {
-            blob.execute(params![a.sha2, a.content_type, &a.bytes[..]])?;
-            delivered.execute(params![seq, a.sha2])?;
-        }
-        if let Some(target) = &p.voiding_target {
-            voided |= void.execute(params![target, p.void_any, p.authority])? > 0;
-        }
-    }
-    Ok((new, voided))
 }
 
 #[cfg(test)]
