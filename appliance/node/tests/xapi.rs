@@ -381,3 +381,89 @@ async fn canonical_format_last_modified_and_head() {
     }
     n.stop().await;
 }
+
+/// xAPI 1.0.3's Alternate Request Syntax: `POST ?method=X` with the headers,
+/// the body (`content`) and the parameters in a form. 2.0 removed it.
+#[tokio::test]
+async fn alternate_request_syntax_is_1_0_3s_and_never_uses_cookies() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    common::people::people(&n);
+    let auth = lms_node::client::basic_auth(USER, PASSWORD);
+    let form = |path: &str, headers: Vec<(&'static str, String)>, body: String| {
+        let (n, path) = (&n, path.to_string());
+        async move {
+            let mut h: Vec<(&str, &str)> = vec![("content-type", "application/x-www-form-urlencoded")];
+            h.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+            n.client.send("POST".parse().unwrap(), &n.url(&path), &h, body).await.unwrap()
+        }
+    };
+    let enc = |pairs: &[(&str, &str)]| serde_urlencoded::to_string(pairs).unwrap();
+
+    // A GET as a POST, headers as headers.
+    let r = form(
+        "/xapi/statements?method=GET",
+        vec![("authorization", auth.clone()), ("x-experience-api-version", "1.0.3".into())],
+        enc(&[("limit", "1")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["statements"].is_array() && r.json()["more"].is_string());
+    assert_eq!(r.header("x-experience-api-version"), Some("1.0.3"));
+
+    // A PUT with everything in the form, headers too.
+    let id = uuid();
+    let s = statement(&id, "ann", COMPLETED, ACT).to_string();
+    let put = |extra: &[(&'static str, &'static str)], s: &str, id: &str| {
+        let mut pairs: Vec<(&str, &str)> =
+            vec![("statementId", id), ("content", s), ("X-Experience-API-Version", "1.0.3"), ("Authorization", &auth)];
+        pairs.extend_from_slice(extra);
+        serde_urlencoded::to_string(&pairs).unwrap()
+    };
+    let r = form("/xapi/statements?method=PUT", vec![], put(&[], &s, &id)).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(n.get(&format!("/xapi/statements?statementId={id}")).await.json()["version"], "1.0.0");
+
+    // Refusals: not a POST; parameters beside method; no content; a bad
+    // method; a version it does not speak; 2.0; a body that is not a form.
+    let r = n.send("PUT", "/xapi/statements?method=POST", s.clone()).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["field"], "method");
+    let r = form(&format!("/xapi/statements?method=PUT&statementId={id}"), vec![], put(&[], &s, &id)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["field"], "statementId");
+    let r =
+        form("/xapi/statements?method=PUT", vec![("authorization", auth.clone())], enc(&[("statementId", &id)])).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["field"], "content");
+    let r = form("/xapi/statements?method=PATCH", vec![], put(&[], &s, &id)).await;
+    assert_eq!(r.status, 400);
+    let other = uuid();
+    let r = form("/xapi/statements?method=PUT", vec![], put(&[("X-Experience-API-Version", "0.8")], &s, &other)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r =
+        form("/xapi/statements?method=PUT", vec![], put(&[("X-Experience-API-Version", "2.0.0")], &s, &other)).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("1.0.3"), "{}", r.text());
+    let r = form(
+        "/xapi/statements?method=PUT",
+        vec![("authorization", auth.clone()), ("x-experience-api-version", "1.0.3".into())],
+        json!({"statementId": other, "content": s}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(n.get(&format!("/xapi/statements?statementId={other}")).await.status, 404);
+
+    // A signed-in browser's cookie is no credential here: another site's
+    // form could otherwise write as the learner.
+    let (cookie, _) = common::people::signed_in(&n, "amina").await;
+    let direct = n.client.get(&n.url("/xapi/statements"), &[("cookie", &cookie), XAPI]).await.unwrap();
+    assert_eq!(direct.status, 200, "the session reads her own statements directly: {}", direct.text());
+    let r = form(
+        "/xapi/statements?method=GET",
+        vec![("cookie", cookie), ("x-experience-api-version", "1.0.3".into())],
+        String::new(),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    n.stop().await;
+}

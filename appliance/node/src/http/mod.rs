@@ -27,6 +27,14 @@ pub type AppState = Arc<Node>;
 
 /// Routes learners and clients reach.
 pub fn public_router(node: AppState) -> Router {
+    // xAPI 1.0.3's Alternate Request Syntax changes a request's method, so it
+    // runs before routing: around the whole router (axum's layers run after).
+    let routed =
+        tower::Layer::layer(&middleware::from_fn_with_state(node.clone(), xapi::alternate::rewrite), routes(node));
+    Router::new().fallback_service(routed)
+}
+
+fn routes(node: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/courses", get(learner::courses))
         .route("/v1/courses/{course}", get(learner::course))

@@ -415,13 +415,17 @@ impl Store {
     /// One statement by id. `voided` selects whether a voided statement is
     /// wanted (voidedStatementId) or hidden (statementId); `only`, when
     /// given, hides statements another credential stored or with another actor.
-    pub async fn get(&self, id: String, voided: bool, only: Only) -> Result<Option<String>, StoreError> {
+    /// Statement `id` (voided or not, as asked) and its `stored`, when the
+    /// reader may see it.
+    pub async fn get(&self, id: String, voided: bool, only: Only) -> Result<Option<(String, String)>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT body FROM statements WHERE id = ?1 AND voided = ?2
+                "SELECT body, stored FROM statements WHERE id = ?1 AND voided = ?2
                  AND (?3 IS NULL OR authority = ?3) AND (?4 IS NULL OR actor = ?4)",
             )?
-            .query_row(params![id.to_ascii_lowercase(), voided as i64, only.authority, only.actor], |r| r.get(0))
+            .query_row(params![id.to_ascii_lowercase(), voided as i64, only.authority, only.actor], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
         })
         .await

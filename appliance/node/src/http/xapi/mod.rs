@@ -5,6 +5,7 @@
 //! dates.
 
 pub mod activities;
+pub mod alternate;
 pub mod documents;
 pub mod multipart;
 pub mod statements;
@@ -96,7 +97,7 @@ pub async fn version_header(mut req: Request, next: Next) -> Response {
     with_version(next.run(req).await, &version)
 }
 
-fn with_version(mut resp: Response, v: &Version) -> Response {
+pub(super) fn with_version(mut resp: Response, v: &Version) -> Response {
     if let Ok(h) = HeaderValue::from_str(v.as_str()) {
         resp.headers_mut().insert(VERSION_HEADER, h);
     }

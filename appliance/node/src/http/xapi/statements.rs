@@ -274,15 +274,14 @@ pub async fn get_statements(
         if !is_uuid(&id) {
             return Err(ApiError::field("invalid_param", name, format!("{id:?} is not a UUID")));
         }
-        let body = node
+        let (body, stored) = node
             .store
             .get(id.clone(), voided, only)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
-        let stored = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["stored"].as_str().map(str::to_string));
         let body = if format == "exact" { body } else { shape(&body) };
         let parts = if with_attachments { node.store.attachments_of(vec![id.clone()]).await? } else { Vec::new() };
-        return Ok(statement_response(body, &consistent, stored.as_deref(), with_attachments.then_some(&parts[..])));
+        return Ok(statement_response(body, &consistent, Some(&stored), with_attachments.then_some(&parts[..])));
     }
 
     let flag = |name: &str| params.get(name).map(String::as_str) == Some("true");
