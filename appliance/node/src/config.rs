@@ -118,6 +118,11 @@ pub struct Config {
     /// Budget of one upstream request.
     #[serde(deserialize_with = "de_secs")]
     pub sync_timeout: Duration,
+    /// While learners' requests are being answered, sync rests this many
+    /// times as long as its last batch took before the next one (0: never
+    /// rests, the default: lms-bench measured no gain in learners' P99 from
+    /// resting, only a slower drain; see BENCHMARKS.md).
+    pub sync_pace: f64,
 }
 
 impl Default for Config {
@@ -161,6 +166,7 @@ impl Default for Config {
             sync_batch_size: 500,
             outbox_limit: 1_000_000,
             sync_timeout: Duration::from_secs(30),
+            sync_pace: 0.0,
         }
     }
 }
@@ -238,6 +244,9 @@ impl Config {
         }
         if self.group_commit_max == 0 {
             return Err(invalid("group_commit_max", "must be at least 1"));
+        }
+        if !(0.0..=10.0).contains(&self.sync_pace) {
+            return Err(invalid("sync_pace", "must be between 0 and 10"));
         }
         if self.sync_batch_size == 0 || self.sync_batch_size > 10_000 {
             return Err(invalid("sync_batch_size", "must be between 1 and 10000"));
@@ -325,6 +334,10 @@ mod tests {
         let c = Config::from_file(&p).unwrap();
         assert_eq!(c.cache_ttl, Duration::from_secs(120));
         assert_eq!(c.sync_interval, Duration::from_secs(3));
+        std::fs::write(&p, "sync_pace = 0.5\n").unwrap();
+        assert_eq!(Config::from_file(&p).unwrap().sync_pace, 0.5);
+        let c = Config { sync_pace: -1.0, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("sync_pace"));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct Node {
     /// Sessions recently read from the roster (see `http::session`).
     pub sessions: crate::http::session::SessionCache,
     pub sync: crate::sync::SyncState,
+    /// Requests on the public listener being answered now; sync paces its
+    /// drain while there are any.
+    pub in_flight: std::sync::atomic::AtomicUsize,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -84,6 +87,7 @@ impl Node {
             metrics,
             sessions: Default::default(),
             sync: Default::default(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }

@@ -325,6 +325,7 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
             return Some(interval);
         }
     };
+    let started = std::time::Instant::now();
     match up.deliver(&batch, &carried).await {
         Ok(verdicts) => {
             for (seq, reason) in &verdicts.rejected {
@@ -338,7 +339,7 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
                 s.last_success = Some(now());
                 s.consecutive_failures = 0;
             });
-            None
+            pace(node, started.elapsed())
         }
         Err(e) => {
             let failures = node.sync.snapshot().consecutive_failures + 1;
@@ -357,6 +358,15 @@ async fn cycle(node: &Node, up: &Upstream) -> Option<Duration> {
             Some(capped.mul_f64(0.8 + (nanos % 1000) as f64 / 5000.0))
         }
     }
+}
+
+/// The rest before the next batch: none when nobody is waiting on the
+/// node; while requests are in flight, `sync_pace` times what the last
+/// batch took (at most a second), so the drain yields CPU and the writer
+/// to learners and goes at full speed again when they are done.
+fn pace(node: &Node, took: Duration) -> Option<Duration> {
+    let busy = node.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0;
+    (busy && node.cfg.sync_pace > 0.0).then(|| took.mul_f64(node.cfg.sync_pace).min(Duration::from_secs(1)))
 }
 
 fn warn_near_limit(node: &Node) {

@@ -113,6 +113,7 @@ fn routes(node: AppState) -> Router {
         .layer(DefaultBodyLimit::max(node.cfg.max_body_bytes))
         .layer(middleware::from_fn_with_state(node.clone(), deadline))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
+        .layer(middleware::from_fn_with_state(node.clone(), in_flight))
         .with_state(node)
 }
 
@@ -148,6 +149,20 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Counts a public request in `Node::in_flight` until it is answered (or
+/// dropped): sync paces its drain by it.
+async fn in_flight(axum::extract::State(node): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+    struct Guard<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    node.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _guard = Guard(&node.in_flight);
+    next.run(req).await
 }
 
 /// Records latency and status per route template (never per raw path, so

@@ -11,22 +11,32 @@ use std::time::{Duration, Instant};
 
 /// Backlog drain from an edge node into a hub node (both real processes),
 /// and learners' single-statement POST latency on the edge while it drains
-/// compared with afterwards.
+/// compared with afterwards: flat out (`sync_pace = 0`, the default) and,
+/// beside it, paced (`sync_pace = 1`: rest as long as each batch took
+/// while learners' requests are in flight).
 pub async fn drain(b: &Bench) {
     if !wanted(&b.args, "sync drain") {
         return;
     }
+    for (label, extra) in [("unpaced (sync_pace = 0, default)", ""), ("paced (sync_pace = 1)", "sync_pace = 1\n")] {
+        println!("-- sync drain, {label}");
+        drain_once(b, label, extra).await;
+    }
+}
+
+async fn drain_once(b: &Bench, label: &str, extra: &str) {
     let (args, client, auth) = (&b.args, &b.client, &b.auth);
+    let tag = if extra.is_empty() { "unpaced" } else { "paced" };
     let hub_port = free_port();
     let cfg = crate::nodes::config_with(
         b,
-        "edge.toml",
+        &format!("edge-{tag}.toml"),
         &format!(
             "upstream = \"http://127.0.0.1:{hub_port}/xapi\"\nupstream_user = \"{USER}\"\nupstream_password = \"{PASSWORD}\"\n\
-             sync_enabled = true\nsync_interval = \"1s\"\noutbox_limit = 10000000\n"
+             sync_enabled = true\nsync_interval = \"1s\"\noutbox_limit = 10000000\n{extra}"
         ),
     );
-    let edge = Node::up(b, &b.work.path().join("edge-data"), Some(&cfg)).await;
+    let edge = Node::up(b, &b.work.path().join(format!("edge-data-{tag}")), Some(&cfg)).await;
     let edge_base = edge.base.clone();
     let mut k = 0u64;
     while (k as usize) < args.backlog {
@@ -47,7 +57,11 @@ pub async fn drain(b: &Bench) {
                 c.send(
                     "POST".parse().unwrap(),
                     &u,
-                    &[("authorization", &a), ("X-Experience-API-Version", "2.0.0")],
+                    &[
+                        ("authorization", &a),
+                        ("X-Experience-API-Version", "2.0.0"),
+                        ("content-type", "application/json"),
+                    ],
                     body,
                 )
                 .await
@@ -57,7 +71,7 @@ pub async fn drain(b: &Bench) {
     };
     let url = Arc::new(format!("{edge_base}/xapi/statements"));
     // The hub comes up: the edge starts draining within one sync interval.
-    let hub = Node::start_on(b, hub_port, &b.work.path().join("hub-data"), None);
+    let hub = Node::start_on(b, hub_port, &b.work.path().join(format!("hub-data-{tag}")), None);
     // The clock starts when the hub answers (its /xapi needs no modules).
     let hub_health = format!("http://127.0.0.1:{hub_port}/healthz");
     while !client.get(&hub_health, &[]).await.is_ok_and(|r| r.status == 200) {
@@ -82,13 +96,15 @@ pub async fn drain(b: &Bench) {
         sent as f64 / drained_at.as_secs_f64()
     );
     println!(
-        "statement POST while draining  {:.0} req/s  p50 {} ms  p99 {} ms  ({conc} in flight)",
+        "statement POST while draining  {:.0} req/s  p50 {} ms  p99 {} ms  ({conc} in flight, {} failed)",
         during.rps,
         ms(during.p50),
-        ms(during.p99)
+        ms(during.p99),
+        during.errors
     );
+    assert_eq!(during.errors + idle.errors, 0, "learners' POSTs failed: the figures would mean nothing");
     println!(
-        "statement POST after draining  {:.0} req/s  p50 {} ms  p99 {} ms  -> P99 ratio draining/idle {:.2}",
+        "statement POST after draining  {:.0} req/s  p50 {} ms  p99 {} ms  -> P99 ratio draining/idle {:.2} ({label})",
         idle.rps,
         ms(idle.p50),
         ms(idle.p99),
