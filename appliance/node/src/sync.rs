@@ -227,9 +227,7 @@ impl Upstream {
             body.push(']');
             let mut parts: Vec<Part> = Vec::new();
             for p in items.iter().filter_map(|(seq, _)| carried.get(seq)).flatten() {
-                if !parts.iter().any(|q| q.sha2 == p.sha2) {
-                    parts.push(p.clone());
-                }
+                attachments::push_once(&mut parts, p);
             }
             let (content_type, body) = if parts.is_empty() {
                 ("application/json".to_string(), body.into_bytes())

@@ -196,18 +196,24 @@ impl FromRequest<AppState> for JsonBody {
                 ct.chars().take(100).collect()
             }));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(state.cfg.max_body_bytes)
-            } else {
-                ApiError::bad("unreadable_body", e.body_text())
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad("malformed_json", "body: expected JSON, got an empty body"));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::bad("malformed_json", format!("body: {e}")))
     }
+}
+
+/// A request's whole body, within `max_body_bytes` (413 beyond it, 400 when
+/// it cannot be read).
+pub async fn body_bytes(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.cfg.max_body_bytes)
+        } else {
+            ApiError::bad("unreadable_body", e.body_text())
+        }
+    })
 }
 
 /// Path parameters by name; malformed ones are a JSON 400.

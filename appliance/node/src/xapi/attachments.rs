@@ -20,6 +20,14 @@ pub struct Part {
     pub bytes: Bytes,
 }
 
+/// Adds `part` to `parts` unless a part with its SHA-2 is there already:
+/// an attachment's bytes travel once per request or answer.
+pub fn push_once(parts: &mut Vec<Part>, part: &Part) {
+    if !parts.iter().any(|p| p.sha2 == part.sha2) {
+        parts.push(part.clone());
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
     Invalid { field: field.into(), message: message.into() }
 }
@@ -115,9 +123,7 @@ pub fn match_parts(statements: &[Value], paths: &[String], parts: &[Part]) -> Re
             match found {
                 Some(i) => {
                     used[i] = true;
-                    if !mine.iter().any(|p| p.sha2 == sha2) {
-                        mine.push(parts[i].clone());
-                    }
+                    push_once(&mut mine, &parts[i]);
                 }
                 None if decl.contains_key("fileUrl") => {}
                 None => {

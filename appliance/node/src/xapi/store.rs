@@ -451,10 +451,7 @@ impl Store {
                     })
                 })?;
                 for part in rows {
-                    let part = part?;
-                    if !out.iter().any(|p| p.sha2 == part.sha2) {
-                        out.push(part);
-                    }
+                    super::attachments::push_once(&mut out, &part?);
                 }
             }
             Ok(out)

@@ -25,14 +25,14 @@ const HEADER_FIELDS: [&str; 6] =
     ["authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match"];
 
 pub async fn rewrite(State(node): State<AppState>, req: Request, next: Next) -> Response {
-    let is_alternate = req.uri().path().starts_with("/xapi/")
-        && req.uri().query().is_some_and(|q| {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(q).is_ok_and(|p| p.iter().any(|(k, _)| k == "method"))
-        });
-    if !is_alternate {
-        return next.run(req).await;
-    }
-    match rebuild(&node, req).await {
+    let query = match req.uri().query() {
+        Some(q) if req.uri().path().starts_with("/xapi/") => {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok().filter(|p| p.iter().any(|(k, _)| k == "method"))
+        }
+        _ => None,
+    };
+    let Some(query) = query else { return next.run(req).await };
+    match rebuild(&node, req, query).await {
         Ok(req) => next.run(req).await,
         Err(e) => with_version(e.into_response(), &Version::parse("1.0.3").expect("1.0.3")),
     }
@@ -42,9 +42,8 @@ fn refuse(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::field("alternate_syntax", field, message)
 }
 
-async fn rebuild(node: &AppState, req: Request) -> Result<Request, ApiError> {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
-        .map_err(|e| ApiError::bad("invalid_query", format!("query string: {e}")))?;
+/// The request `req` stands for; `query` is its query string, which names `method`.
+async fn rebuild(node: &AppState, req: Request, query: Vec<(String, String)>) -> Result<Request, ApiError> {
     if req.method() != Method::POST {
         return Err(refuse(
             "method",
@@ -57,6 +56,7 @@ async fn rebuild(node: &AppState, req: Request) -> Result<Request, ApiError> {
             format!("with method= the query string holds nothing else: send {extra:?} as a form field"),
         ));
     }
+    // Every pair is a `method` now, and there is at least one.
     let method = match query[0].1.to_ascii_uppercase().as_str() {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
@@ -78,9 +78,14 @@ async fn rebuild(node: &AppState, req: Request) -> Result<Request, ApiError> {
     for h in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::COOKIE] {
         headers.remove(h);
     }
-    let body = axum::body::to_bytes(body, node.cfg.max_body_bytes)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(node.cfg.max_body_bytes))?;
+    // Outside the routes' body limit layer: the same limit, applied here.
+    let body = axum::body::to_bytes(body, node.cfg.max_body_bytes).await.map_err(|e| {
+        if e.into_inner().is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge(node.cfg.max_body_bytes)
+        } else {
+            ApiError::bad("unreadable_body", "the form body could not be read")
+        }
+    })?;
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
         .map_err(|e| refuse("body", format!("the form body is not application/x-www-form-urlencoded: {e}")))?;
     let (mut params, mut content) = (Vec::new(), None);

@@ -4,7 +4,7 @@
 //! `X-Experience-API-Hash`. What the parts must match is `xapi::attachments`.
 
 use crate::http::error::ApiError;
-use crate::http::{AppState, JsonBody};
+use crate::http::{AppState, JsonBody, body_bytes};
 use crate::xapi::attachments::{self, Part};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
@@ -32,14 +32,7 @@ impl FromRequest<AppState> for StatementBody {
             let JsonBody(json) = JsonBody::from_request(req, state).await?;
             return Ok(StatementBody { json, parts: Vec::new() });
         };
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(state.cfg.max_body_bytes)
-            } else {
-                ApiError::bad("unreadable_body", e.body_text())
-            }
-        })?;
-        read(bytes, boundary).await
+        read(body_bytes(req, state).await?, boundary).await
     }
 }
 

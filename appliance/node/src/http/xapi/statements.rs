@@ -280,8 +280,8 @@ pub async fn get_statements(
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no statement {id}")))?;
         let body = if format == "exact" { body } else { shape(&body) };
-        let parts = if with_attachments { node.store.attachments_of(vec![id.clone()]).await? } else { Vec::new() };
-        return Ok(statement_response(body, &consistent, Some(&stored), with_attachments.then_some(&parts[..])));
+        let parts = if with_attachments { Some(node.store.attachments_of(vec![id.clone()]).await?) } else { None };
+        return Ok(statement_response(body, &consistent, Some(&stored), parts.as_deref()));
     }
 
     let flag = |name: &str| params.get(name).map(String::as_str) == Some("true");
@@ -373,11 +373,11 @@ pub async fn get_statements(
             .filter(|s| s.contains("\"attachments\""))
             .filter_map(|s| serde_json::from_str::<Value>(s).ok()?["id"].as_str().map(str::to_string))
             .collect();
-        node.store.attachments_of(ids).await?
+        Some(node.store.attachments_of(ids).await?)
     } else {
-        Vec::new()
+        None
     };
-    Ok(statement_response(out, &consistent, page.last_stored.as_deref(), with_attachments.then_some(&parts[..])))
+    Ok(statement_response(out, &consistent, page.last_stored.as_deref(), parts.as_deref()))
 }
 
 /// A statement GET's answer: `X-Experience-API-Consistent-Through`, and

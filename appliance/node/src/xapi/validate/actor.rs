@@ -2,7 +2,7 @@
 //! anonymous Groups, and the inverse functional identifiers.
 
 use super::values::iri;
-use super::{Invalid, R, err, join, keys, object, string};
+use super::{R, err, join, keys, object, required, string};
 use serde_json::{Map, Value};
 
 const IFIS: [&str; 4] = ["mbox", "mbox_sha1sum", "openid", "account"];
@@ -36,9 +36,8 @@ fn check_ifis(m: &Map<String, Value>, path: &str) -> R {
         let p = join(path, "account");
         let a = object(v, &p)?;
         keys(a, &p, &["homePage", "name"])?;
-        let required = |k: &str| a.get(k).ok_or_else(|| Invalid { field: join(&p, k), message: "is required".into() });
-        iri(required("homePage")?, &join(&p, "homePage"))?;
-        string(required("name")?, &join(&p, "name"))?;
+        iri(required(a, &p, "homePage")?, &join(&p, "homePage"))?;
+        string(required(a, &p, "name")?, &join(&p, "name"))?;
     }
     Ok(())
 }

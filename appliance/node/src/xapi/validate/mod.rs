@@ -64,6 +64,11 @@ fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
     }
 }
 
+/// `m[key]`, or "is required" naming `path.key`.
+fn required<'a>(m: &'a Map<String, Value>, path: &str, key: &str) -> R<&'a Value> {
+    m.get(key).map_or_else(|| err(&join(path, key), "is required"), Ok)
+}
+
 /// Rejects keys outside `allowed` (keys are case-sensitive) and null values.
 fn keys(m: &Map<String, Value>, path: &str, allowed: &[&str]) -> R {
     for (k, v) in m {

@@ -4,7 +4,7 @@
 
 use super::actor::{agent, group};
 use super::values::{extensions, iri, language_map, uuid};
-use super::{Invalid, R, Spec, err, join, keys, object, statement_body, string};
+use super::{R, Spec, err, join, keys, object, required, statement_body, string};
 use serde_json::Value;
 
 const INTERACTION_TYPES: [&str; 10] = [
@@ -92,10 +92,7 @@ pub(super) fn activity(v: &Value, path: &str) -> R {
     {
         return err(&join(path, "objectType"), "must be \"Activity\"");
     }
-    iri(
-        m.get("id").ok_or_else(|| Invalid { field: join(path, "id"), message: "is required".into() })?,
-        &join(path, "id"),
-    )?;
+    iri(required(m, path, "id")?, &join(path, "id"))?;
     if let Some(d) = m.get("definition") {
         definition(d, &join(path, "definition"))?;
     }
