@@ -76,6 +76,21 @@ async fn a_learner_reads_a_lesson_takes_a_quiz_and_sees_their_progress() {
     let (bo, _) = signed_in(&n, "bo").await;
     let theirs = page(&get_as(&n, &format!("{bo}; lms_lang=en"), "/progress").await);
     assert!(theirs.contains("<td>0/8</td><td>0%</td><td>0/1</td><td>Never</td>"), "{theirs}");
+    // A first read twelve times at the same moment (a double click, two
+    // tabs) still records the lesson once: the writer checks again in the
+    // transaction that would store it.
+    let bo = format!("{bo}; lms_lang=en");
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let (client, url, cookie) = (n.client.clone(), n.url("/courses/arithmetic/lessons/addition"), bo.clone());
+        reads.spawn(async move { client.get(&url, &[("cookie", &cookie)]).await.unwrap().status });
+    }
+    while let Some(status) = reads.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let completed: Vec<_> =
+        statements_of(&n, "bo").await.into_iter().filter(|s| s["verb"]["id"] == COMPLETED).collect();
+    assert_eq!(completed.len(), 1, "{completed:?}");
     n.stop().await;
 }
 

@@ -140,6 +140,7 @@ mod tests {
         let course = lms_content::Course {
             id: "c".into(),
             title: "Course".into(),
+            language: "en".into(),
             description: "d".into(),
             completion: Default::default(),
             lessons: vec![lms_content::Lesson {

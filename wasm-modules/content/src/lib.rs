@@ -22,6 +22,9 @@ pub const PACK_FORMAT: u32 = 1;
 pub struct Course {
     pub id: String,
     pub title: String,
+    /// The language the course is written in (a BCP 47 tag such as `en` or
+    /// `zh-CN`): the key of its titles in xAPI language maps.
+    pub language: String,
     pub description: String,
     pub completion: CompletionRules,
     pub lessons: Vec<Lesson>,
@@ -100,6 +103,7 @@ pub struct CourseSummary {
 pub struct CourseDoc {
     pub id: String,
     pub title: String,
+    pub language: String,
     pub description: String,
     pub activity_id: String,
     pub completion: CompletionRules,
@@ -121,6 +125,7 @@ pub struct LessonDoc {
     pub course: String,
     pub id: String,
     pub title: String,
+    pub language: String,
     pub minutes: u32,
     pub activity_id: String,
     pub body: String,
@@ -134,6 +139,7 @@ pub struct QuizDoc {
     pub id: String,
     pub course: String,
     pub title: String,
+    pub language: String,
     pub activity_id: String,
     pub course_activity_id: String,
     pub mastery_score: f64,
@@ -218,6 +224,19 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A BCP 47 language tag as xAPI language maps key them: a 2-3 letter
+/// language, then subtags of 1-8 letters or digits (`en`, `zh-CN`,
+/// `zh-Hans-CN`). `und` (undetermined) is refused: a course knows its
+/// language.
+pub fn valid_language(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let first = parts.next().unwrap_or_default();
+    (2..=3).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_alphabetic())
+        && !first.eq_ignore_ascii_case("und")
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// Checks a set of courses for everything the modules rely on.
 /// Returns every problem found, each naming the course and field.
 pub fn validate(courses: &[Course]) -> Vec<String> {
@@ -234,6 +253,9 @@ pub fn validate(courses: &[Course]) -> Vec<String> {
         }
         if c.title.trim().is_empty() {
             errs.push(format!("{at}: empty title"));
+        }
+        if !valid_language(&c.language) {
+            errs.push(format!("{at}: language {:?} is not a language tag such as \"en\" or \"zh-CN\"", c.language));
         }
         if c.lessons.is_empty() {
             errs.push(format!("{at}: no lessons"));
@@ -323,6 +345,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
         let course = CourseDoc {
             id: c.id.clone(),
             title: c.title.clone(),
+            language: c.language.clone(),
             description: c.description.clone(),
             activity_id: course_activity(activity_base, &c.id),
             completion: c.completion.clone(),
@@ -351,6 +374,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                 course: c.id.clone(),
                 id: l.id.clone(),
                 title: l.title.clone(),
+                language: c.language.clone(),
                 minutes: l.minutes,
                 activity_id: lesson_activity(activity_base, &c.id, &l.id),
                 body: l.body.trim().to_string(),
@@ -364,6 +388,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                 id: q.id.clone(),
                 course: c.id.clone(),
                 title: q.title.clone(),
+                language: c.language.clone(),
                 activity_id: quiz_activity(activity_base, &q.id),
                 course_activity_id: course_activity(activity_base, &c.id),
                 mastery_score: q.mastery_score,
@@ -388,6 +413,7 @@ mod tests {
         Course {
             id: "c".into(),
             title: "C".into(),
+            language: "en".into(),
             description: "d".into(),
             completion: CompletionRules { lessons_required: None, quizzes_to_pass: vec!["q".into()] },
             lessons: vec![Lesson { id: "l1".into(), title: "L1".into(), minutes: 5, body: "x".repeat(300) }],
@@ -433,5 +459,26 @@ mod tests {
         c.completion.quizzes_to_pass = vec!["nope".into()];
         let errs = validate(&[c]);
         assert!(errs.iter().any(|e| e.contains("unknown quiz \"nope\"")), "{errs:?}");
+    }
+
+    #[test]
+    fn a_course_names_its_language_and_docs_carry_it() {
+        for bad in ["", "und", "e", "english", "zh_CN", "zh-", "zh-CN-toolongsubtag"] {
+            let mut c = course();
+            c.language = bad.into();
+            let errs = validate(&[c]);
+            assert!(errs.iter().any(|e| e.contains("language")), "{bad:?}: {errs:?}");
+        }
+        for good in ["en", "zh-CN", "zh-Hans-CN", "yue"] {
+            let mut c = course();
+            c.language = good.into();
+            assert!(validate(&[c]).is_empty(), "{good}");
+        }
+        let mut c = course();
+        c.language = "zh-CN".into();
+        let pack = flatten("https://x", &[c]);
+        for key in ["course/c", "lesson/c/l1", "quiz/q"] {
+            assert_eq!(pack.docs[key]["language"], "zh-CN", "{key}");
+        }
     }
 }

@@ -290,6 +290,7 @@ mod tests {
         let c = Course {
             id: "c".into(),
             title: "C".into(),
+            language: "en".into(),
             description: "".into(),
             completion: CompletionRules { lessons_required: Some(2), quizzes_to_pass: vec!["qz".into()] },
             lessons: vec![lesson("l1"), lesson("l2"), lesson("l3")],

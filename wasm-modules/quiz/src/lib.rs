@@ -134,7 +134,7 @@ fn attempt(req: &Request, quiz: &QuizDoc) -> Response {
                 "id": format!("{}/questions/{qid}", quiz.activity_id),
                 "definition": {
                     "type": ACTIVITY_INTERACTION,
-                    "name": {"en-US": q.prompt},
+                    "name": {quiz.language.as_str(): q.prompt},
                     "interactionType": "choice",
                 },
             },
@@ -176,7 +176,7 @@ fn attempt(req: &Request, quiz: &QuizDoc) -> Response {
         "object": {
             "objectType": "Activity",
             "id": quiz.activity_id,
-            "definition": {"type": ACTIVITY_ASSESSMENT, "name": {"en-US": quiz.title}},
+            "definition": {"type": ACTIVITY_ASSESSMENT, "name": {quiz.language.as_str(): quiz.title}},
         },
         "result": result,
         "context": quiz_context,
@@ -247,6 +247,7 @@ mod tests {
         let course = Course {
             id: "c".into(),
             title: "C".into(),
+            language: "en".into(),
             description: "d".into(),
             completion: Default::default(),
             lessons: vec![],
@@ -304,6 +305,8 @@ mod tests {
         assert_eq!(b["passed"], true);
         assert_eq!(r.statements.len(), 3);
         assert_eq!(r.statements[2]["verb"]["id"], VERB_PASSED);
+        assert_eq!(r.statements[2]["object"]["definition"]["name"], json!({"en": "Quiz"}));
+        assert_eq!(r.statements[0]["object"]["definition"]["name"], json!({"en": "prompt q1"}));
         assert_eq!(r.statements[2]["result"]["score"]["scaled"], 0.5);
         assert_eq!(r.statements[1]["result"]["success"], false);
         // The wrong answer's explanation (which names the key) is withheld.
@@ -343,8 +346,8 @@ mod tests {
         assert!(self_test().ok);
         let mut docs = lms_content::flatten("https://x", &[]).docs;
         docs.insert("index".into(), json!({"activity_base": "https://x", "courses": [{"id": "c", "title": "", "description": "", "lessons": 0, "quizzes": 1}]}));
-        docs.insert("course/c".into(), json!({"id": "c", "title": "", "description": "", "activity_id": "https://x/courses/c", "completion": {}, "lessons": [], "quizzes": [{"id": "qz", "title": "", "activity_id": ""}]}));
-        docs.insert("quiz/qz".into(), json!({"id": "qz", "course": "c", "title": "", "activity_id": "https://x/quizzes/qz", "course_activity_id": "https://x/courses/c", "mastery_score": 0.5,
+        docs.insert("course/c".into(), json!({"id": "c", "title": "", "language": "en", "description": "", "activity_id": "https://x/courses/c", "completion": {}, "lessons": [], "quizzes": [{"id": "qz", "title": "", "activity_id": ""}]}));
+        docs.insert("quiz/qz".into(), json!({"id": "qz", "course": "c", "title": "", "language": "en", "activity_id": "https://x/quizzes/qz", "course_activity_id": "https://x/courses/c", "mastery_score": 0.5,
             "questions": [{"id": "q1", "prompt": "", "choices": [{"id": "a", "text": ""}], "answer": "z", "explanation": ""}]}));
         lms_sdk::testing::set_content(&docs);
         let st = self_test();

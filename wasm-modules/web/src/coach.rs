@@ -6,7 +6,7 @@
 
 use crate::frame::{Frame, doc, field, page, param, person};
 use crate::i18n::{Messages, percent};
-use crate::learner::{index, when};
+use crate::learner::{COURSE_COLUMNS, CourseRow, index, when};
 use askama::Template;
 use lms_content::{CourseDoc, CourseProgress, IndexDoc, course_key};
 use lms_sdk::{Request, Response, download};
@@ -317,14 +317,6 @@ pub fn class_csv(req: &Request) -> Result<Response, Response> {
     Ok(download("text/csv; charset=utf-8", csv_name(&class, &req.ctx.now), format!("\u{feff}{text}")))
 }
 
-pub struct CourseLine {
-    pub title: String,
-    pub lessons: String,
-    pub percent: f64,
-    pub quizzes: String,
-    pub last: String,
-}
-
 pub struct QuizLine {
     pub title: String,
     pub attempts: usize,
@@ -345,7 +337,7 @@ struct LearnerPage {
     help: Vec<String>,
     courses_heading: String,
     course_columns: [String; 5],
-    courses: Vec<CourseLine>,
+    courses: Vec<CourseRow>,
     quizzes_heading: String,
     quiz_columns: [String; 5],
     quizzes: Vec<QuizLine>,
@@ -382,14 +374,7 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
                     class,
                 });
             }
-            let passed = p.quizzes_passed();
-            CourseLine {
-                title: c.title.clone(),
-                lessons: format!("{}/{}", p.lessons_completed, c.lessons.len()),
-                percent: p.percent_complete,
-                quizzes: format!("{passed}/{}", c.quizzes.len()),
-                last: when(&p.last_activity, &m),
-            }
+            CourseRow::new(None, &c.title, (c.lessons.len(), c.quizzes.len()), &p, &m)
         })
         .collect();
     Ok(page(&LearnerPage {
@@ -400,8 +385,7 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
         help_heading: m.get("needs-help"),
         help: needs_help(&l.progress, &req.ctx.now, days).iter().map(|h| help_text(h, &titles, &m)).collect(),
         courses_heading: m.get("learner-courses"),
-        course_columns: ["col-course", "col-lessons", "col-percent", "col-quizzes", "col-last-active"]
-            .map(|k| m.get(k)),
+        course_columns: COURSE_COLUMNS.map(|k| m.get(k)),
         courses,
         quizzes_heading: m.get("quizzes-heading"),
         quiz_columns: ["col-quiz", "col-attempts", "col-failures", "col-best", "col-status"].map(|k| m.get(k)),

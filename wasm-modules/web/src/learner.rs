@@ -343,7 +343,7 @@ pub fn lesson(req: &Request) -> Result<Response, Response> {
             "object": {
                 "objectType": "Activity",
                 "id": lesson.activity_id,
-                "definition": {"type": ACTIVITY_LESSON, "name": {"und": lesson.title}},
+                "definition": {"type": ACTIVITY_LESSON, "name": {lesson.language.as_str(): lesson.title}},
             },
             "result": {"completion": true},
             "context": {
@@ -492,13 +492,38 @@ pub fn quiz_result(req: &Request) -> Result<Response, Response> {
     }))
 }
 
-pub struct ProgressRow {
-    pub href: String,
+/// One course's line in a progress table: the learner's own (`/progress`,
+/// linked to the course) and the coach's view of a learner (unlinked). One
+/// row type and one template part (`course_row.html`) for both.
+pub struct CourseRow {
+    pub href: Option<String>,
     pub title: String,
     pub lessons: String,
     pub percent: f64,
     pub quizzes: String,
     pub last: String,
+}
+
+/// The columns of a [`CourseRow`] table, in the order the template writes them.
+pub const COURSE_COLUMNS: [&str; 5] = ["col-course", "col-lessons", "col-percent", "col-quizzes", "col-last-active"];
+
+impl CourseRow {
+    pub fn new(
+        href: Option<String>,
+        title: &str,
+        (lessons, quizzes): (usize, usize),
+        p: &CourseProgress,
+        m: &Messages,
+    ) -> CourseRow {
+        CourseRow {
+            href,
+            title: title.to_string(),
+            lessons: format!("{}/{lessons}", p.lessons_completed),
+            percent: p.percent_complete,
+            quizzes: format!("{}/{quizzes}", p.quizzes_passed()),
+            last: when(&p.last_activity, m),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -507,7 +532,7 @@ struct ProgressPage {
     frame: Frame,
     title: String,
     columns: [String; 5],
-    rows: Vec<ProgressRow>,
+    rows: Vec<CourseRow>,
 }
 
 /// `progress`: body `{person, progress: [CourseProgress]}`.
@@ -521,21 +546,13 @@ pub fn progress(req: &Request) -> Result<Response, Response> {
         .iter()
         .map(|c| {
             let p = progress.iter().find(|p| p.course == c.id).cloned().unwrap_or_default();
-            let passed = p.quizzes_passed();
-            ProgressRow {
-                href: format!("/courses/{}", c.id),
-                title: c.title.clone(),
-                lessons: format!("{}/{}", p.lessons_completed, c.lessons),
-                percent: p.percent_complete,
-                quizzes: format!("{passed}/{}", c.quizzes),
-                last: when(&p.last_activity, &m),
-            }
+            CourseRow::new(Some(format!("/courses/{}", c.id)), &c.title, (c.lessons, c.quizzes), &p, &m)
         })
         .collect();
     Ok(page(&ProgressPage {
         frame: Frame::new(&m, req, "/progress".into(), Some(&who))?,
         title: m.get("progress-title"),
-        columns: ["col-course", "col-lessons", "col-percent", "col-quizzes", "col-last-active"].map(|k| m.get(k)),
+        columns: COURSE_COLUMNS.map(|k| m.get(k)),
         rows,
     }))
 }

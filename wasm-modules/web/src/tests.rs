@@ -14,6 +14,7 @@ fn pack() {
     let course = Course {
         id: "maths".into(),
         title: "Maths <b>".into(),
+        language: "zh-CN".into(),
         description: "Numbers".into(),
         completion: CompletionRules { lessons_required: None, quizzes_to_pass: vec!["maths-check".into()] },
         lessons: vec![
@@ -136,6 +137,8 @@ fn a_lesson_is_markdown_without_raw_html_and_is_completed_once() {
     assert_eq!(s["verb"]["id"], "http://adlnet.gov/expapi/verbs/completed");
     assert_eq!(s["object"]["id"], "https://lms.example/x/courses/maths/lessons/one");
     assert_eq!(s["actor"]["account"]["name"], "mei");
+    // The lesson's name is keyed by its course's language, never "und".
+    assert_eq!(s["object"]["definition"]["name"], json!({"zh-CN": "One"}));
     // The last lesson leads on to the quiz.
     r.params.insert("lesson".into(), "two".into());
     assert!(page_of(&r).contains(r#"href="/quizzes/maths-check""#));

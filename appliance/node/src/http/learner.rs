@@ -211,8 +211,13 @@ pub(super) async fn keep_statements(
         let auth = authority(node, user);
         let mut batch = Vec::with_capacity(statements.len());
         for (i, s) in statements.into_iter().enumerate() {
-            let p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now, xapi::validate::Spec::V2)
+            // The read above spares the writer a rereading learner; this
+            // check in the writer's transaction keeps two reads at the same
+            // moment (a double click) from both storing it.
+            let unless_found = resp.once.then(|| once_query(&s)).flatten().map(Box::new);
+            let mut p = xapi::prepare(s, &format!("statements[{i}]"), &auth, now, xapi::validate::Spec::V2)
                 .map_err(|e| bad_response(module, format!("emitted an invalid statement: {e}")))?;
+            p.unless_found = unless_found;
             batch.push(p);
         }
         if !batch.is_empty() {
@@ -231,23 +236,28 @@ fn not_modified_if_matched(mut kept: lms_abi::Response, if_none_match: Option<&s
     kept
 }
 
+/// What finds a statement "the same" as `s` for `Response::once`: the same
+/// actor, verb and object; `None` when `s` lacks one (then it is stored).
+fn once_query(s: &Value) -> Option<Query> {
+    Some(Query {
+        agent: Some(ifi_key(&s["actor"])?),
+        verb: Some(s["verb"]["id"].as_str()?.to_string()),
+        activity: Some(s["object"]["id"].as_str()?.to_string()),
+        limit: 1,
+        ..Query::default()
+    })
+}
+
 /// The statements whose actor has none with the same verb and object yet
 /// (`Response::once`).
 async fn not_yet_stored(node: &AppState, statements: Vec<Value>) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::with_capacity(statements.len());
     for s in statements {
-        let q = Query {
-            agent: ifi_key(&s["actor"]),
-            verb: s["verb"]["id"].as_str().map(str::to_string),
-            activity: s["object"]["id"].as_str().map(str::to_string),
-            limit: 1,
-            ..Query::default()
+        let Some(q) = once_query(&s) else {
+            out.push(s);
+            continue;
         };
-        if q.agent.is_none()
-            || q.verb.is_none()
-            || q.activity.is_none()
-            || node.store.query(q).await?.statements.is_empty()
-        {
+        if node.store.query(q).await?.statements.is_empty() {
             out.push(s);
         }
     }

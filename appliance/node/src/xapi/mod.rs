@@ -41,6 +41,11 @@ pub struct Prepared {
     /// The attachment bytes the request carried for it (set by the caller
     /// after matching the parts, empty from [`prepare`]).
     pub attachments: Vec<attachments::Part>,
+    /// Store it only when this query finds nothing at commit time (set by
+    /// the caller for `Response::once`, `None` from [`prepare`]): the writer
+    /// checks it in the transaction that would insert, so two requests at
+    /// the same moment cannot both store it.
+    pub unless_found: Option<Box<query::Query>>,
 }
 
 /// The inverse-functional identifier of an Agent or identified Group, as one
@@ -176,6 +181,7 @@ pub fn prepare(
         stored,
         body: serde_json::to_string(&v).expect("json"),
         attachments: Vec::new(),
+        unless_found: None,
     })
 }
 

@@ -277,6 +277,11 @@ fn insert_all(conn: &Connection, batch: &[Prepared], queue: bool) -> Result<(usi
         conn.prepare_cached("INSERT OR IGNORE INTO statement_attachments (seq, sha2) VALUES (?1, ?2)")?;
     let (mut new, mut voided) = (0, false);
     for p in batch {
+        if let Some(q) = &p.unless_found
+            && !super::query::run_query(conn, q)?.statements.is_empty()
+        {
+            continue; // already stored (`once`): nothing to add
+        }
         let n = insert.execute(params![
             p.id,
             &p.fingerprint[..],
