@@ -141,6 +141,7 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     assert_eq!(page(&vm, &session, "/v1/learners/demo-learner/progress", None).0, 200);
     assert_eq!(page(&vm, &session, "/v1/learners/ada/progress", None).0, 403);
     learner_flow(&vm, &session);
+    coach_view(&vm);
 
     let down = vm.power_button(Duration::from_secs(120));
     let console = vm.console_text();
@@ -196,6 +197,24 @@ fn learner_flow(vm: &Vm, session: &str) {
     assert!(result.contains("你答对了 5/5 题") && result.contains("你通过了"), "{result}");
     let (code, progress) = page(vm, session, "/progress", None);
     assert!(code == 200 && progress.contains("<td>1/8</td><td>12.5%</td><td>1/1</td>"), "{progress}");
+}
+
+/// The image's demo coach sees what the demo learner just did: the class
+/// table with their percent and passed quiz, the CSV, the learner's detail;
+/// and the learner is refused the coach pages.
+fn coach_view(vm: &Vm) {
+    let coach = sign_in(vm, "demo-coach", "demo-coach");
+    let (code, classes) = page(vm, &coach, "/coach", None);
+    assert!(code == 200 && classes.contains(r#"href="/coach/classes/demo-class""#), "{classes}");
+    let (code, class) = page(vm, &coach, "/coach/classes/demo-class", None);
+    assert_eq!(code, 200, "{class}");
+    assert!(class.contains("示例学员") && class.contains("12.5%"), "{class}");
+    let (code, csv) = page(vm, &coach, "/coach/classes/demo-class/csv", None);
+    assert!(code == 200 && csv.starts_with('\u{feff}') && csv.contains("demo-learner"), "{csv}");
+    let (code, detail) = page(vm, &coach, "/coach/learners/demo-learner", None);
+    assert!(code == 200 && detail.contains("<td>1/8</td><td>12.5%</td><td>1/1</td>"), "{detail}");
+    let learner = sign_in(vm, "demo-learner", "demo-learner");
+    assert_eq!(page(vm, &learner, "/coach/classes/demo-class", None).0, 403);
 }
 
 /// GET `path` (or POST the form `form`) with the session cookie: status and body.
