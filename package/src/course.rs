@@ -1,0 +1,127 @@
+//! The course a package becomes: what the pack stores as
+//! `packages/<id>/course.json` and what the node lists, launches and counts.
+//! Kind-neutral where it can be (id, titles, the tree of blocks and units),
+//! cmi5's launch data where cmi5 defines it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The format of `course.json`; a node refuses a number it does not know.
+pub const COURSE_FORMAT: u32 = 1;
+
+/// Text by language tag, as cmi5's langstrings and xAPI's language maps
+/// hold it (`""` for a langstring without a `lang`).
+pub type LangMap = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Cmi5,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Course {
+    pub format: u32,
+    pub kind: Kind,
+    /// The id in the pack and in the node's URLs (`a-z0-9-`, 64 at most).
+    pub id: String,
+    /// The publisher's own id of the course (cmi5 `course@id`, an IRI).
+    pub publisher_id: String,
+    pub title: LangMap,
+    pub description: LangMap,
+    /// The package file it came from and that file's sha256.
+    pub source: String,
+    pub source_sha256: String,
+    pub objectives: Vec<Objective>,
+    /// The course's children in document order.
+    pub children: Vec<Node>,
+    /// Every AU, in document order; `Node::Au` and launch requests use the
+    /// index into this list.
+    pub aus: Vec<Au>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    pub id: String,
+    pub title: LangMap,
+    pub description: LangMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Node {
+    Block(Block),
+    Au(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    pub id: String,
+    pub title: LangMap,
+    pub description: LangMap,
+    pub objectives: Vec<String>,
+    pub children: Vec<Node>,
+}
+
+/// cmi5 `moveOn`: what satisfies an AU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MoveOn {
+    NotApplicable,
+    Passed,
+    Completed,
+    CompletedAndPassed,
+    CompletedOrPassed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LaunchMethod {
+    AnyWindow,
+    OwnWindow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Au {
+    pub index: usize,
+    /// The publisher's AU id (an IRI).
+    pub id: String,
+    pub title: LangMap,
+    pub description: LangMap,
+    pub objectives: Vec<String>,
+    /// As written (trimmed): a path inside the package (with its query
+    /// string, which is merged into the launch URL) or an absolute URL.
+    pub url: String,
+    /// True when `url` names a file of the package, served by the node.
+    pub in_package: bool,
+    pub launch_method: LaunchMethod,
+    pub move_on: MoveOn,
+    pub mastery_score: Option<f64>,
+    pub launch_parameters: Option<String>,
+    pub entitlement_key: Option<String>,
+    pub activity_type: Option<String>,
+    /// The ids of the blocks it is in, outermost first.
+    pub blocks: Vec<String>,
+}
+
+impl Course {
+    /// The title in `lang`, else in a language it shares the primary subtag
+    /// with, else the first one.
+    pub fn title_in(&self, lang: &str) -> &str {
+        text_in(&self.title, lang)
+    }
+}
+
+/// A language map's text for `lang`: exact, then same primary language,
+/// then whatever comes first.
+pub fn text_in<'a>(map: &'a LangMap, lang: &str) -> &'a str {
+    let primary = |t: &str| t.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(lang))
+        .or_else(|| map.iter().find(|(k, _)| primary(k) == primary(lang)))
+        .or_else(|| map.iter().next())
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}

@@ -1,0 +1,186 @@
+//! A content pack directory, as content teams keep it in version control
+//! and `lms-image content bundle` signs it:
+//!
+//! ```text
+//! PACK/<name>.toml                   a native course (lms-content's format)
+//! PACK/packages/<id>/course.json     an imported package's course (crate::Course)
+//! PACK/packages/<id>/files.json      its files: path, size, sha256
+//! PACK/packages/<id>/files/...       the files, as they were in the package
+//! ```
+//!
+//! [`add`] stages every package first and moves them in only when all of
+//! them unpacked, so a bad package adds nothing.
+
+use crate::archive::FileEntry;
+use crate::{ImportError, Package};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const PACKAGES_DIR: &str = "packages";
+pub const COURSE_FILE: &str = "course.json";
+pub const FILES_LIST: &str = "files.json";
+pub const FILES_DIR: &str = "files";
+const STAGING: &str = ".staging";
+
+/// What [`add`] reports per course (also the node's answer to an upload).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Added {
+    pub course: String,
+    pub aus: Vec<AddedAu>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AddedAu {
+    pub index: usize,
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error(transparent)]
+    Package(#[from] ImportError),
+    #[error("{path}: {message}")]
+    Pack { path: PathBuf, message: String },
+}
+
+fn pack_err(path: &Path) -> impl Fn(std::io::Error) -> AddError + '_ {
+    move |e| AddError::Pack { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// The ids the pack's native TOML courses use, with their files.
+fn native_ids(pack: &Path) -> Result<Vec<(String, PathBuf)>, AddError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(pack).map_err(pack_err(pack))? {
+        let path = e.map_err(pack_err(pack))?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).map_err(pack_err(&path))?;
+            let id = toml::from_str::<toml::Table>(&text)
+                .ok()
+                .and_then(|t| t.get("id").and_then(|v| v.as_str()).map(str::to_string));
+            if let Some(id) = id {
+                out.push((id, path));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The course already in the pack under `id`, if any.
+pub fn existing(pack: &Path, id: &str) -> Result<Option<crate::Course>, AddError> {
+    let path = pack.join(PACKAGES_DIR).join(id).join(COURSE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| AddError::Pack { path, message: format!("not a course this tool wrote: {e}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(pack_err(&path)(e)),
+    }
+}
+
+/// Adds `packages` to the pack at `pack` (created when missing): all, or
+/// none when any cannot be added. A package whose course is already in the
+/// pack (same publisher id) replaces it; another course under the same id
+/// is refused.
+pub fn add(pack: &Path, packages: Vec<Package>) -> Result<Vec<Added>, AddError> {
+    std::fs::create_dir_all(pack.join(PACKAGES_DIR)).map_err(pack_err(pack))?;
+    let natives = native_ids(pack)?;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for p in &packages {
+        let c = &p.course;
+        let clash = |message: String| {
+            Err(ImportError { value: Some(c.id.clone()), ..ImportError::package(&c.source, message) }.into())
+        };
+        if let Some((_, file)) = natives.iter().find(|(id, _)| *id == c.id) {
+            return clash(format!("course id is already used by {}; give the package another id", file.display()));
+        }
+        if let Some((_, other)) = seen.iter().find(|(id, _)| *id == c.id) {
+            return clash(format!("course id is also the id of {other} in this same import"));
+        }
+        if let Some(old) = existing(pack, &c.id)?
+            && old.publisher_id != c.publisher_id
+        {
+            return clash(format!(
+                "course id is already {} (from {}) in the pack; give the package another id",
+                old.publisher_id, old.source
+            ));
+        }
+        seen.push((c.id.clone(), c.source.clone()));
+    }
+
+    let staging = pack.join(STAGING);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(pack_err(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(pack_err(&staging))?;
+    let staged = stage_all(&staging, packages);
+    let added = match staged {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    sync_tree(pack)?;
+    let packages_dir = pack.join(PACKAGES_DIR);
+    for a in &added {
+        let target = packages_dir.join(&a.course);
+        if target.exists() {
+            let old = staging.join(format!("{}.old", a.course));
+            std::fs::rename(&target, &old).map_err(pack_err(&target))?;
+        }
+        std::fs::rename(staging.join(&a.course), &target).map_err(pack_err(&target))?;
+    }
+    sync_dir(&packages_dir)?;
+    std::fs::remove_dir_all(&staging).map_err(pack_err(&staging))?;
+    Ok(added)
+}
+
+fn stage_all(staging: &Path, packages: Vec<Package>) -> Result<Vec<Added>, AddError> {
+    let mut added = Vec::new();
+    for p in packages {
+        let dir = staging.join(&p.course.id);
+        let files_dir = dir.join(FILES_DIR);
+        std::fs::create_dir_all(&files_dir).map_err(pack_err(&files_dir))?;
+        let files: Vec<FileEntry> = match p.archive {
+            Some(mut zip) => zip.unpack(&files_dir)?,
+            None => Vec::new(),
+        };
+        let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).map_err(pack_err(&dir));
+        write(COURSE_FILE, serde_json::to_vec_pretty(&p.course).expect("json"))?;
+        write(FILES_LIST, serde_json::to_vec_pretty(&files).expect("json"))?;
+        added.push(added_of(&p.course));
+    }
+    Ok(added)
+}
+
+/// The report for one course: its id and its AUs with their titles.
+pub fn added_of(c: &crate::Course) -> Added {
+    Added {
+        course: c.id.clone(),
+        aus: c
+            .aus
+            .iter()
+            .map(|au| AddedAu {
+                index: au.index,
+                id: au.id.clone(),
+                title: crate::course::text_in(&au.title, "").to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// One syncfs for everything written under `dir` (instead of an fsync per file).
+fn sync_tree(dir: &Path) -> Result<(), AddError> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir).map_err(pack_err(dir))?;
+    // SAFETY: a valid, open file descriptor.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(pack_err(dir)(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AddError> {
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(pack_err(dir))
+}
