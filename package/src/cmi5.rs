@@ -10,6 +10,7 @@
 
 use crate::archive::Archive;
 use crate::course::{Au, Block, Course, Kind, LangMap, LaunchMethod, MoveOn, Node, Objective};
+use crate::xml::{self, Src, decimal};
 use crate::{ImportError, valid_id};
 use iri_string::types::{IriReferenceStr, IriStr};
 use roxmltree::Node as X;
@@ -34,30 +35,16 @@ const MOVE_ON: [(&str, MoveOn); 5] = [
 /// give the course (`None`: made from the course IRI).
 pub fn parse(package: &str, bytes: &[u8], archive: Option<&Archive>, id: Option<&str>) -> Result<Course, ImportError> {
     let file = if archive.is_some() { STRUCTURE_FILE.to_string() } else { package.to_string() };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ImportError::file(package, &file, format!("not UTF-8 text at byte offset {}", e.valid_up_to())))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // roxmltree refuses DTDs by default: no entity expansion from a package.
-    let doc = roxmltree::Document::parse(text).map_err(|e| ImportError {
-        line: Some(e.pos().row),
-        ..ImportError::file(package, &file, format!("not well-formed XML: {e}"))
-    })?;
-    let mut p = Parser {
-        package,
-        file: &file,
-        doc: &doc,
-        archive,
-        ids: HashMap::new(),
-        aus: Vec::new(),
-        objectives: Vec::new(),
-    };
+    let text = xml::text(package, &file, bytes)?;
+    let doc = xml::document(package, &file, text)?;
+    let src = Src { package, file: &file, doc: &doc };
+    let mut p = Parser { src, package, archive, ids: HashMap::new(), aus: Vec::new(), objectives: Vec::new() };
     p.course(doc.root_element(), id)
 }
 
 struct Parser<'a, 'd> {
+    src: Src<'a, 'd>,
     package: &'a str,
-    file: &'a str,
-    doc: &'a roxmltree::Document<'d>,
     archive: Option<&'a Archive>,
     /// Every course, block, AU and objective id seen, with where.
     ids: HashMap<String, (&'static str, u32)>,
@@ -67,20 +54,11 @@ struct Parser<'a, 'd> {
 
 impl<'a, 'd> Parser<'a, 'd> {
     fn line(&self, n: X) -> u32 {
-        self.doc.text_pos_at(n.range().start).row
+        self.src.line(n)
     }
 
     fn err(&self, n: X, attr: Option<&str>, value: Option<&str>, message: impl Into<String>) -> ImportError {
-        let element = match attr {
-            Some(a) => format!("{} {a}", n.tag_name().name()),
-            None => n.tag_name().name().to_string(),
-        };
-        ImportError {
-            line: Some(self.line(n)),
-            element: Some(element),
-            value: value.map(str::to_string),
-            ..ImportError::file(self.package, self.file, message)
-        }
+        self.src.err(n, attr, value, message)
     }
 
     fn ours(&self, n: X) -> bool {
@@ -290,6 +268,7 @@ impl<'a, 'd> Parser<'a, 'd> {
             objectives: std::mem::take(&mut self.objectives),
             children: nodes,
             aus: std::mem::take(&mut self.aus),
+            units: Vec::new(),
         })
     }
 
@@ -534,14 +513,6 @@ enum Occurs {
 /// are stored under the alternative that matched).
 fn leak_name(spec: &'static str, found: &str) -> &'static str {
     spec.split('|').find(|alt| *alt == found).unwrap_or(spec)
-}
-
-/// xs:decimal: an optional sign, digits, an optional fraction; no exponent.
-fn decimal(v: &str) -> Option<f64> {
-    let body = v.strip_prefix(['+', '-']).unwrap_or(v);
-    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    (!(int.is_empty() && frac.is_empty()) && digits(int) && digits(frac)).then(|| v.parse().ok()).flatten()
 }
 
 /// xs:language (RFC 3066 shape): 1-8 letters, then subtags of 1-8 letters or digits.

@@ -17,6 +17,14 @@ pub type LangMap = BTreeMap<String, String>;
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Cmi5,
+    /// SCORM 1.2: the player page gives it `window.API`.
+    Scorm12,
+    /// SCORM 2004 (2nd to 4th edition): `window.API_1484_11`.
+    Scorm2004,
+    /// A plain HTML5 app (`index.html` and its assets).
+    Html5,
+    /// One video or PDF.
+    Media,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,9 +44,14 @@ pub struct Course {
     pub objectives: Vec<Objective>,
     /// The course's children in document order.
     pub children: Vec<Node>,
-    /// Every AU, in document order; `Node::Au` and launch requests use the
-    /// index into this list.
+    /// Every AU (cmi5), in document order; `Node::Au` and launch requests
+    /// use the index into this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aus: Vec<Au>,
+    /// Every launchable unit of the other kinds (a SCORM SCO or asset, an
+    /// HTML5 app's page, a video or PDF), in document order; `Node::Unit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<Unit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +67,7 @@ pub struct Objective {
 pub enum Node {
     Block(Block),
     Au(usize),
+    Unit(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +117,43 @@ pub struct Au {
     pub entitlement_key: Option<String>,
     pub activity_type: Option<String>,
     /// The ids of the blocks it is in, outermost first.
+    pub blocks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    /// A SCORM SCO: talks to the runtime API.
+    Sco,
+    /// A SCORM asset: shown, nothing tracked but the launch.
+    Asset,
+    /// An HTML5 app's start page.
+    Page,
+    Video,
+    Pdf,
+}
+
+/// What a learner launches in a non-cmi5 course.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    pub index: usize,
+    /// The package's own identifier (a SCORM item identifier; the file for
+    /// HTML5 and media).
+    pub id: String,
+    pub title: LangMap,
+    pub kind: UnitKind,
+    /// The file in the package to open, with the query string the package
+    /// asks for (SCORM item `parameters`).
+    pub href: String,
+    /// Scaled 0..1 (SCORM 1.2's 0-100 `masteryscore` divided by 100; 2004's
+    /// primary objective `minNormalizedMeasure`).
+    pub mastery_score: Option<f64>,
+    /// SCORM 2004 `completionThreshold` (`minProgressMeasure`).
+    pub completion_threshold: Option<f64>,
+    /// SCORM `datafromlms` / `dataFromLMS`, handed to the SCO as launch data.
+    pub data_from_lms: Option<String>,
+    /// The ids of the items (blocks) it is in, outermost first.
     pub blocks: Vec<String>,
 }
 

@@ -7,8 +7,10 @@
 //! their archive. [`pack::add`] then writes courses into a content pack
 //! directory, all of them or none.
 //!
-//! Formats so far: cmi5 (a zip with `cmi5.xml` at its root, Zip32 or Zip64,
-//! or a standalone `cmi5.xml` whose URLs are all absolute).
+//! Formats: cmi5 (a zip with `cmi5.xml` at its root, Zip32 or Zip64, or a
+//! standalone `cmi5.xml` whose URLs are all absolute), SCORM 1.2 and 2004
+//! (`imsmanifest.xml`), HTML5 apps (`index.html` and its assets), one video
+//! (MP4, WebM) or PDF.
 //!
 //! What it must never do: write outside the directory it was given, follow
 //! or create a link, trust a size a zip declares, or add part of a package.
@@ -20,7 +22,11 @@
 pub mod archive;
 pub mod cmi5;
 pub mod course;
+mod html5;
+mod media;
 pub mod pack;
+pub mod scorm;
+mod xml;
 
 pub use course::Course;
 
@@ -99,34 +105,69 @@ impl Default for Limits {
 /// A package that passed every check: its course and where its files are.
 pub struct Package {
     pub course: Course,
-    /// The archive holding the files the course serves (`None` for a
-    /// standalone course structure, whose AUs all live elsewhere).
-    pub archive: Option<archive::Archive>,
+    pub files: Files,
 }
 
-/// Reads and checks the package at `path`: a zip (cmi5 so far) or a
-/// standalone `cmi5.xml`. `id` is the course id to give it in the pack
-/// (`None`: derived from the course's own id).
-pub fn read(path: &Path, id: Option<&str>, limits: &Limits) -> Result<Package, ImportError> {
+/// Where a package's files come from.
+pub enum Files {
+    /// A standalone course structure: its AUs all live elsewhere.
+    None,
+    /// The zip it came in.
+    Zip(archive::Archive),
+    /// One file (a video or PDF), stored under `name`.
+    Single { path: std::path::PathBuf, name: String },
+}
+
+/// What the caller may decide about a package.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options<'a> {
+    /// The course id in the pack (default: made from the package's own id,
+    /// or its file name).
+    pub id: Option<&'a str>,
+    /// The title, for kinds that carry none (a video, a PDF, an HTML5 app
+    /// without a `<title>`).
+    pub title: Option<&'a str>,
+}
+
+/// Reads and checks the package at `path`, whichever kind it is: a zip
+/// with `cmi5.xml` (cmi5), `imsmanifest.xml` (SCORM 1.2 or 2004) or
+/// `index.html` (HTML5) at its root; a standalone `cmi5.xml`; a video
+/// (MP4, WebM) or PDF.
+pub fn read(path: &Path, options: &Options, limits: &Limits) -> Result<Package, ImportError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
     let head = sniff(path).map_err(|e| ImportError::package(&name, e))?;
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         let mut zip = archive::Archive::open(path, &name, limits)?;
-        if zip.has(cmi5::STRUCTURE_FILE) {
+        let course = if zip.has(cmi5::STRUCTURE_FILE) {
             let xml = zip.read_small(cmi5::STRUCTURE_FILE, limits.max_structure_bytes)?;
-            let mut course = cmi5::parse(&name, &xml, Some(&zip), id)?;
-            course.source_sha256 = file_sha256(path).map_err(|e| ImportError::package(&name, e))?;
-            return Ok(Package { course, archive: Some(zip) });
-        }
-        return Err(ImportError::package(
-            &name,
-            format!("a zip without {} at its root: not a cmi5 package", cmi5::STRUCTURE_FILE),
-        ));
+            cmi5::parse(&name, &xml, Some(&zip), options.id)?
+        } else if zip.has(scorm::MANIFEST_FILE) {
+            let xml = zip.read_small(scorm::MANIFEST_FILE, limits.max_structure_bytes)?;
+            scorm::parse(&name, &xml, &zip, options.id)?
+        } else if zip.has(html5::START_FILE) {
+            let page = zip.read_small(html5::START_FILE, limits.max_structure_bytes)?;
+            html5::course(&name, &page, options)?
+        } else {
+            return Err(ImportError::package(
+                &name,
+                "a zip with none of cmi5.xml (cmi5), imsmanifest.xml (SCORM) or index.html (HTML5) at its root",
+            ));
+        };
+        return finish(course, path, &name, Files::Zip(zip));
     }
-    let trimmed = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &head[i..]).unwrap_or_default();
-    let xml_like = trimmed.starts_with(b"<") || trimmed.starts_with("\u{feff}".as_bytes());
-    if xml_like {
-        let size = std::fs::metadata(path).map_err(|e| ImportError::package(&name, e.to_string()))?.len();
+    let size = std::fs::metadata(path).map_err(|e| ImportError::package(&name, e.to_string()))?.len();
+    if let Some(kind) = media::kind(&name, &head) {
+        if size > limits.max_file_bytes {
+            return Err(ImportError::package(
+                &name,
+                format!("{size} bytes, over the {}-byte limit for one file", limits.max_file_bytes),
+            ));
+        }
+        let course = media::course(&name, kind, options)?;
+        let stored = course.units[0].href.clone();
+        return finish(course, path, &name, Files::Single { path: path.to_path_buf(), name: stored });
+    }
+    if looks_like_xml(&head) {
         if size > limits.max_structure_bytes {
             return Err(ImportError::package(
                 &name,
@@ -134,11 +175,20 @@ pub fn read(path: &Path, id: Option<&str>, limits: &Limits) -> Result<Package, I
             ));
         }
         let xml = std::fs::read(path).map_err(|e| ImportError::package(&name, e.to_string()))?;
-        let mut course = cmi5::parse(&name, &xml, None, id)?;
-        course.source_sha256 = sha256_hex(&xml);
-        return Ok(Package { course, archive: None });
+        let course = cmi5::parse(&name, &xml, None, options.id)?;
+        return finish(course, path, &name, Files::None);
     }
-    Err(ImportError::package(&name, "neither a zip nor an XML course structure"))
+    Err(ImportError::package(&name, "not a zip, an XML course structure, a video (MP4, WebM) or a PDF"))
+}
+
+fn finish(mut course: Course, path: &Path, name: &str, files: Files) -> Result<Package, ImportError> {
+    course.source_sha256 = file_sha256(path).map_err(|e| ImportError::package(name, e))?;
+    Ok(Package { course, files })
+}
+
+fn looks_like_xml(head: &[u8]) -> bool {
+    let head = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head);
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
 }
 
 fn sniff(path: &Path) -> Result<Vec<u8>, String> {

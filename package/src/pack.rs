@@ -12,7 +12,7 @@
 //! them unpacked, so a bad package adds nothing.
 
 use crate::archive::FileEntry;
-use crate::{ImportError, Package};
+use crate::{Files, ImportError, Package};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -142,9 +142,10 @@ fn stage_all(staging: &Path, packages: Vec<Package>) -> Result<Vec<Added>, AddEr
         let dir = staging.join(&p.course.id);
         let files_dir = dir.join(FILES_DIR);
         std::fs::create_dir_all(&files_dir).map_err(pack_err(&files_dir))?;
-        let files: Vec<FileEntry> = match p.archive {
-            Some(mut zip) => zip.unpack(&files_dir)?,
-            None => Vec::new(),
+        let files: Vec<FileEntry> = match p.files {
+            Files::Zip(mut zip) => zip.unpack(&files_dir)?,
+            Files::Single { path, name } => vec![copy_one(&p.course.source, &path, &files_dir.join(&name), &name)?],
+            Files::None => Vec::new(),
         };
         let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).map_err(pack_err(&dir));
         write(COURSE_FILE, serde_json::to_vec_pretty(&p.course).expect("json"))?;
@@ -154,6 +155,27 @@ fn stage_all(staging: &Path, packages: Vec<Package>) -> Result<Vec<Added>, AddEr
     Ok(added)
 }
 
+/// Copies one file into the pack, hashing it as it goes.
+fn copy_one(package: &str, from: &Path, to: &Path, name: &str) -> Result<FileEntry, AddError> {
+    use sha2::Digest;
+    let io = |e: std::io::Error| ImportError::file(package, name, format!("{}: {e}", to.display()));
+    let mut src = std::fs::File::open(from).map_err(io)?;
+    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io)?;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut src, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        std::io::Write::write_all(&mut dst, &buf[..n]).map_err(io)?;
+        hash.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(FileEntry { path: name.to_string(), size, sha256: hex::encode(hash.finalize()) })
+}
+
 /// The report for one course: its id and its AUs with their titles.
 pub fn added_of(c: &crate::Course) -> Added {
     Added {
@@ -161,10 +183,12 @@ pub fn added_of(c: &crate::Course) -> Added {
         aus: c
             .aus
             .iter()
-            .map(|au| AddedAu {
-                index: au.index,
-                id: au.id.clone(),
-                title: crate::course::text_in(&au.title, "").to_string(),
+            .map(|au| (au.index, &au.id, &au.title))
+            .chain(c.units.iter().map(|u| (u.index, &u.id, &u.title)))
+            .map(|(index, id, title)| AddedAu {
+                index,
+                id: id.clone(),
+                title: crate::course::text_in(title, "").to_string(),
             })
             .collect(),
     }

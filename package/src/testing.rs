@@ -60,3 +60,41 @@ pub fn au(id: &str, title: &str, url: &str, attrs: &str) -> String {
   </au>"#
     )
 }
+
+/// Zips the tree at `dir` (the repository's authored test packages) to `out`,
+/// with `replace` applied to `edit`'s text first: (file, from, to).
+pub fn zip_tree(dir: &Path, out: &Path, edits: &[(&str, &str, &str)]) {
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files);
+    files.sort();
+    let mut contents: Vec<(String, Vec<u8>)> = Vec::new();
+    for rel in files {
+        let mut bytes = std::fs::read(dir.join(&rel)).unwrap();
+        for (file, from, to) in edits {
+            if *file == rel {
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.contains(from), "{file} lacks {from:?}");
+                bytes = text.replace(from, to).into_bytes();
+            }
+        }
+        contents.push((rel, bytes));
+    }
+    let refs: Vec<(&str, &[u8])> = contents.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    zip(out, &refs);
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// The authored test packages' directory (`package/tests/data`).
+pub fn data_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
