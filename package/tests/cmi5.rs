@@ -6,6 +6,7 @@ use lms_package::course::{LaunchMethod, MoveOn, Node};
 use lms_package::testing::{Entry, au, structure, zip, zip_with};
 use lms_package::{Limits, Options, pack};
 
+#[allow(clippy::result_large_err)] // as in the crate: refusals only
 fn read(path: &Path, id: Option<&str>, limits: &Limits) -> Result<lms_package::Package, lms_package::ImportError> {
     lms_package::read(path, &Options { id, title: None }, limits)
 }
