@@ -31,6 +31,8 @@ enum Cmd {
     Keygen(cmd::keygen::Args),
     /// Pack a module directory into a signed bundle.
     Bundle(cmd::bundle::Args),
+    /// Content packs: import cmi5, SCORM, HTML5, video, PDF and native courses.
+    Content(cmd::content::Args),
     /// Put a bundle into a static update repository and sign channel metadata.
     Publish(cmd::publish::Args),
     /// Resolve and verify every pinned input of an appliance definition.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Cmd::Flash(a) => cmd::flash::run(a),
         Cmd::Keygen(a) => cmd::keygen::run(a),
         Cmd::Bundle(a) => cmd::bundle::run(a),
+        Cmd::Content(a) => cmd::content::run(a),
         Cmd::Publish(a) => cmd::publish::run(a),
         Cmd::Inputs(a) => cmd::inputs::run(a),
         Cmd::Initramfs(a) => cmd::initramfs::run(a),

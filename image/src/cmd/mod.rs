@@ -1,5 +1,6 @@
 pub mod build;
 pub mod bundle;
+pub mod content;
 pub mod flash;
 pub mod initramfs;
 pub mod inputs;
