@@ -102,3 +102,68 @@ fn content_add_imports_every_kind_or_nothing() {
     let c = std::fs::read_to_string(p("pack/packages/rivers/course.json")).unwrap();
     assert!(c.contains("Where rivers begin"), "{c}");
 }
+
+#[test]
+fn content_bundle_and_publish_put_a_pack_on_its_own_channel() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+    assert!(image(&["keygen", "--out", &p("release")]).status.success());
+    zip_tree(&data_dir().join("scorm2004"), Path::new(&p("fractions.zip")), &[]);
+    let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-modules/content/pack/science.toml");
+    let run = |args: &[&str]| {
+        let o = image(args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(&["content", "add", "--pack", &p("pack"), "--id", "fractions", &p("fractions.zip")]);
+    run(&["content", "add", "--pack", &p("pack"), native.to_str().unwrap()]);
+    let out = run(&[
+        "content",
+        "bundle",
+        "--pack",
+        &p("pack"),
+        "--version",
+        "1.0.0",
+        "--key",
+        &p("release.key"),
+        "--out",
+        &p("c1.bundle"),
+    ]);
+    assert!(out.contains("version 1.0.0 (2 courses, 5 files"), "{out}");
+    let out = run(&[
+        "publish",
+        "--bundle",
+        &p("c1.bundle"),
+        "--repo",
+        &p("repo"),
+        "--channel",
+        "content-stable",
+        "--key",
+        &p("release.key"),
+    ]);
+    assert!(out.contains("published 1.0.0 to channel content-stable"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p("repo/channels/content-stable.json")).unwrap()).unwrap();
+    assert_eq!(meta["bundle"]["path"], "content/lms-content-1.0.0.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p("repo/content/lms-content-1.0.0.json")).unwrap()).unwrap();
+    assert_eq!(manifest["courses"], serde_json::json!(["fractions", "science"]));
+
+    // A pack whose files do not match its lists is not bundled.
+    std::fs::write(p("pack/packages/fractions/files/content/half.html"), "changed by hand").unwrap();
+    let o = image(&[
+        "content",
+        "bundle",
+        "--pack",
+        &p("pack"),
+        "--version",
+        "1.1.0",
+        "--key",
+        &p("release.key"),
+        "--out",
+        &p("c2.bundle"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("half.html") && err.contains("files.json says"), "{err}");
+    assert!(!Path::new(&p("c2.bundle")).exists());
+}

@@ -26,20 +26,9 @@ pub struct Archive {
     limits: Limits,
 }
 
-/// A path inside a package that is safe to create under a directory: relative,
-/// components other than `.` and `..`, no backslash, colon or control character.
-pub fn safe_path(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= 1024
-        && !p.starts_with('/')
-        && p.split('/').all(|c| {
-            !c.is_empty()
-                && c != "."
-                && c != ".."
-                && c.len() <= 255
-                && !c.chars().any(|ch| ch.is_control() || ch == '\\' || ch == ':')
-        })
-}
+/// A path inside a package that is safe to create under a directory (the
+/// same rule content bundles apply on the node).
+pub use lms_bundle::content::safe_content_path as safe_path;
 
 impl Archive {
     /// Opens the zip at `path` (`name`: how errors call the package) and

@@ -208,3 +208,66 @@ fn sync_tree(dir: &Path) -> Result<(), AddError> {
 fn sync_dir(dir: &Path) -> Result<(), AddError> {
     std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(pack_err(dir))
 }
+
+/// Checks a whole pack before it is bundled, and returns its course ids:
+/// the native courses validate together (lms-content's rules), every
+/// package's `course.json` is one this crate wrote for that directory, every
+/// file its `files.json` lists is there with that size, and no two courses
+/// share an id.
+pub fn check(pack: &Path) -> Result<Vec<String>, AddError> {
+    let bad = |path: &Path, message: String| AddError::Pack { path: path.to_path_buf(), message };
+    let mut natives = Vec::new();
+    for (id, path) in native_ids(pack)? {
+        let text = std::fs::read_to_string(&path).map_err(pack_err(&path))?;
+        let course: lms_content::Course =
+            toml::from_str(&text).map_err(|e| bad(&path, format!("not a course: {e}")))?;
+        natives.push((id, path, course));
+    }
+    let courses: Vec<lms_content::Course> = natives.iter().map(|(_, _, c)| c.clone()).collect();
+    let errs = lms_content::validate(&courses);
+    if !errs.is_empty() {
+        return Err(bad(pack, errs.join("; ")));
+    }
+    let mut ids: Vec<String> = natives.iter().map(|(id, _, _)| id.clone()).collect();
+    let packages = pack.join(PACKAGES_DIR);
+    if packages.is_dir() {
+        let mut dirs: Vec<_> = std::fs::read_dir(&packages)
+            .map_err(pack_err(&packages))?
+            .collect::<Result<_, _>>()
+            .map_err(pack_err(&packages))?;
+        dirs.sort_by_key(|e| e.file_name());
+        for e in dirs {
+            let dir = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let course = existing(pack, &name)?.ok_or_else(|| bad(&dir, format!("no {COURSE_FILE}")))?;
+            if course.id != name {
+                return Err(bad(&dir.join(COURSE_FILE), format!("says id {:?}, its directory is {name:?}", course.id)));
+            }
+            if course.format != crate::course::COURSE_FORMAT {
+                return Err(bad(
+                    &dir.join(COURSE_FILE),
+                    format!("format {} is not {}", course.format, crate::course::COURSE_FORMAT),
+                ));
+            }
+            let list = dir.join(FILES_LIST);
+            let files: Vec<FileEntry> = serde_json::from_slice(&std::fs::read(&list).map_err(pack_err(&list))?)
+                .map_err(|e| bad(&list, e.to_string()))?;
+            for f in &files {
+                let path = dir.join(FILES_DIR).join(&f.path);
+                let size = std::fs::metadata(&path).map_err(pack_err(&path))?.len();
+                if size != f.size {
+                    return Err(bad(&path, format!("{size} bytes, {FILES_LIST} says {}", f.size)));
+                }
+            }
+            if ids.contains(&course.id) {
+                return Err(bad(&dir, format!("course id {:?} is also a native course's", course.id)));
+            }
+            ids.push(course.id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}

@@ -19,6 +19,24 @@ enum Cmd {
     /// (MP4, WebM) or PDF, a native course (.toml). Nothing is added when
     /// any package is refused.
     Add(AddArgs),
+    /// Sign the pack as a content bundle: a manifest of every file (path,
+    /// size, sha256) and each distinct file once; `lms-image publish` puts
+    /// it on a content channel, where nodes fetch only the files they lack.
+    Bundle(BundleArgs),
+}
+
+#[derive(clap::Args)]
+struct BundleArgs {
+    #[arg(long)]
+    pack: PathBuf,
+    /// Content version (MAJOR.MINOR.PATCH), above the channel's current one.
+    #[arg(long)]
+    version: String,
+    /// Signing key (PREFIX.key from keygen).
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -43,7 +61,27 @@ struct AddArgs {
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.cmd {
         Cmd::Add(a) => add(a),
+        Cmd::Bundle(a) => bundle(a),
     }
+}
+
+fn bundle(a: BundleArgs) -> anyhow::Result<()> {
+    let courses = pack::check(&a.pack).with_context(|| format!("checking the pack {}", a.pack.display()))?;
+    let key = lms_bundle::keys::load_signing(&a.key)?;
+    let m = lms_bundle::content::create(&a.pack, &a.version, courses, &key, &a.out)
+        .with_context(|| format!("bundling {}", a.pack.display()))?;
+    let size = std::fs::metadata(&a.out).with_context(|| format!("reading back {}", a.out.display()))?.len();
+    let blobs: std::collections::BTreeSet<&str> = m.files.iter().map(|f| f.sha256.as_str()).collect();
+    println!(
+        "content bundle {} version {} ({} courses, {} files, {} distinct, {size} bytes) signed by key {}",
+        a.out.display(),
+        m.content_version,
+        m.courses.len(),
+        m.files.len(),
+        blobs.len(),
+        lms_bundle::keys::key_id(&key.verifying_key())
+    );
+    Ok(())
 }
 
 fn add(a: AddArgs) -> anyhow::Result<()> {

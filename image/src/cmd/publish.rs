@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A module bundle (lms-image bundle) or a content bundle (lms-image content bundle).
     #[arg(long)]
     bundle: PathBuf,
     /// Repository root directory (plain files: any web server, CDN or USB stick carries it).
@@ -24,7 +25,14 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let expires_in = lms_settings::parse_duration(&a.expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?;
     let key = lms_bundle::keys::load_signing(&a.key)?;
-    let meta = lms_bundle::channel::publish(&a.repo, &a.bundle, &a.channel, &key, expires_in, a.rollout)
+    // One command for both kinds: a content bundle is a plain tar that
+    // starts with its manifest, a module bundle a gzip'd tar.
+    let publish = if lms_bundle::content::is_content_bundle(&a.bundle) {
+        lms_bundle::content::publish
+    } else {
+        lms_bundle::channel::publish
+    };
+    let meta = publish(&a.repo, &a.bundle, &a.channel, &key, expires_in, a.rollout)
         .with_context(|| format!("publishing {} to {}", a.bundle.display(), a.repo.display()))?;
     println!(
         "published {} to channel {} (metadata version {}, rollout {}%, expires {}) in {}",

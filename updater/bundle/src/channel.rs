@@ -99,7 +99,7 @@ pub fn in_rollout(node_id: &str, version: &str, percent: u8) -> bool {
     bucket < percent as u64
 }
 
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BundleError> {
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BundleError> {
     use std::io::Write;
     let io = |e: std::io::Error| BundleError::Io { path: path.to_path_buf(), message: e.to_string() };
     let dir = path.parent().expect("repository paths have a parent");
@@ -112,11 +112,86 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BundleError>
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
-/// Places `bundle` in the static repository at `repo` and writes signed
-/// metadata for `channel` (metadata version one above the current one).
-/// Plain files, each landing by rename. Refuses a bundle that does not
-/// verify with `key`, existing metadata that does not, and a version not
-/// above the one the channel already offers (nodes would never take it).
+/// Before anything is published to `channel`: its name and the rollout are
+/// sane, and the metadata already there (returned) verifies with `key`.
+pub(crate) fn check_publish(
+    repo: &std::path::Path,
+    channel: &str,
+    key: &ed25519_dalek::SigningKey,
+    rollout_percent: u8,
+) -> Result<Option<ChannelMeta>, BundleError> {
+    if !valid_channel_name(channel) {
+        return Err(BundleError::Manifest(format!("channel {channel:?}: use letters, digits, '-' and '_'")));
+    }
+    if rollout_percent > 100 {
+        return Err(BundleError::Manifest(format!("rollout {rollout_percent}% is over 100")));
+    }
+    let io = |p: &std::path::Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| BundleError::Io { path: p.clone(), message: e.to_string() }
+    };
+    let meta_file = repo.join(meta_path(channel));
+    if !meta_file.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&meta_file).map_err(io(&meta_file))?;
+    let sig_file = repo.join(sig_path(channel));
+    let sig = std::fs::read(&sig_file).map_err(io(&sig_file))?;
+    Ok(Some(verify(&bytes, &sig, &[key.verifying_key()], channel)?))
+}
+
+/// Refuses a version a channel's nodes would never take: not above the one
+/// it offers.
+pub(crate) fn check_version(
+    previous: Option<&ChannelMeta>,
+    channel: &str,
+    version: Version,
+) -> Result<(), BundleError> {
+    if let Some(p) = previous {
+        let current: Version = p.bundle.version.parse().map_err(BundleError::Manifest)?;
+        if version <= current {
+            return Err(BundleError::Manifest(format!(
+                "channel {channel} already offers {current}; nodes never take {version} (not above a version they ran)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the channel's signed metadata pointing at `bundle` (metadata
+/// version one above `previous`).
+pub(crate) fn commit(
+    repo: &std::path::Path,
+    channel: &str,
+    key: &ed25519_dalek::SigningKey,
+    previous: Option<&ChannelMeta>,
+    expires_in: std::time::Duration,
+    rollout_percent: u8,
+    bundle: BundleRef,
+) -> Result<ChannelMeta, BundleError> {
+    let now = super::build_time();
+    let meta = ChannelMeta {
+        format: CHANNEL_FORMAT,
+        channel: channel.to_string(),
+        metadata_version: previous.map_or(1, |p| p.metadata_version + 1),
+        created: super::rfc3339(now),
+        expires: super::rfc3339(now + expires_in),
+        rollout_percent,
+        bundle,
+    };
+    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("json");
+    // A reader between the two renames sees a mismatched pair, refuses it
+    // as unsigned and tries again at its next poll.
+    write_atomic(&repo.join(sig_path(channel)), &keys::sign(key, &meta_bytes))?;
+    write_atomic(&repo.join(meta_path(channel)), &meta_bytes)?;
+    Ok(meta)
+}
+
+/// Places the module bundle `bundle` in the static repository at `repo` and
+/// writes signed metadata for `channel` (metadata version one above the
+/// current one). Plain files, each landing by rename. Refuses a bundle that
+/// does not verify with `key`, existing metadata that does not, and a
+/// version not above the one the channel already offers.
 pub fn publish(
     repo: &std::path::Path,
     bundle: &std::path::Path,
@@ -125,68 +200,29 @@ pub fn publish(
     expires_in: std::time::Duration,
     rollout_percent: u8,
 ) -> Result<ChannelMeta, BundleError> {
-    if !valid_channel_name(channel) {
-        return Err(BundleError::Manifest(format!("channel {channel:?}: use letters, digits, '-' and '_'")));
-    }
-    if rollout_percent > 100 {
-        return Err(BundleError::Manifest(format!("rollout {rollout_percent}% is over 100")));
-    }
-    let public = key.verifying_key();
+    let previous = check_publish(repo, channel, key, rollout_percent)?;
     let scratch = std::env::temp_dir().join(format!(
         "lms-publish-{}-{}",
         std::process::id(),
         super::sha256_hex(channel.as_bytes())
     ));
     let _ = std::fs::remove_dir_all(&scratch);
-    let manifest = super::verify_and_unpack(bundle, &[public], &Default::default(), &scratch);
+    let manifest = super::verify_and_unpack(bundle, &[key.verifying_key()], &Default::default(), &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let manifest = manifest?;
     let version: Version = manifest.bundle_version.parse().map_err(BundleError::Manifest)?;
-    let io = |p: &std::path::Path| {
-        let p = p.to_path_buf();
-        move |e: std::io::Error| BundleError::Io { path: p.clone(), message: e.to_string() }
-    };
-    let meta_file = repo.join(meta_path(channel));
-    let previous = if meta_file.exists() {
-        let bytes = std::fs::read(&meta_file).map_err(io(&meta_file))?;
-        let sig_file = repo.join(sig_path(channel));
-        let sig = std::fs::read(&sig_file).map_err(io(&sig_file))?;
-        Some(verify(&bytes, &sig, &[public], channel)?)
-    } else {
-        None
-    };
-    if let Some(p) = &previous {
-        let current: Version = p.bundle.version.parse().map_err(BundleError::Manifest)?;
-        if version <= current {
-            return Err(BundleError::Manifest(format!(
-                "channel {channel} already offers {current}; nodes never take {version} (not above a version they ran)"
-            )));
-        }
-    }
-    let bytes = std::fs::read(bundle).map_err(io(bundle))?;
+    check_version(previous.as_ref(), channel, version)?;
+    let bytes =
+        std::fs::read(bundle).map_err(|e| BundleError::Io { path: bundle.to_path_buf(), message: e.to_string() })?;
     let rel = format!("bundles/lms-modules-{version}.bundle");
     write_atomic(&repo.join(&rel), &bytes)?;
-    let now = super::build_time();
-    let meta = ChannelMeta {
-        format: CHANNEL_FORMAT,
-        channel: channel.to_string(),
-        metadata_version: previous.as_ref().map_or(1, |p| p.metadata_version + 1),
-        created: super::rfc3339(now),
-        expires: super::rfc3339(now + expires_in),
-        rollout_percent,
-        bundle: BundleRef {
-            version: version.to_string(),
-            path: rel,
-            size: bytes.len() as u64,
-            sha256: super::sha256_hex(&bytes),
-        },
+    let bundle_ref = BundleRef {
+        version: version.to_string(),
+        path: rel,
+        size: bytes.len() as u64,
+        sha256: super::sha256_hex(&bytes),
     };
-    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("json");
-    // A reader between the two renames sees a mismatched pair, refuses it
-    // as unsigned and tries again at its next poll.
-    write_atomic(&repo.join(sig_path(channel)), &keys::sign(key, &meta_bytes))?;
-    write_atomic(&meta_file, &meta_bytes)?;
-    Ok(meta)
+    commit(repo, channel, key, previous.as_ref(), expires_in, rollout_percent, bundle_ref)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! directory it was given.
 
 pub mod channel;
+pub mod content;
 pub mod keys;
 mod unpack;
 
@@ -172,7 +173,7 @@ pub fn cap_text(text: &str, max: usize) -> String {
     format!("{}... ({} more bytes)", &text[..end], text.len() - end)
 }
 
-fn tar_header(path: &str, size: u64, mtime: u64) -> tar::Header {
+pub(crate) fn tar_header(path: &str, size: u64, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_path(path).expect("validated path fits");
     h.set_size(size);
