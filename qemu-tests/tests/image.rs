@@ -205,7 +205,7 @@ fn learner_flow(vm: &Vm, session: &str) {
 fn coach_view(vm: &Vm) {
     let coach = sign_in(vm, "demo-coach", "demo-coach");
     let (code, classes) = page(vm, &coach, "/coach", None);
-    assert!(code == 200 && classes.contains(r#"href="/coach/classes/demo-class""#), "{classes}");
+    assert!(code == 200 && classes.contains(r#"href="/coach/classes/demo%2Dclass""#), "{classes}");
     let (code, class) = page(vm, &coach, "/coach/classes/demo-class", None);
     assert_eq!(code, 200, "{class}");
     assert!(class.contains("示例学员") && class.contains("12.5%"), "{class}");

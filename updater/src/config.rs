@@ -28,6 +28,23 @@ pub struct Config {
     /// private PKI); without it, Mozilla's roots built into lms-updater.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Where content slots, links and the content journal live (lms-node
+    /// serves `content_dir/current`); without it content is not updated.
+    #[serde(default)]
+    pub content_dir: Option<PathBuf>,
+    #[serde(default = "default_content_channel")]
+    pub content_channel: String,
+    /// The most a content version may hold, all files together (media is
+    /// large; the data partition is not).
+    #[serde(default = "default_max_content_bytes")]
+    pub max_content_bytes: u64,
+}
+
+fn default_content_channel() -> String {
+    "content-stable".into()
+}
+fn default_max_content_bytes() -> u64 {
+    8 << 30
 }
 
 fn default_channel() -> String {
@@ -55,8 +72,10 @@ impl Config {
         let cfg: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim()))?;
-        if !lms_bundle::channel::valid_channel_name(&cfg.channel) {
-            anyhow::bail!("config {}: channel {:?} is not a valid channel name", path.display(), cfg.channel);
+        for (key, name) in [("channel", &cfg.channel), ("content_channel", &cfg.content_channel)] {
+            if !lms_bundle::channel::valid_channel_name(name) {
+                anyhow::bail!("config {}: {key} {name:?} is not a valid channel name", path.display());
+            }
         }
         if let Err(e) = crate::repo::parse_source(&cfg.repository) {
             anyhow::bail!("config {}: repository {e}", path.display());

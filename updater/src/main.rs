@@ -1,4 +1,4 @@
-//! `lms-updater --config FILE [--pin-keys DIR] [--run-as UID:GID] <daemon | check | install SRC | status | rollback> [--json]`
+//! `lms-updater --config FILE [--pin-keys DIR] [--run-as UID:GID] [--kind modules|content] <daemon | check | install SRC | status | rollback> [--json]`
 //!
 //! Exit codes: 0 up to date, or updated and healthy; 2 an update failed its
 //! health checks and was rolled back; 1 error, nothing changed.
@@ -30,8 +30,18 @@ struct Cli {
     /// read: the appliance runs lms-updater as its own user.
     #[arg(long, global = true, value_parser = lms_settings::privileges::parse_run_as)]
     run_as: Option<(u32, u32)>,
+    /// Which payload `check`, `status` and `rollback` act on (`install`
+    /// tells a content bundle by its contents; `daemon` runs both).
+    #[arg(long, global = true, value_enum, default_value_t = Kind::Modules)]
+    kind: Kind,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Kind {
+    Modules,
+    Content,
 }
 
 #[derive(Subcommand)]
@@ -40,7 +50,7 @@ enum Cmd {
     Daemon,
     /// One cycle: fetch channel metadata, install if newer, health-gate it.
     Check,
-    /// Install one bundle file or http:// URL through the same checks.
+    /// Install one bundle file (modules or content) or http:// URL through the same checks.
     Install { src: String },
     /// Current and previous versions, state, rejected versions, last error.
     Status,
@@ -80,6 +90,24 @@ fn jitter(max: Duration) -> Duration {
     max.mul_f64((nanos % 1000) as f64 / 1000.0)
 }
 
+/// Check and install in a loop: poll_interval plus jitter, backing off
+/// (15 s doubling, at most poll_interval) while checks fail.
+fn run_forever(updater: &Updater, poll: Duration, json: bool) -> ! {
+    let mut failures = 0u32;
+    loop {
+        let r = updater.check();
+        report(json, &r);
+        let wait = if r.is_err() {
+            failures += 1;
+            (Duration::from_secs(15) * 2u32.pow(failures.min(6))).min(poll)
+        } else {
+            failures = 0;
+            poll
+        };
+        std::thread::sleep(wait + jitter(wait / 10));
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LMS_LOG").unwrap_or_else(|_| "info".into()))
@@ -103,12 +131,30 @@ fn main() -> ExitCode {
         eprintln!("lms-updater: --run-as {uid}:{gid}: {e}");
         return ExitCode::from(1);
     }
-    let updater = match Updater::from_config(&cfg) {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("lms-updater: {}", lms_bundle::cap_text(&e.to_string(), 4096));
+        ExitCode::from(1)
+    };
+    let modules = match Updater::from_config(&cfg) {
         Ok(u) => u,
-        Err(e) => {
-            eprintln!("lms-updater: {}", lms_bundle::cap_text(&format!("{e:#}"), 4096));
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let content = match Updater::content_from_config(&cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let is_content = |src: &str| {
+        std::path::Path::new(src).is_file() && lms_bundle::content::is_content_bundle(std::path::Path::new(src))
+    };
+    let chosen = match &cli.cmd {
+        Cmd::Install { src } if is_content(src) => Kind::Content,
+        Cmd::Install { .. } => Kind::Modules,
+        _ => cli.kind,
+    };
+    let updater = match (chosen, &content) {
+        (Kind::Modules, _) => &modules,
+        (Kind::Content, Some(c)) => c,
+        (Kind::Content, None) => return fail(&"content updates need content_dir in the [updater] settings"),
     };
     match cli.cmd {
         Cmd::Check => report(cli.json, &updater.check()),
@@ -125,7 +171,14 @@ fn main() -> ExitCode {
         }
         Cmd::Rollback => report(cli.json, &updater.rollback()),
         Cmd::Status => match updater.recover().and_then(|_| updater.status_json()) {
-            Ok(v) => {
+            Ok(mut v) => {
+                // Plain `status` shows content too, when this node updates it.
+                if let (Kind::Modules, Some(c)) = (cli.kind, &content) {
+                    v["content"] = c
+                        .recover()
+                        .and_then(|_| c.status_json())
+                        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                }
                 if cli.json {
                     println!("{v}");
                 } else {
@@ -139,19 +192,14 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Daemon => {
-            let mut failures = 0u32;
-            loop {
-                let r = updater.check();
-                report(cli.json, &r);
-                let wait = if r.is_err() {
-                    failures += 1;
-                    (Duration::from_secs(15) * 2u32.pow(failures.min(6))).min(cfg.poll_interval)
-                } else {
-                    failures = 0;
-                    cfg.poll_interval
-                };
-                std::thread::sleep(wait + jitter(wait / 10));
+            // Each kind in its own loop: a long content download never
+            // holds up a module fix, nor the other way round.
+            let poll = cfg.poll_interval;
+            let json = cli.json;
+            if let Some(c) = content {
+                std::thread::spawn(move || run_forever(&c, poll, json));
             }
+            run_forever(&modules, poll, json)
         }
     }
 }

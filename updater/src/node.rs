@@ -5,12 +5,16 @@
 use crate::http::Http;
 use std::time::Duration;
 
-pub trait NodeControl {
+pub trait NodeControl: Send {
     /// Ask the node to load `current` again. Err carries the node's reason.
     fn reload(&self) -> Result<(), String>;
     /// Ok(Some(version)) when /readyz answers 200 for that bundle version;
     /// Ok(None) when it is not ready; Err when it cannot be reached.
     fn ready_version(&self) -> Result<Option<String>, String>;
+    /// The same for the content version /readyz reports (`content_version`).
+    fn ready_content_version(&self) -> Result<Option<String>, String> {
+        Ok(None)
+    }
 }
 
 pub struct HttpNode {
@@ -33,6 +37,18 @@ impl HttpNode {
     }
 }
 
+impl HttpNode {
+    /// A string field of the /readyz answer when it is 200.
+    fn ready_field(&self, field: &str) -> Result<Option<String>, String> {
+        let a = self.http.call("GET", &self.ready, 1 << 20)?;
+        if a.status != 200 {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&a.body).map_err(|e| format!("{}: {e}", self.ready))?;
+        Ok(v[field].as_str().map(str::to_string))
+    }
+}
+
 impl NodeControl for HttpNode {
     fn reload(&self) -> Result<(), String> {
         let a = self.reload_http.call("POST", &format!("{}/admin/reload", self.admin), 1 << 20)?;
@@ -47,11 +63,10 @@ impl NodeControl for HttpNode {
     }
 
     fn ready_version(&self) -> Result<Option<String>, String> {
-        let a = self.http.call("GET", &self.ready, 1 << 20)?;
-        if a.status != 200 {
-            return Ok(None);
-        }
-        let v: serde_json::Value = serde_json::from_slice(&a.body).map_err(|e| format!("{}: {e}", self.ready))?;
-        Ok(v["bundle_version"].as_str().map(str::to_string))
+        self.ready_field("bundle_version")
+    }
+
+    fn ready_content_version(&self) -> Result<Option<String>, String> {
+        self.ready_field("content_version")
     }
 }

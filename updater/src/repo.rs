@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub trait Transport {
+pub trait Transport: Send {
     /// Reads `rel` whole; errors past `cap` bytes.
     fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String>;
     /// Appends bytes of `rel` from `have` to `file`; returns the new length.

@@ -114,3 +114,59 @@ node_id = "edge-001"
     let err = String::from_utf8_lossy(&e.stderr);
     assert!(err.contains("repository") && err.contains("ftp://"), "{err}");
 }
+
+/// Content through the same program: `--kind content` needs `content_dir`;
+/// `install` tells a content bundle by its contents and gates it like any
+/// update (no node answers here, so it is rolled back: exit 2); a tampered
+/// one is refused (exit 1) with nothing changed; `status` shows both kinds.
+#[test]
+fn content_kind_from_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    std::fs::write(d.path().join("release.pub"), hex::encode(key.verifying_key().to_bytes())).unwrap();
+    let cfg = d.path().join("updater.toml");
+    let base = format!(
+        r#"repository = "{repo}"
+trusted_keys = ["{key}"]
+modules_dir = "{modules}"
+node_admin = "http://127.0.0.1:9"
+node_ready = "http://127.0.0.1:9/readyz"
+health_timeout = "1s"
+node_id = "edge-001"
+"#,
+        repo = d.path().join("repo").display(),
+        key = d.path().join("release.pub").display(),
+        modules = d.path().join("modules").display()
+    );
+    std::fs::write(&cfg, &base).unwrap();
+    let e = run(&cfg, &["--kind", "content", "check"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("content_dir"));
+
+    let content = d.path().join("content");
+    std::fs::write(&cfg, format!("{base}content_dir = \"{}\"\n", content.display())).unwrap();
+    let pack = d.path().join("pack");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(pack.join("science.toml"), "id = \"science\"\n").unwrap();
+    let bundle = d.path().join("content.bundle");
+    lms_bundle::content::create(&pack, "1.0.0", vec!["science".into()], &key, &bundle).unwrap();
+
+    let mut tampered = std::fs::read(&bundle).unwrap();
+    let at = tampered.windows(7).position(|w| w == b"science").unwrap();
+    tampered[at] = b'S';
+    let bad = d.path().join("tampered.bundle");
+    std::fs::write(&bad, tampered).unwrap();
+    let i = run(&cfg, &["install", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(i.status.code(), Some(1), "{}", String::from_utf8_lossy(&i.stdout));
+    assert!(!content.join("current").exists());
+
+    let i = run(&cfg, &["install", bundle.to_str().unwrap(), "--json"]);
+    let out: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+    assert_eq!((i.status.code(), out["result"].as_str()), (Some(2), Some("rolled_back")), "{out}");
+    assert!(!content.join("current").exists(), "a version no node served stayed current");
+
+    let s = run(&cfg, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!((v["kind"].as_str(), v["content"]["kind"].as_str()), (Some("modules"), Some("content")), "{v}");
+    assert_eq!(v["content"]["rejected"][0]["version"], "1.0.0", "{v}");
+}

@@ -160,6 +160,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     let ready = format!("{}/readyz", running.admin);
 
     let updater = Updater {
+        payload: Box::new(lms_updater::kinds::modules::Modules),
         layout: lms_updater::state::Layout { root: modules_dir.clone() },
         channel: "stable".into(),
         node_id: "edge-001".into(),

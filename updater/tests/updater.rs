@@ -92,6 +92,7 @@ impl World {
     }
     fn updater(&self) -> Updater {
         Updater {
+            payload: Box::new(lms_updater::kinds::modules::Modules),
             layout: lms_updater::state::Layout { root: self.modules() },
             channel: "stable".into(),
             node_id: "edge-001".into(),

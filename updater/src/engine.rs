@@ -1,0 +1,586 @@
+//! The one install flow every payload kind goes through (see the crate
+//! documentation for the steps); [`crate::kinds`] plugs in what differs.
+
+use crate::kinds::Payload;
+use crate::{config, node, repo, state};
+use lms_bundle::channel::{self, ChannelMeta};
+use lms_bundle::{BundleError, Limits, Version};
+use node::NodeControl;
+use repo::Transport;
+use state::{Installed, Layout, Rejected, State, Trial};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The points of an install the fault-injection tests stop at, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Downloaded,
+    Staged,
+    SlotReady,
+    TrialRecorded,
+    Switched,
+    Reloaded,
+    Healthy,
+    Committed,
+    PreviousLinked,
+    Collected,
+}
+
+pub const STEPS: [Step; 10] = [
+    Step::Downloaded,
+    Step::Staged,
+    Step::SlotReady,
+    Step::TrialRecorded,
+    Step::Switched,
+    Step::Reloaded,
+    Step::Healthy,
+    Step::Committed,
+    Step::PreviousLinked,
+    Step::Collected,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Fetch(String),
+    #[error("{0}")]
+    Disk(String),
+    #[error("simulated crash at {0:?}")]
+    Crashed(Step),
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    UpToDate { version: Option<String>, note: String },
+    Installed { version: String },
+    RolledBack { version: String, reason: String },
+}
+
+/// Where the clock may be trusted from: the build time of this updater.
+fn clock_floor() -> time::OffsetDateTime {
+    option_env!("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::macros::datetime!(2026-01-01 00:00 UTC))
+}
+
+fn now() -> String {
+    lms_bundle::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+pub struct Updater {
+    /// What kind of payload this engine installs (modules, content).
+    pub payload: Box<dyn Payload>,
+    pub layout: Layout,
+    pub channel: String,
+    pub node_id: String,
+    pub health_timeout: Duration,
+    pub trusted: Vec<ed25519_dalek::VerifyingKey>,
+    pub transport: Box<dyn Transport>,
+    pub node: Box<dyn NodeControl>,
+    pub limits: Limits,
+    /// Fault injection: stop dead (no cleanup) when this step is reached.
+    pub crash_at: Option<Step>,
+    /// The clock, replaceable for tests of untrusted clocks.
+    pub clock: fn() -> time::OffsetDateTime,
+}
+
+pub(crate) fn disk<E: std::fmt::Display>(e: E) -> UpdateError {
+    UpdateError::Disk(e.to_string())
+}
+
+pub(crate) fn sha256_file(path: &Path) -> Result<String, UpdateError> {
+    lms_bundle::sha256_file(path).map_err(UpdateError::Disk)
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+impl Updater {
+    pub fn from_config(cfg: &config::Config) -> anyhow::Result<Updater> {
+        let trusted =
+            cfg.trusted_keys.iter().map(|p| lms_bundle::keys::load_verifying(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Updater {
+            payload: Box::new(crate::kinds::modules::Modules),
+            layout: Layout { root: cfg.modules_dir.clone() },
+            channel: cfg.channel.clone(),
+            node_id: cfg.node_id.clone(),
+            health_timeout: cfg.health_timeout,
+            trusted,
+            transport: repo::open(
+                repo::parse_source(&cfg.repository).map_err(anyhow::Error::msg)?,
+                Duration::from_secs(30),
+                lms_settings::tls::client_config(cfg.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+            ),
+            node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
+            limits: Limits::default(),
+            crash_at: None,
+            clock: time::OffsetDateTime::now_utc,
+        })
+    }
+
+    /// The engine for content, when the settings give it a `content_dir`:
+    /// the same repository, keys, node and gate, its own directory and
+    /// channel, so module and content updates never wait for each other.
+    pub fn content_from_config(cfg: &config::Config) -> anyhow::Result<Option<Updater>> {
+        let Some(dir) = &cfg.content_dir else { return Ok(None) };
+        let mut u = Updater::from_config(cfg)?;
+        let limits = lms_bundle::content::ContentLimits {
+            max_total_bytes: cfg.max_content_bytes,
+            max_file_bytes: cfg.max_content_bytes.min(lms_bundle::content::ContentLimits::default().max_file_bytes),
+            ..Default::default()
+        };
+        u.payload = Box::new(crate::kinds::content::Content { limits });
+        u.layout = Layout { root: dir.clone() };
+        u.channel = cfg.content_channel.clone();
+        Ok(Some(u))
+    }
+
+    pub(crate) fn step(&self, s: Step) -> Result<(), UpdateError> {
+        tracing::debug!(kind = self.payload.name(), step = ?s, "install step");
+        if self.crash_at == Some(s) { Err(UpdateError::Crashed(s)) } else { Ok(()) }
+    }
+
+    pub fn state(&self) -> Result<State, UpdateError> {
+        self.layout.load().map_err(UpdateError::Disk)
+    }
+
+    fn save(&self, s: &State) -> Result<(), UpdateError> {
+        self.layout.save(s).map_err(UpdateError::Disk)?;
+        self.write_metrics(s);
+        Ok(())
+    }
+
+    /// Records `e` as the last error (best effort) and returns it.
+    fn fail(&self, e: UpdateError) -> UpdateError {
+        if !matches!(e, UpdateError::Crashed(_))
+            && let Ok(mut s) = self.state()
+        {
+            s.last_error = Some(e.to_string());
+            let _ = self.save(&s);
+        }
+        e
+    }
+
+    pub fn clock_trusted(&self, s: &State) -> bool {
+        let now = (self.clock)();
+        let last = s.last_trusted_time.as_deref().and_then(channel::parse_time);
+        now >= clock_floor() && last.is_none_or(|l| now + Duration::from_secs(3600) >= l)
+    }
+
+    /// Brings the directory back in line with the journal. Run first by
+    /// every command, so a crash at any point heals on the next start.
+    pub fn recover(&self) -> Result<(), UpdateError> {
+        for d in [self.layout.root.clone(), self.layout.slots(), self.layout.cache()] {
+            std::fs::create_dir_all(&d).map_err(|e| UpdateError::Disk(format!("{}: {e}", d.display())))?;
+        }
+        if self.layout.staging().exists() {
+            std::fs::remove_dir_all(self.layout.staging()).map_err(disk)?;
+        }
+        for stale in ["current.tmp", "previous.tmp", "state.json.tmp"] {
+            let _ = std::fs::remove_file(self.layout.root.join(stale));
+        }
+        let mut s = self.state()?;
+        if let Some(trial) = s.trial.take() {
+            let reason = "lms-updater stopped during the health trial; rolled back".to_string();
+            tracing::warn!(version = %trial.candidate.version, "{reason}");
+            self.layout.set_link(&self.layout.current(), trial.from.as_ref().map(|f| f.slot.as_str())).map_err(disk)?;
+            if let Err(e) = self.node.reload() {
+                tracing::warn!(error = %e, "node reload after rollback failed (it will load current when it starts)");
+            }
+            s.rejected.push(Rejected {
+                version: trial.candidate.version.clone(),
+                sha256: trial.candidate.sha256.clone(),
+                reason: reason.clone(),
+                at: now(),
+            });
+            s.current = trial.from;
+            s.last_error = Some(reason);
+            self.save(&s)?;
+        }
+        // The links follow the journal (they may lag it after a crash).
+        for (link, want) in [(self.layout.current(), &s.current), (self.layout.previous(), &s.previous)] {
+            let want = want.as_ref().map(|i| i.slot.clone());
+            if self.layout.link_target(&link) != want && (want.is_some() || link.symlink_metadata().is_ok()) {
+                self.layout.set_link(&link, want.as_deref()).map_err(disk)?;
+            }
+        }
+        self.collect(&s)
+    }
+
+    /// Removes slots and cached bundles nothing refers to.
+    fn collect(&self, s: &State) -> Result<(), UpdateError> {
+        let keep: Vec<&str> = [&s.current, &s.previous].into_iter().flatten().map(|i| i.slot.as_str()).collect();
+        for e in std::fs::read_dir(self.layout.slots()).map_err(disk)? {
+            let e = e.map_err(disk)?;
+            if !keep.contains(&e.file_name().to_string_lossy().as_ref()) {
+                std::fs::remove_dir_all(e.path()).map_err(disk)?;
+            }
+        }
+        for e in std::fs::read_dir(self.layout.cache()).map_err(disk)? {
+            let e = e.map_err(disk)?;
+            // A partial download is kept: the next attempt resumes it.
+            if !e.file_name().to_string_lossy().ends_with(".part") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// One cycle: metadata, then install when newer, in rollout and not rejected.
+    pub fn check(&self) -> Result<Outcome, UpdateError> {
+        self.recover()?;
+        self.check_inner().map_err(|e| self.fail(e))
+    }
+
+    fn check_inner(&self) -> Result<Outcome, UpdateError> {
+        let mut s = self.state()?;
+        let bytes = self.transport.fetch(&channel::meta_path(&self.channel), 1 << 20).map_err(UpdateError::Fetch)?;
+        let sig = self.transport.fetch(&channel::sig_path(&self.channel), 1024).map_err(UpdateError::Fetch)?;
+        let meta: ChannelMeta = channel::verify(&bytes, &sig, &self.trusted, &self.channel)?;
+        if meta.metadata_version < s.last_metadata_version {
+            return Err(UpdateError::Refused(format!(
+                "channel metadata version {} is older than version {} already seen (replayed metadata)",
+                meta.metadata_version, s.last_metadata_version
+            )));
+        }
+        if self.clock_trusted(&s) {
+            let now = (self.clock)();
+            let expires = channel::parse_time(&meta.expires).expect("verified");
+            if now > expires {
+                return Err(UpdateError::Refused(format!("channel metadata expired at {}", meta.expires)));
+            }
+            s.last_trusted_time = Some(lms_bundle::rfc3339(now));
+        } else {
+            tracing::warn!(
+                "the clock is not trustworthy (earlier than this updater's build or than a time seen before): expiry not enforced; version floor and metadata version still are"
+            );
+        }
+        s.last_metadata_version = meta.metadata_version;
+        s.last_check = Some(now());
+        s.last_error = None;
+        self.save(&s)?;
+
+        let offered: Version = meta.bundle.version.parse().map_err(UpdateError::Refused)?;
+        if s.current.as_ref().is_some_and(|c| c.version == meta.bundle.version) {
+            return Ok(Outcome::UpToDate {
+                version: Some(meta.bundle.version),
+                note: "running the channel's version".into(),
+            });
+        }
+        if let Some(r) = s.rejected.iter().find(|r| r.sha256 == meta.bundle.sha256 || r.version == meta.bundle.version)
+        {
+            return Ok(Outcome::UpToDate {
+                version: s.current.map(|c| c.version),
+                note: format!("channel offers {}, rejected earlier: {}", r.version, r.reason),
+            });
+        }
+        if let Some(floor) = &s.highest_committed
+            && offered <= floor.parse::<Version>().map_err(UpdateError::Refused)?
+        {
+            return Ok(Outcome::UpToDate {
+                version: s.current.map(|c| c.version),
+                note: format!("channel offers {offered}, not above {floor} already committed here"),
+            });
+        }
+        if !channel::in_rollout(&self.node_id, &meta.bundle.version, meta.rollout_percent) {
+            return Ok(Outcome::UpToDate {
+                version: s.current.map(|c| c.version),
+                note: format!("{offered} is rolling out to {}% of nodes, not yet this one", meta.rollout_percent),
+            });
+        }
+        let identity = self.payload.fetch(self, &meta.bundle)?;
+        self.step(Step::Downloaded)?;
+        self.install_identity(&identity, Some(&meta.bundle.sha256))
+    }
+
+    /// Refuses to start when `dir`'s file system has less than `need` bytes
+    /// free (`what` says what they are for).
+    pub(crate) fn need_space(&self, need: u64, what: &str) -> Result<(), UpdateError> {
+        if let Some(free) = free_bytes(&self.layout.root)
+            && free < need
+        {
+            return Err(UpdateError::Disk(format!(
+                "{} has {free} bytes free; {what} needs about {need}",
+                self.layout.root.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Downloads `rel` (`size` bytes, `sha256`) from the repository into
+    /// `done`, resuming a partial download (`done` + `.part`) and backing
+    /// off between attempts; the bytes must hash to `sha256`.
+    pub(crate) fn download_to(&self, rel: &str, size: u64, sha256: &str, done: &Path) -> Result<(), UpdateError> {
+        if done.exists() && sha256_file(done)? == sha256 {
+            return Ok(());
+        }
+        let part = done.with_extension("part");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&part).map_err(disk)?;
+        let mut have = file.metadata().map_err(disk)?.len();
+        if have > size {
+            file.set_len(0).map_err(disk)?;
+            have = 0;
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut last_err = String::new();
+        for _attempt in 0..6 {
+            if have == size {
+                break;
+            }
+            match self.transport.download(rel, &mut file, have, size) {
+                Ok(len) => {
+                    have = len;
+                    continue;
+                }
+                Err(e) if e == "restart" => {
+                    file.set_len(0).map_err(disk)?;
+                    have = 0;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, have, "download interrupted; resuming");
+                    last_err = e;
+                    have = file.metadata().map_err(disk)?.len();
+                }
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        if have != size {
+            return Err(UpdateError::Fetch(format!(
+                "{}: got {have} of {} bytes ({last_err}); the partial download is kept for the next attempt",
+                rel, size
+            )));
+        }
+        file.sync_all().map_err(disk)?;
+        let got = sha256_file(&part)?;
+        if got != sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(UpdateError::Refused(format!("{}: sha256 {got}, the signed metadata says {}", rel, sha256)));
+        }
+        std::fs::rename(&part, done).map_err(disk)?;
+        Ok(())
+    }
+
+    /// `install SRC`: one bundle file, through the same checks and gate.
+    pub fn install(&self, path: &Path) -> Result<Outcome, UpdateError> {
+        self.recover()?;
+        let identity = self.payload.take_file(self, path).map_err(|e| self.fail(e))?;
+        self.install_identity(&identity, None).map_err(|e| self.fail(e))
+    }
+
+    /// Installs the payload `identity` names (the file whose sha256 the
+    /// channel signs: a module bundle, a content manifest).
+    fn install_identity(&self, path: &Path, expected_sha: Option<&str>) -> Result<Outcome, UpdateError> {
+        let mut s = self.state()?;
+        let sha = sha256_file(path)?;
+        if let Some(want) = expected_sha
+            && want != sha
+        {
+            return Err(UpdateError::Refused(format!("{}: sha256 {sha}, expected {want}", path.display())));
+        }
+        if let Some(r) = s.rejected.iter().find(|r| r.sha256 == sha) {
+            return Err(UpdateError::Refused(format!("bundle {} was rejected earlier: {}", r.version, r.reason)));
+        }
+        if s.current.as_ref().is_some_and(|c| c.sha256 == sha) {
+            return Ok(Outcome::UpToDate { version: s.current.map(|c| c.version), note: "already current".into() });
+        }
+        let staging = self.layout.staging();
+        let staged = self.payload.stage(self, path, &staging).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&staging);
+        })?;
+        let refuse = |msg: String| {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(UpdateError::Refused(msg))
+        };
+        let version: Version = match staged.parse() {
+            Ok(v) => v,
+            Err(e) => return refuse(e),
+        };
+        if let Some(floor) = &s.highest_committed
+            && version <= floor.parse::<Version>().map_err(UpdateError::Refused)?
+        {
+            return refuse(format!(
+                "version {version} is not above {floor}, the highest version committed on this node (use rollback to return to the retained previous version)"
+            ));
+        }
+        if s.rejected.iter().any(|r| r.version == staged) {
+            return refuse(format!("version {version} was rejected earlier on this node"));
+        }
+        self.step(Step::Staged)?;
+
+        let candidate =
+            Installed { version: version.to_string(), sha256: sha.clone(), slot: format!("{version}-{}", &sha[..12]) };
+        let slot = self.layout.slot(&candidate.slot);
+        if slot.exists() {
+            std::fs::remove_dir_all(&slot).map_err(disk)?;
+        }
+        std::fs::rename(&staging, &slot).map_err(disk)?;
+        state::sync_dir(&self.layout.slots()).map_err(UpdateError::Disk)?;
+        self.step(Step::SlotReady)?;
+
+        let from = s.current.clone();
+        s.trial = Some(Trial { candidate: candidate.clone(), from: from.clone(), started: now() });
+        self.save(&s)?;
+        self.step(Step::TrialRecorded)?;
+
+        self.layout.set_link(&self.layout.current(), Some(&candidate.slot)).map_err(disk)?;
+        self.step(Step::Switched)?;
+        tracing::info!(kind = self.payload.name(), version = %candidate.version, "switched current; asking the node to reload");
+        let reloaded = self.node.reload();
+        self.step(Step::Reloaded)?;
+
+        let verdict = match reloaded {
+            Err(e) => Err(e),
+            Ok(()) => self.wait_ready(&candidate.version),
+        };
+        match verdict {
+            Ok(()) => {
+                self.step(Step::Healthy)?;
+                let floor = s.highest_committed.as_ref().and_then(|f| f.parse::<Version>().ok());
+                if floor.is_none_or(|f| version > f) {
+                    s.highest_committed = Some(version.to_string());
+                }
+                s.previous = from;
+                s.current = Some(candidate.clone());
+                s.trial = None;
+                s.last_error = None;
+                self.save(&s)?;
+                self.step(Step::Committed)?;
+                self.layout
+                    .set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str()))
+                    .map_err(disk)?;
+                self.step(Step::PreviousLinked)?;
+                self.collect(&s)?;
+                self.step(Step::Collected)?;
+                tracing::info!(version = %candidate.version, "update committed");
+                Ok(Outcome::Installed { version: candidate.version })
+            }
+            Err(reason) => {
+                tracing::error!(version = %candidate.version, %reason, "health gate failed; rolling back");
+                self.layout.set_link(&self.layout.current(), from.as_ref().map(|f| f.slot.as_str())).map_err(disk)?;
+                if let Err(e) = self.node.reload() {
+                    tracing::error!(error = %e, "reload after rollback failed");
+                }
+                if let Some(f) = &from
+                    && let Err(e) = self.wait_ready(&f.version)
+                {
+                    tracing::error!(error = %e, "previous version not ready after rollback");
+                }
+                s.trial = None;
+                s.rejected.push(Rejected {
+                    version: candidate.version.clone(),
+                    sha256: sha,
+                    reason: reason.clone(),
+                    at: now(),
+                });
+                s.last_error = Some(format!("{} rolled back: {reason}", candidate.version));
+                self.save(&s)?;
+                self.collect(&s)?;
+                Ok(Outcome::RolledBack { version: candidate.version, reason })
+            }
+        }
+    }
+
+    /// Waits until the node's /readyz reports `version`, up to the health timeout.
+    fn wait_ready(&self, version: &str) -> Result<(), String> {
+        let start = Instant::now();
+        let mut last = String::from("no answer yet");
+        while start.elapsed() < self.health_timeout {
+            match self.payload.served(&*self.node) {
+                Ok(Some(v)) if v == version => return Ok(()),
+                Ok(Some(v)) => last = format!("node ready but serving {v}"),
+                Ok(None) => last = "node not ready".into(),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("{version} not ready within {:?}: {last}", self.health_timeout))
+    }
+
+    /// By hand: back to the retained previous version.
+    pub fn rollback(&self) -> Result<Outcome, UpdateError> {
+        self.recover()?;
+        let mut s = self.state()?;
+        let Some(prev) = s.previous.clone() else {
+            return Err(self.fail(UpdateError::Refused("no previous version is retained".into())));
+        };
+        let cur = s.current.clone();
+        self.layout.set_link(&self.layout.current(), Some(&prev.slot)).map_err(disk)?;
+        let served = self.node.reload().and_then(|_| self.wait_ready(&prev.version));
+        if let Some(c) = &cur {
+            s.rejected.push(Rejected {
+                version: c.version.clone(),
+                sha256: c.sha256.clone(),
+                reason: "rolled back by operator".into(),
+                at: now(),
+            });
+        }
+        s.current = Some(prev.clone());
+        s.previous = None;
+        s.last_error = served.as_ref().err().map(|e| format!("after rollback: {e}"));
+        self.save(&s)?;
+        self.layout.set_link(&self.layout.previous(), None).map_err(disk)?;
+        self.collect(&s)?;
+        Ok(Outcome::RolledBack {
+            version: cur.map(|c| c.version).unwrap_or_default(),
+            reason: "rolled back by operator".into(),
+        })
+    }
+
+    pub fn status_json(&self) -> Result<serde_json::Value, UpdateError> {
+        let s = self.state()?;
+        Ok(serde_json::json!({
+            "kind": self.payload.name(),
+            "current": s.current,
+            "previous": s.previous,
+            "state": if s.trial.is_some() { "trial" } else { "idle" },
+            "trial": s.trial,
+            "rejected": s.rejected,
+            "last_error": s.last_error,
+            "highest_committed": s.highest_committed,
+            "last_metadata_version": s.last_metadata_version,
+            "last_check": s.last_check,
+            "clock_trusted": self.clock_trusted(&s),
+            "channel": self.channel,
+            "repository": self.transport.describe(),
+        }))
+    }
+
+    /// Prometheus text for node_exporter's textfile collector (best effort).
+    fn write_metrics(&self, s: &State) {
+        let v = |i: &Option<Installed>| i.as_ref().map(|i| i.version.clone()).unwrap_or_default();
+        let text = format!(
+            "# HELP lms_updater_info Versions on this node.\n# TYPE lms_updater_info gauge\nlms_updater_info{{current=\"{}\",previous=\"{}\"}} 1\n\
+             # HELP lms_updater_rejected_versions Versions rejected on this node (health gate, operator).\n# TYPE lms_updater_rejected_versions gauge\nlms_updater_rejected_versions {}\n\
+             # HELP lms_updater_in_trial 1 while a new version is on trial.\n# TYPE lms_updater_in_trial gauge\nlms_updater_in_trial {}\n\
+             # HELP lms_updater_last_error 1 when the last operation failed.\n# TYPE lms_updater_last_error gauge\nlms_updater_last_error {}\n",
+            v(&s.current),
+            v(&s.previous),
+            s.rejected.len(),
+            s.trial.is_some() as u8,
+            s.last_error.is_some() as u8
+        );
+        let _ = state::write_atomic(&self.layout.metrics_file(), text.as_bytes());
+    }
+
+    /// Checks that `current` is a complete, verified slot of this kind; the
+    /// version it holds.
+    pub fn verify_current(&self) -> Result<Option<String>, String> {
+        let link = self.layout.current();
+        if link.symlink_metadata().is_err() {
+            return Ok(None);
+        }
+        let dir = std::fs::canonicalize(&link).map_err(|e| format!("{}: {e}", link.display()))?;
+        self.payload.verify_slot(self, &dir).map(Some)
+    }
+}
