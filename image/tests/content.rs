@@ -39,7 +39,7 @@ fn content_add_imports_every_kind_or_nothing() {
     );
     zip(Path::new(&p("rivers.zip")), &[("cmi5.xml", xml.as_bytes()), ("index.html", b"<title>x</title>")]);
     zip_tree(&data_dir().join("scorm12"), Path::new(&p("water.zip")), &[]);
-    let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-modules/content/pack/science.toml");
+    let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/content/courses/science.toml");
 
     let o = image(&[
         "content",
@@ -60,7 +60,9 @@ fn content_add_imports_every_kind_or_nothing() {
         serde_json::json!({"index": 0, "id": format!("{course}/aus/1"), "title": "Where rivers start"})
     );
     assert!(Path::new(&p("pack/packages/rivers/files/index.html")).is_file());
-    assert!(Path::new(&p("pack/science.toml")).is_file());
+    assert!(Path::new(&p("pack/courses/science.toml")).is_file());
+    let order = std::fs::read_to_string(p("pack/pack.toml")).unwrap();
+    assert!(order.contains(r#"courses = ["rivers", "org-example-lms-water-cycle", "science"]"#), "{order}");
 
     let o = image(&["content", "add", "--pack", &p("pack"), "--title", "Rain", &p("rivers.zip"), &p("water.zip")]);
     assert_eq!(o.status.code(), Some(1));
@@ -109,7 +111,7 @@ fn content_bundle_and_publish_put_a_pack_on_its_own_channel() {
     let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
     assert!(image(&["keygen", "--out", &p("release")]).status.success());
     zip_tree(&data_dir().join("scorm2004"), Path::new(&p("fractions.zip")), &[]);
-    let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-modules/content/pack/science.toml");
+    let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/content/courses/science.toml");
     let run = |args: &[&str]| {
         let o = image(args);
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -129,7 +131,7 @@ fn content_bundle_and_publish_put_a_pack_on_its_own_channel() {
         "--out",
         &p("c1.bundle"),
     ]);
-    assert!(out.contains("version 1.0.0 (2 courses, 5 files"), "{out}");
+    assert!(out.contains("version 1.0.0 (2 courses, 6 files"), "{out}");
     let out = run(&[
         "publish",
         "--bundle",
@@ -147,7 +149,7 @@ fn content_bundle_and_publish_put_a_pack_on_its_own_channel() {
     assert_eq!(meta["bundle"]["path"], "content/lms-content-1.0.0.json");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p("repo/content/lms-content-1.0.0.json")).unwrap()).unwrap();
-    assert_eq!(manifest["courses"], serde_json::json!(["fractions", "science"]));
+    assert_eq!(manifest["courses"], serde_json::json!(["fractions", "science"]), "catalog order: as added");
 
     // A pack whose files do not match its lists is not bundled.
     std::fs::write(p("pack/packages/fractions/files/content/half.html"), "changed by hand").unwrap();

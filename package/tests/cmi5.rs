@@ -3,6 +3,7 @@
 //! the package, file, line, element and value, and adds nothing.
 
 use lms_package::course::{LaunchMethod, MoveOn, Node};
+use lms_package::pack::Input;
 use lms_package::testing::{Entry, au, structure, zip, zip_with};
 use lms_package::{Limits, Options, pack};
 
@@ -90,7 +91,7 @@ fn a_zip_package_lands_in_the_pack_with_its_structure_and_files() {
     assert!(matches!(&c.children[..], [Node::Block(b), Node::Au(2)] if b.children == [Node::Au(0), Node::Au(1)]));
 
     let pack_dir = dir.path().join("pack");
-    let added = pack::add(&pack_dir, vec![p]).unwrap();
+    let added = pack::add(&pack_dir, vec![Input::Package(p)]).unwrap();
     assert_eq!(added[0].course, "geology");
     assert_eq!((added[0].aus[2].index, added[0].aus[2].title.as_str()), (2, "Exam"));
     let stored: lms_package::Course =
@@ -107,7 +108,7 @@ fn a_zip_package_lands_in_the_pack_with_its_structure_and_files() {
     // The same course again (a fixed typo) replaces it; another course under its id is refused.
     let fixed = geology().replace("Know the three kinds.", "Know the three kinds of rock.");
     let again = write_zip(dir.path(), "geology-v2.zip", &fixed, Entry::File);
-    pack::add(&pack_dir, vec![read(&again, None, &Limits::default()).unwrap()]).unwrap();
+    pack::add(&pack_dir, vec![Input::Package(read(&again, None, &Limits::default()).unwrap())]).unwrap();
     let stored: lms_package::Course =
         serde_json::from_slice(&std::fs::read(pack_dir.join("packages/geology/course.json")).unwrap()).unwrap();
     assert_eq!(stored.source, "geology-v2.zip");
@@ -117,10 +118,12 @@ fn a_zip_package_lands_in_the_pack_with_its_structure_and_files() {
         &geology().replace(COURSE, "https://else.example.org/x/geology"),
         Entry::File,
     );
-    let err = pack::add(&pack_dir, vec![read(&other, None, &Limits::default()).unwrap()]).unwrap_err().to_string();
+    let err = pack::add(&pack_dir, vec![Input::Package(read(&other, None, &Limits::default()).unwrap())])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("other.zip") && err.contains(&format!("already {COURSE}")), "{err}");
     // ... unless it is given an id of its own.
-    pack::add(&pack_dir, vec![read(&other, Some("geology-2"), &Limits::default()).unwrap()]).unwrap();
+    pack::add(&pack_dir, vec![Input::Package(read(&other, Some("geology-2"), &Limits::default()).unwrap())]).unwrap();
     assert!(pack_dir.join("packages/geology-2/course.json").exists());
 }
 
@@ -137,7 +140,7 @@ fn zip64_and_standalone_structures_are_read() {
     let p = read(&path, None, &Limits::default()).unwrap();
     assert!(matches!(p.files, lms_package::Files::None) && !p.course.aus[0].in_package);
     let pack_dir = dir.path().join("pack");
-    pack::add(&pack_dir, vec![p]).unwrap();
+    pack::add(&pack_dir, vec![Input::Package(p)]).unwrap();
     assert_eq!(std::fs::read_to_string(pack_dir.join("packages/geology/files.json")).unwrap().trim(), "[]");
 
     // Standalone, a relative URL has nothing to point at (cmi5 14.2).
@@ -156,7 +159,7 @@ fn more_than_a_thousand_aus() {
     let pkg = write_zip(dir.path(), "big.zip", &xml, Entry::File);
     let started = std::time::Instant::now();
     let p = read(&pkg, None, &Limits::default()).unwrap();
-    let added = pack::add(&dir.path().join("pack"), vec![p]).unwrap();
+    let added = pack::add(&dir.path().join("pack"), vec![Input::Package(p)]).unwrap();
     eprintln!("1,200 AUs read and added in {:?}", started.elapsed());
     assert_eq!(added[0].aus.len(), 1200);
     assert_eq!(added[0].aus[1199].id, format!("{COURSE}/aus/1199"));
@@ -313,7 +316,7 @@ fn every_invalid_structure_is_refused_naming_where_and_what() {
         let pkg = write_zip(dir.path(), "bad.zip", &xml, Entry::File);
         let id = (what == "a bad id given").then_some("Geo Logy");
         let err = match read(&pkg, id, &Limits::default()) {
-            Ok(p) => match pack::add(&pack_dir, vec![p]) {
+            Ok(p) => match pack::add(&pack_dir, vec![Input::Package(p)]) {
                 Ok(_) => panic!("{what}: accepted"),
                 Err(e) => e.to_string(),
             },
@@ -420,13 +423,14 @@ fn hostile_zips_are_refused_before_anything_is_written() {
 fn a_batch_with_one_bad_package_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let pack_dir = dir.path().join("pack");
-    std::fs::create_dir_all(&pack_dir).unwrap();
-    std::fs::write(pack_dir.join("science.toml"), "id = \"science\"\ntitle = \"Basic Science\"\n").unwrap();
+    std::fs::create_dir_all(pack_dir.join("courses")).unwrap();
+    let science = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/content/courses/science.toml");
+    std::fs::copy(science, pack_dir.join("courses/science.toml")).unwrap();
     let good = read(&write_zip(dir.path(), "geology.zip", &geology(), Entry::File), None, &Limits::default()).unwrap();
     let clash_xml = geology().replace(COURSE, "https://courses.example.org/cmi5/science");
     let clash = read(&write_zip(dir.path(), "science.zip", &clash_xml, Entry::File), None, &Limits::default()).unwrap();
-    let err = pack::add(&pack_dir, vec![good, clash]).unwrap_err().to_string();
-    assert!(err.contains("science.zip") && err.contains("science.toml"), "{err}");
+    let err = pack::add(&pack_dir, vec![Input::Package(good), Input::Package(clash)]).unwrap_err().to_string();
+    assert!(err.contains("science.zip") && err.contains("courses/science.toml"), "{err}");
     assert!(!pack_dir.join("packages/geology").exists(), "the good package was added");
     assert!(!pack_dir.join(".staging").exists());
 }

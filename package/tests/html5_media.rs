@@ -1,6 +1,7 @@
 //! HTML5 apps and single videos or PDFs as courses.
 
 use lms_package::course::{Kind, UnitKind};
+use lms_package::pack::Input;
 use lms_package::testing::zip;
 use lms_package::{Files, Limits, Options, pack, read};
 
@@ -20,7 +21,7 @@ fn an_html5_app_takes_its_title_from_its_page_or_the_caller() {
     let err = read(&untitled, &Options::default(), &Limits::default()).err().unwrap().to_string();
     assert_eq!(err, "untitled.zip: index.html: has no <title>; give the course a title (--title)");
     let p2 = read(&untitled, &Options { id: None, title: Some("Hello") }, &Limits::default()).unwrap();
-    let added = pack::add(&dir.path().join("pack"), vec![p, p2]).unwrap();
+    let added = pack::add(&dir.path().join("pack"), vec![Input::Package(p), Input::Package(p2)]).unwrap();
     assert_eq!(added.iter().map(|a| a.course.as_str()).collect::<Vec<_>>(), ["fraction-wall", "untitled"]);
 }
 
@@ -41,7 +42,7 @@ fn a_video_or_pdf_needs_a_title_and_is_what_it_says() {
     );
     assert!(matches!(p.files, Files::Single { .. }));
     let pack_dir = dir.path().join("pack");
-    pack::add(&pack_dir, vec![p]).unwrap();
+    pack::add(&pack_dir, vec![Input::Package(p)]).unwrap();
     assert_eq!(std::fs::read(pack_dir.join("packages/rain/files/rain.mp4")).unwrap(), mp4);
 
     let pdf = dir.path().join("guide.pdf");

@@ -2,6 +2,7 @@
 //! structure; each class of broken manifest is refused naming where.
 
 use lms_package::course::{Kind, Node, UnitKind};
+use lms_package::pack::Input;
 use lms_package::testing::{data_dir, zip_tree};
 use lms_package::{Limits, Options, pack, read};
 
@@ -37,7 +38,7 @@ fn scorm_1_2_and_2004_packages_import() {
     assert!(matches!(&c.children[..], [Node::Block(b)] if b.id == "module-1" && b.children == [Node::Unit(0)]));
 
     let pack_dir = dir.path().join("pack");
-    let added = pack::add(&pack_dir, vec![p, p2004]).unwrap();
+    let added = pack::add(&pack_dir, vec![Input::Package(p), Input::Package(p2004)]).unwrap();
     assert_eq!(added[1].aus[0].title, "What is a half?");
     assert!(pack_dir.join("packages/fractions/files/content/half.html").is_file());
     assert!(pack_dir.join("packages/org-example-lms-water-cycle/files/shared/sco.js").is_file());

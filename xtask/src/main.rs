@@ -317,30 +317,11 @@ fn crate_version(krate: &str) -> Result<String> {
         .with_context(|| format!("{}: package.version missing", path.display()))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PackToml {
-    activity_base: String,
-    courses: Vec<String>,
-}
-
-/// Reads, validates and flattens the authored content pack.
+/// Reads, checks and flattens the factory content pack (`appliance/content`:
+/// pack.toml, courses/*.toml) with the same checks `lms-image content
+/// bundle` applies.
 fn content_pack() -> Result<Vec<u8>> {
-    let dir = root().join("wasm-modules/content");
-    let pack_path = dir.join("pack.toml");
-    let pack: PackToml = toml::from_str(&std::fs::read_to_string(&pack_path)?)
-        .with_context(|| format!("parsing {}", pack_path.display()))?;
-    let mut courses = Vec::new();
-    for c in &pack.courses {
-        let path = dir.join("pack").join(format!("{c}.toml"));
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let course: lms_content::Course =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        courses.push(course);
-    }
-    let errs = lms_content::validate(&courses);
-    if !errs.is_empty() {
-        bail!("content pack is invalid:\n  {}", errs.join("\n  "));
-    }
-    Ok(serde_json::to_vec(&lms_content::flatten(&pack.activity_base, &courses))?)
+    let dir = root().join("appliance/content");
+    let pack = lms_package::pack::check(&dir).with_context(|| format!("content pack {}", dir.display()))?;
+    Ok(serde_json::to_vec(&lms_content::flatten(&pack.activity_base, &pack.natives))?)
 }

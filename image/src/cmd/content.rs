@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use lms_package::{Limits, Options, pack};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,9 +66,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn bundle(a: BundleArgs) -> anyhow::Result<()> {
-    let courses = pack::check(&a.pack).with_context(|| format!("checking the pack {}", a.pack.display()))?;
+    let checked = pack::check(&a.pack).with_context(|| format!("checking the pack {}", a.pack.display()))?;
     let key = lms_bundle::keys::load_signing(&a.key)?;
-    let m = lms_bundle::content::create(&a.pack, &a.version, courses, &key, &a.out)
+    let m = lms_bundle::content::create(&a.pack, &a.version, checked.courses, &key, &a.out)
         .with_context(|| format!("bundling {}", a.pack.display()))?;
     let size = std::fs::metadata(&a.out).with_context(|| format!("reading back {}", a.out.display()))?.len();
     let blobs: std::collections::BTreeSet<&str> = m.files.iter().map(|f| f.sha256.as_str()).collect();
@@ -90,26 +90,15 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
     }
     let options = Options { id: a.id.as_deref(), title: a.title.as_deref() };
     let limits = Limits::default();
-    let (natives, others): (Vec<PathBuf>, Vec<PathBuf>) =
-        a.packages.into_iter().partition(|p| p.extension().is_some_and(|e| e == "toml"));
-    let natives = native::read_all(&a.pack, &natives)?;
-    let mut packages = Vec::new();
-    for p in &others {
-        packages.push(lms_package::read(p, &options, &limits)?);
+    let mut inputs = Vec::new();
+    for p in &a.packages {
+        inputs.push(if p.extension().is_some_and(|e| e == "toml") {
+            pack::Input::Native(pack::read_native(p)?)
+        } else {
+            pack::Input::Package(lms_package::read(p, &options, &limits)?)
+        });
     }
-    for p in &packages {
-        if natives.iter().any(|n| n.course.id == p.course.id) {
-            bail!(
-                "{}: course id {:?} is also the id of a native course in this same import",
-                p.course.source,
-                p.course.id
-            );
-        }
-    }
-    let mut added = pack::add(&a.pack, packages)?;
-    for n in &natives {
-        added.push(native::write(&a.pack, n)?);
-    }
+    let added = pack::add(&a.pack, inputs)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&added)?);
     } else {
@@ -118,91 +107,4 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Native courses: lms-content's TOML, validated with the pack's others.
-mod native {
-    use super::*;
-
-    pub struct Native {
-        pub source: PathBuf,
-        pub course: lms_content::Course,
-        pub text: String,
-    }
-
-    fn parse(path: &Path) -> anyhow::Result<lms_content::Course> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: not a course", path.display()))
-    }
-
-    /// The pack's native courses, by file.
-    fn in_pack(pack: &Path) -> anyhow::Result<Vec<(PathBuf, lms_content::Course)>> {
-        let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(pack) else { return Ok(out) };
-        for e in entries {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "toml") {
-                out.push((path.clone(), parse(&path)?));
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn read_all(pack: &Path, files: &[PathBuf]) -> anyhow::Result<Vec<Native>> {
-        if files.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut new = Vec::new();
-        for f in files {
-            let course = parse(f)?;
-            if let Some(old) = pack::existing(pack, &course.id)? {
-                bail!(
-                    "{}: course id {:?} is already {} (from {}) in the pack",
-                    f.display(),
-                    course.id,
-                    old.publisher_id,
-                    old.source
-                );
-            }
-            let text = std::fs::read_to_string(f)?;
-            new.push(Native { source: f.clone(), course, text });
-        }
-        // Checked together with the pack's other native courses (quiz ids
-        // are unique across courses); a course of the same id is replaced.
-        let mut all: Vec<lms_content::Course> =
-            in_pack(pack)?.into_iter().map(|(_, c)| c).filter(|c| !new.iter().any(|n| n.course.id == c.id)).collect();
-        all.extend(new.iter().map(|n| n.course.clone()));
-        let errs = lms_content::validate(&all);
-        if !errs.is_empty() {
-            let names: Vec<String> = new.iter().map(|n| n.source.display().to_string()).collect();
-            bail!("{}: {}", names.join(", "), errs.join("; "));
-        }
-        Ok(new)
-    }
-
-    /// Writes the course as `PACK/<id>.toml` (atomically), removing another
-    /// file that held the same id.
-    pub fn write(pack: &Path, n: &Native) -> anyhow::Result<pack::Added> {
-        std::fs::create_dir_all(pack)?;
-        let target = pack.join(format!("{}.toml", n.course.id));
-        for (file, c) in in_pack(pack)? {
-            if c.id == n.course.id && file != target {
-                std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
-            }
-        }
-        let tmp = pack.join(format!(".{}.toml.tmp", n.course.id));
-        std::fs::write(&tmp, &n.text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all())?;
-        std::fs::rename(&tmp, &target).with_context(|| format!("writing {}", target.display()))?;
-        Ok(pack::Added {
-            course: n.course.id.clone(),
-            aus: n
-                .course
-                .lessons
-                .iter()
-                .enumerate()
-                .map(|(index, l)| pack::AddedAu { index, id: l.id.clone(), title: l.title.clone() })
-                .collect(),
-        })
-    }
 }

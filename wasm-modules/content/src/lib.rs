@@ -1,7 +1,9 @@
-//! The content pack shipped with the LMS modules.
+//! Native courses: the schema content teams write them in, their checks,
+//! and the flattened documents the modules read.
 //!
-//! Authors write one TOML file per course (`wasm-modules/content/pack/*.toml`,
-//! parsed into [`Course`]). `cargo xtask modules` validates them and flattens
+//! Authors write one TOML file per course (the factory content pack's
+//! `appliance/content/courses/*.toml`, parsed into [`Course`]; lms-package
+//! keeps packs). `cargo xtask modules` validates them and flattens
 //! them into `content.json`: a map from document key to document, so that a
 //! module handling one request reads only the one document it needs through
 //! the host's `content_size`/`content_read` imports instead of parsing the
