@@ -88,6 +88,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let modules_dir = dir.path().join("modules");
+    let content_dir = dir.path().join("content");
     let creds = dir.path().join("htpasswd");
     std::fs::write(&creds, format!("kiosk:{}\n", bcrypt_hash("pw"))).unwrap();
     std::fs::create_dir_all(&repo).unwrap();
@@ -98,6 +99,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     // lms-node serving modules_dir/current (absent at first), and the repo server.
     let (tx, rx) = std::sync::mpsc::channel();
     let current = modules_dir.join("current");
+    let content_current = content_dir.join("current");
     let (data, creds2, repo2) = (dir.path().join("data"), creds.clone(), repo.clone());
     let served = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -120,6 +122,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
                 listen: "127.0.0.1:0".into(),
                 data_dir: data,
                 modules: current,
+                content: content_current,
                 credentials: Some(creds2),
                 module_instances: 32,
                 ..Default::default()
@@ -220,6 +223,59 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     let status = updater.status_json().unwrap();
     assert_eq!(status["current"]["version"], "2.0.0");
     assert_eq!(status["rejected"][0]["version"], "3.0.0");
+
+    // Content through the same engine and the same node: v1 installed and
+    // served; a signed v2 whose pack the node refuses is rolled back.
+    let content = Updater::content_from_config(&lms_updater::config::Config {
+        repository: running.repo_url.clone(),
+        channel: "stable".into(),
+        trusted_keys: vec![pubfile.clone()],
+        modules_dir: modules_dir.clone(),
+        node_admin: running.admin.clone(),
+        node_ready: ready.clone(),
+        health_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_secs(600),
+        node_id: "edge-001".into(),
+        ca_file: None,
+        content_dir: Some(content_dir.clone()),
+        content_channel: "content-stable".into(),
+        max_content_bytes: 1 << 30,
+    })
+    .unwrap()
+    .unwrap();
+    let publish_content = |version: &str, course_id: &str| {
+        let pack = dir.path().join(format!("pack-{version}"));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/content");
+        std::fs::create_dir_all(pack.join("courses")).unwrap();
+        std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
+        for e in std::fs::read_dir(src.join("courses")).unwrap() {
+            let e = e.unwrap();
+            let text = std::fs::read_to_string(e.path())
+                .unwrap()
+                .replace("id = \"science\"", &format!("id = \"{course_id}\""));
+            std::fs::write(pack.join("courses").join(e.file_name()), text).unwrap();
+        }
+        let b = dir.path().join(format!("content-{version}.bundle"));
+        lms_bundle::content::create(&pack, version, vec![], &key, &b).unwrap();
+        lms_bundle::content::publish(&repo, &b, "content-stable", &key, Duration::from_secs(3600), 100).unwrap();
+    };
+    let node_content = || {
+        let http = lms_updater::http::Http::new(Duration::from_secs(5));
+        serde_json::from_slice::<serde_json::Value>(&http.call("GET", &ready, 1 << 20).unwrap().body).unwrap()["content_version"].clone()
+    };
+    publish_content("1.0.0", "science");
+    assert_eq!(content.check().unwrap(), Outcome::Installed { version: "1.0.0".into() });
+    assert_eq!(node_content(), "1.0.0");
+    publish_content("1.1.0", "Science!");
+    match content.check().unwrap() {
+        Outcome::RolledBack { version, reason } => {
+            assert_eq!(version, "1.1.0");
+            assert!(reason.contains("Science!"), "{reason}");
+        }
+        other => panic!("expected a content rollback, got {other:?}"),
+    }
+    assert_eq!(node_content(), "1.0.0");
+    assert_eq!(node_version(), (200, "2.0.0".into()), "the modules kept serving through the content update");
 
     std::thread::sleep(Duration::from_millis(300));
     hammer.store(false, Ordering::Relaxed);

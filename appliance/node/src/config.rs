@@ -32,6 +32,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The module directory to serve (for the appliance, the updater's `current` link).
     pub modules: PathBuf,
+    /// The content pack to serve (the updater's content `current` link);
+    /// when it is not a pack (no `pack.toml`), the module directory's
+    /// `content.json` is served.
+    pub content: PathBuf,
     /// htpasswd file with bcrypt entries for /xapi and /v1.
     pub credentials: Option<PathBuf>,
     /// What each credential may do, in xAPI scope names (see `http::scopes`).
@@ -133,6 +137,7 @@ impl Default for Config {
             admin_listen: Some("127.0.0.1:9090".into()),
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
+            content: PathBuf::from("/data/content/current"),
             credentials: None,
             credential_scopes: None,
             roster: None,

@@ -1,8 +1,9 @@
 //! lms-node: the edge node that serves a city's learners.
 //!
 //! Where it sits: the image boots it (port 8080, admin on loopback); it
-//! serves the module directory lms-updater keeps current (`--modules`,
-//! reloaded on SIGHUP or POST /admin/reload) and stores learning records as
+//! serves the module directory and the content pack lms-updater keeps
+//! current (`--modules`, `--content`; reloaded on SIGHUP or POST
+//! /admin/reload) and stores learning records as
 //! xAPI statements in SQLite under `--data-dir`.
 //!
 //! Request flow: axum router (auth, metrics) -> handler -> for /v1 a fresh
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod config;
+pub mod content;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -87,7 +87,7 @@ fn precompile(a: PrecompileArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match host.load(&a.modules) {
+    match host.load(&a.modules, None) {
         Ok(set) => {
             println!(
                 "compiled and self-tested bundle {} ({} modules) into {}",
@@ -115,6 +115,9 @@ struct ServeArgs {
     /// The module directory (manifest.json + modules + content pack).
     #[arg(long)]
     modules: Option<PathBuf>,
+    /// The content pack directory (pack.toml, courses/, packages/).
+    #[arg(long)]
+    content: Option<PathBuf>,
     /// htpasswd file with bcrypt entries.
     #[arg(long)]
     credentials: Option<PathBuf>,
@@ -144,6 +147,9 @@ fn settings(a: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.modules {
         cfg.modules = v;
+    }
+    if let Some(v) = a.content {
+        cfg.content = v;
     }
     if let Some(v) = a.credentials {
         cfg.credentials = Some(v);

@@ -55,6 +55,8 @@ pub struct Node {
 #[derive(Debug, serde::Serialize)]
 pub struct Reloaded {
     pub bundle_version: String,
+    /// The content version served, when content comes from an installed content directory.
+    pub content_version: Option<String>,
     pub modules: Vec<(String, String)>,
 }
 
@@ -117,8 +119,8 @@ impl Node {
         if let Err(e) = self.auth.reload() {
             tracing::error!(error = %e, "credentials not reloaded; the previous ones stay in force");
         }
-        let (host, dir) = (self.host.clone(), self.cfg.modules.clone());
-        let loaded = tokio::task::spawn_blocking(move || host.load(&dir))
+        let (host, dir, content) = (self.host.clone(), self.cfg.modules.clone(), self.cfg.content.clone());
+        let loaded = tokio::task::spawn_blocking(move || host.load(&dir, Some(&content)))
             .await
             .map_err(|e| format!("loader panicked: {e}"))
             .and_then(|r| r.map_err(|e| e.to_string()));
@@ -127,9 +129,10 @@ impl Node {
             Ok(set) => {
                 let out = Reloaded {
                     bundle_version: set.manifest.bundle_version.clone(),
+                    content_version: set.content_info.as_ref().and_then(|c| c.version.clone()),
                     modules: set.manifest.modules.iter().map(|m| (m.name.clone(), m.version.clone())).collect(),
                 };
-                tracing::info!(bundle = %out.bundle_version, dir = %self.cfg.modules.display(), "modules loaded");
+                tracing::info!(bundle = %out.bundle_version, content = ?out.content_version, dir = %self.cfg.modules.display(), "modules loaded");
                 self.modules.store(Arc::new(ModuleState { set: Some(Arc::new(set)), last_error: None }));
                 self.metrics.reloads_ok.fetch_add(1, Relaxed);
                 self.metrics.modules_ready.store(1, Relaxed);

@@ -334,7 +334,7 @@ async fn planted_compiled_code_is_not_run() {
         "1.0.0",
         &[("catalog", wat_module(&format!("i64.const {OK_ANSWER}"), SELF_TEST_OK))],
     );
-    host.load(&evil_dir.join("modules")).unwrap();
+    host.load(&evil_dir.join("modules"), None).unwrap();
     let cache = data.join("module-cache");
     let catalog_sha = {
         let m: serde_json::Value =

@@ -16,9 +16,11 @@ pub async fn healthz() -> Json<Value> {
 fn modules_json(node: &AppState) -> Value {
     let state = node.modules.load();
     match &state.set {
-        None => json!({"bundle_version": null, "modules": [], "last_error": state.last_error}),
+        None => json!({"bundle_version": null, "content_version": null, "modules": [], "last_error": state.last_error}),
         Some(set) => json!({
             "bundle_version": set.manifest.bundle_version,
+            "content_version": set.content_info.as_ref().and_then(|c| c.version.clone()),
+            "content": set.content_info,
             "modules": set.manifest.modules.iter().map(|m| {
                 let st = set.self_tests.iter().find(|(n, _)| n == &m.name).map(|(_, s)| s.checks.clone());
                 json!({"name": m.name, "version": m.version, "sha256": m.sha256, "self_test": {"ok": true, "checks": st}})
@@ -79,7 +81,7 @@ pub async fn metrics(State(node): State<AppState>) -> Response {
 pub async fn reload(State(node): State<AppState>) -> Response {
     match node.reload().await {
         Ok(r) => {
-            (StatusCode::OK, Json(json!({"reloaded": true, "bundle_version": r.bundle_version, "modules": r.modules})))
+            (StatusCode::OK, Json(json!({"reloaded": true, "bundle_version": r.bundle_version, "content_version": r.content_version, "modules": r.modules})))
                 .into_response()
         }
         Err(e) => {

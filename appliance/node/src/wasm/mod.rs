@@ -98,6 +98,11 @@ pub struct Content {
 }
 
 impl Content {
+    /// Documents as `lms_content::flatten` makes them.
+    pub fn from_docs(docs: std::collections::BTreeMap<String, serde_json::Value>) -> Content {
+        Content { docs: docs.into_iter().map(|(k, v)| (k, serde_json::to_vec(&v).expect("json"))).collect() }
+    }
+
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.docs.get(key).map(Vec::as_slice)
     }
@@ -136,6 +141,8 @@ pub struct ModuleSet {
     pub self_tests: Vec<(String, SelfTest)>,
     modules: HashMap<String, Loaded>,
     content: Arc<Content>,
+    /// Where the content came from when not from the module directory.
+    pub content_info: Option<crate::content::ContentInfo>,
     assets: HashMap<String, Asset>,
     /// Answers everyone shares, for this set only.
     pub answers: answers::Answers,
@@ -287,8 +294,10 @@ impl Host {
         Ok(Host { engine, linker, limits, cache, metrics, ticker_stop })
     }
 
-    /// Loads and self-tests a module directory. Blocking (compiles wasm).
-    pub fn load(&self, dir: &Path) -> Result<ModuleSet, LoadError> {
+    /// Loads and self-tests a module directory, with the course content of
+    /// `content_dir` when that is a content pack (else the module
+    /// directory's own). Blocking (compiles wasm).
+    pub fn load(&self, dir: &Path, content_dir: Option<&Path>) -> Result<ModuleSet, LoadError> {
         let manifest_path = dir.join(lms_abi::MANIFEST_FILE);
         let bytes = read_capped(&manifest_path, MAX_MANIFEST_BYTES)?;
         let manifest: ModuleManifest = serde_json::from_slice(&bytes)
@@ -306,10 +315,15 @@ impl Host {
             }
         }
 
-        let content_path = checked_path(dir, &manifest.content.file, &manifest_path)?;
-        let content_bytes =
-            read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
-        let content = Arc::new(parse_content(&content_path, &content_bytes)?);
+        let (content, content_info) = match content_dir.map(crate::content::load).transpose()?.flatten() {
+            Some((content, info)) => (Arc::new(content), Some(info)),
+            None => {
+                let content_path = checked_path(dir, &manifest.content.file, &manifest_path)?;
+                let content_bytes =
+                    read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
+                (Arc::new(parse_content(&content_path, &content_bytes)?), None)
+            }
+        };
 
         let mut modules = HashMap::new();
         for entry in &manifest.modules {
@@ -342,6 +356,7 @@ impl Host {
             self_tests: vec![],
             modules,
             content,
+            content_info,
             assets,
             answers: Default::default(),
             facts: Default::default(),

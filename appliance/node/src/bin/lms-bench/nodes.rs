@@ -137,16 +137,16 @@ pub fn cold_start(modules: &Path, cache: &Path) {
         Limits { timeout: Duration::from_secs(1), memory_bytes: 64 << 20, instances: 64, portable_code: false };
     let host = Host::new(limits, Some(lms_node::wasm::CodeCache::open(cache, None).unwrap()), metrics.clone()).unwrap();
     let t = Instant::now();
-    host.load(modules).expect("load");
+    host.load(modules, None).expect("load");
     let compile = t.elapsed();
     let mut cached = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        host.load(modules).expect("load");
+        host.load(modules, None).expect("load");
         cached.push(t.elapsed());
     }
     cached.sort();
-    let set = host.load(modules).unwrap();
+    let set = host.load(modules, None).unwrap();
     let req = lms_abi::Request {
         op: "list_courses".into(),
         params: Default::default(),

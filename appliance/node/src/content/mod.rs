@@ -1,0 +1,63 @@
+//! Course content the node serves from a content directory (the updater's
+//! `content_dir/current`, a content pack as `lms-image content bundle`
+//! signs it): native courses are checked and flattened into the documents
+//! the modules read, instead of the module bundle's own `content.json`;
+//! imported packages (cmi5, SCORM, HTML5, media) are listed.
+//!
+//! Without a content directory the node serves the module bundle's
+//! content, as before content had its own updates.
+//!
+//! What it must never do: serve a pack that does not check whole (a bad
+//! pack fails the reload, so the previous content keeps serving and the
+//! updater's gate rolls the version back).
+
+use crate::wasm::{Content, LoadError};
+use std::path::{Path, PathBuf};
+
+/// The manifest lms-updater keeps in a content slot.
+const SLOT_MANIFEST: &str = ".content.json";
+
+/// What was loaded from a content directory, for /readyz and logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContentInfo {
+    pub dir: PathBuf,
+    /// The installed `content_version` (`None` for a pack that was not
+    /// installed by lms-updater, such as a development checkout).
+    pub version: Option<String>,
+    pub courses: Vec<String>,
+    /// Imported packages (not yet launched by the node: issue 13).
+    pub packages: Vec<String>,
+}
+
+/// The content pack at `dir` as module documents, or `None` when `dir` is
+/// not a content pack (no `pack.toml`).
+pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo)>, LoadError> {
+    if !dir.join(lms_package::pack::PACK_FILE).is_file() {
+        return Ok(None);
+    }
+    let err = |message: String| LoadError::File { path: dir.to_path_buf(), message };
+    let pack = lms_package::pack::check(dir).map_err(|e| err(format!("content pack: {e}")))?;
+    let version = match std::fs::read(dir.join(SLOT_MANIFEST)) {
+        Ok(bytes) => {
+            let m: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| err(format!("{SLOT_MANIFEST}: {e}")))?;
+            Some(
+                m["content_version"]
+                    .as_str()
+                    .ok_or_else(|| err(format!("{SLOT_MANIFEST}: no content_version")))?
+                    .to_string(),
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(err(format!("{SLOT_MANIFEST}: {e}"))),
+    };
+    let flat = lms_content::flatten(&pack.activity_base, &pack.natives);
+    let content = Content::from_docs(flat.docs);
+    let info = ContentInfo {
+        dir: dir.to_path_buf(),
+        version,
+        courses: pack.natives.iter().map(|c| c.id.clone()).collect(),
+        packages: pack.packages.iter().map(|c| c.id.clone()).collect(),
+    };
+    Ok(Some((content, info)))
+}

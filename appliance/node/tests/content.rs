@@ -1,0 +1,78 @@
+//! Course content from a content directory (what lms-updater installs):
+//! the node serves its native courses instead of the module bundle's,
+//! reports the installed content_version on /readyz, takes a new version on
+//! reload, and keeps serving the previous content when a new pack is bad.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// A copy of the factory content pack with the science course retitled,
+/// as installed (with lms-updater's slot manifest) when `version` is set.
+fn pack(dir: &Path, title: &str, version: Option<&str>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
+    std::fs::create_dir_all(dir.join("courses")).unwrap();
+    std::fs::copy(src.join("pack.toml"), dir.join("pack.toml")).unwrap();
+    for e in std::fs::read_dir(src.join("courses")).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path())
+            .unwrap()
+            .replace("title = \"Basic Science\"", &format!("title = \"{title}\""));
+        std::fs::write(dir.join("courses").join(e.file_name()), text).unwrap();
+    }
+    if let Some(v) = version {
+        std::fs::write(
+            dir.join(".content.json"),
+            format!(r#"{{"format":1,"content_version":"{v}","created":"","courses":[],"files":[]}}"#),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn content_comes_from_the_content_directory_and_reloads() {
+    let content = tempfile::tempdir().unwrap();
+    let dir = content.path().join("current");
+    pack(&dir, "Science Today", Some("1.2.0"));
+    let d2 = dir.clone();
+    let n = TestNode::start(None, move |c| c.content = d2).await.ready().await;
+    let r = n.get("/v1/courses").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Science Today") && !r.text().contains("Basic Science"), "{}", r.text());
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert_eq!(ready["content_version"], "1.2.0", "{ready}");
+    assert_eq!(ready["content"]["courses"][1], "science", "{ready}");
+
+    // A new version in place, then a reload: served at once.
+    std::fs::remove_dir_all(&dir).unwrap();
+    pack(&dir, "Science Tomorrow", Some("1.3.0"));
+    let r = n.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["content_version"], "1.3.0");
+    assert!(n.get("/v1/courses").await.text().contains("Science Tomorrow"));
+
+    // A pack that does not check: the reload is refused with the reason,
+    // and the content in force keeps serving.
+    let arithmetic = dir.join("courses/arithmetic.toml");
+    let text = std::fs::read_to_string(&arithmetic).unwrap().replace("id = \"arithmetic\"", "id = \"Arithmetic!\"");
+    std::fs::write(&arithmetic, text).unwrap();
+    std::fs::write(dir.join(".content.json"), r#"{"content_version":"1.4.0"}"#).unwrap();
+    let r = n.reload().await;
+    assert_ne!(r.status, 200);
+    assert!(r.text().contains("Arithmetic!"), "{}", r.text());
+    assert!(n.get("/v1/courses").await.text().contains("Science Tomorrow"));
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert_eq!(ready["content_version"], "1.3.0", "{ready}");
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_content_pack_the_module_bundle_content_serves() {
+    let empty = tempfile::tempdir().unwrap();
+    let d = empty.path().join("current");
+    let n = TestNode::start(None, move |c| c.content = d).await.ready().await;
+    assert!(n.get("/v1/courses").await.text().contains("Basic Science"));
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert!(ready["content_version"].is_null() && ready["content"].is_null(), "{ready}");
+    n.stop().await;
+}
