@@ -219,6 +219,22 @@ pub fn build(def: &Definition, o: &Options) -> Result<Built, String> {
         sha256: lms_bundle::sha256_file(&bundle)?,
         absent: None,
     });
+    if let Some(rel) = &lms.content {
+        progress.step("factory content bundle");
+        let pack = local("lms.content", rel)?;
+        let checked = lms_package::pack::check(&pack).map_err(|e| format!("lms.content: {e}"))?;
+        let out = system.join("share/lms/factory-content.bundle");
+        lms_bundle::content::create(&pack, &lms.content_version, checked.courses, &key, &out)
+            .map_err(|e| format!("bundling the content pack {}: {e}", pack.display()))?;
+        extra.push(Input {
+            kind: "bundle".into(),
+            name: "factory-content".into(),
+            version: lms.content_version.clone(),
+            source: format!("lms.content {}", rel.display()),
+            sha256: lms_bundle::sha256_file(&out)?,
+            absent: None,
+        });
+    }
     let pubkey = o.key.with_extension("pub");
     copy(&pubkey, &system.join("etc/lms/keys/factory.pub"), 0o644)?;
     for (i, k) in lms.trusted_keys.iter().enumerate() {

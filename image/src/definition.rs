@@ -84,6 +84,14 @@ pub struct Lms {
     /// development images: the passwords are in the image.
     #[serde(default)]
     pub roster: Option<PathBuf>,
+    /// The factory content pack (pack.toml, courses/, packages/): signed
+    /// into the image as the factory content bundle, installed on first
+    /// boot through lms-updater like the factory module bundle.
+    #[serde(default)]
+    pub content: Option<PathBuf>,
+    /// The factory content bundle's version (content updates must be above it).
+    #[serde(default = "default_content_version")]
+    pub content_version: String,
     /// Module-bundle public keys trusted besides the key that signs the image.
     #[serde(default)]
     pub trusted_keys: Vec<PathBuf>,
@@ -94,6 +102,10 @@ pub struct Lms {
     /// Auto-deploy manifests for k3s; each is checked against the policies.
     #[serde(default)]
     pub manifests: Option<PathBuf>,
+}
+
+fn default_content_version() -> String {
+    "1.0.0".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +232,10 @@ impl Definition {
                 ("lms.policies".into(), &lms.policies),
             ];
             local.extend(lms.credentials.iter().map(|p| ("lms.credentials".into(), p)));
+            local.extend(lms.content.iter().map(|p| ("lms.content".into(), p)));
+            if let Err(e) = lms.content_version.parse::<lms_bundle::Version>() {
+                return bad("lms.content_version".into(), &e);
+            }
             local.extend(lms.manifests.iter().map(|p| ("lms.manifests".into(), p)));
             local.extend(lms.trusted_keys.iter().enumerate().map(|(i, p)| (format!("lms.trusted_keys[{i}]"), p)));
             for (key, rel) in local {

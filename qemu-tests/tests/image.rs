@@ -124,6 +124,9 @@ fn direct_boot_serves_learners_and_keeps_data_across_a_power_cycle() {
     let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
     assert_eq!(code, 200, "{ready}");
     assert!(ready.contains("\"bundle_version\":\"1.0.0\"") && ready.contains("\"node_id\":\"edge-dev\""), "{ready}");
+    // The factory content bundle went in after the modules, through the
+    // updater's gate: the node serves the content pack, not the modules' copy.
+    assert!(ready.contains("\"content_version\":\"1.0.0\""), "{ready}");
     let (code, courses) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
     assert_eq!(code, 200, "{courses}");
     assert!(courses.contains("arithmetic"), "{courses}");
