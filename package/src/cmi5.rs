@@ -46,8 +46,8 @@ struct Parser<'a, 'd> {
     src: Src<'a, 'd>,
     package: &'a str,
     archive: Option<&'a Archive>,
-    /// Every course, block, AU and objective id seen, with where.
-    ids: HashMap<String, (&'static str, u32)>,
+    /// Every course, block, AU and objective id seen, with its byte offset.
+    ids: HashMap<String, (&'static str, usize)>,
     aus: Vec<Au>,
     objectives: Vec<Objective>,
 }
@@ -165,7 +165,8 @@ impl<'a, 'd> Parser<'a, 'd> {
                 "is not an absolute IRI (cmi5 ids are fully qualified, e.g. https://example.org/courses/geology)",
             ));
         }
-        if let Some((other, line)) = self.ids.get(&id) {
+        if let Some((other, at)) = self.ids.get(&id) {
+            let line = self.src.line_at(*at);
             return Err(self.err(
                 n,
                 Some("id"),
@@ -177,8 +178,7 @@ impl<'a, 'd> Parser<'a, 'd> {
     }
 
     fn remember(&mut self, id: &str, kind: &'static str, n: X) {
-        let line = self.line(n);
-        self.ids.insert(id.to_string(), (kind, line));
+        self.ids.insert(id.to_string(), (kind, n.range().start));
     }
 
     /// A textType (title, description): one or more langstrings.

@@ -63,7 +63,7 @@ pub fn parse(package: &str, bytes: &[u8], archive: &Archive, id: Option<&str>) -
     };
     let mut walk = Walk { m: &m, resources: &resources, kind, units: Vec::new(), ids: HashMap::new() };
     let org_id = m.required(org, "identifier")?;
-    walk.ids.insert(org_id, m.src.line(org));
+    walk.ids.insert(org_id, org.range().start);
     let title = m.title(org)?;
     let mut path = Vec::new();
     let children = walk.items(org, &mut path)?;
@@ -241,8 +241,8 @@ struct Walk<'m, 'a, 'd> {
     resources: &'m HashMap<String, Resource<'a, 'd>>,
     kind: Kind,
     units: Vec<Unit>,
-    /// Item and organization identifiers seen, with their lines.
-    ids: HashMap<String, u32>,
+    /// Item and organization identifiers seen, with their byte offsets.
+    ids: HashMap<String, usize>,
 }
 
 impl<'a, 'd> Walk<'_, 'a, 'd> {
@@ -251,7 +251,8 @@ impl<'a, 'd> Walk<'_, 'a, 'd> {
         let mut out = Vec::new();
         for item in m.children(parent, "item") {
             let id = m.required(item, "identifier")?;
-            if let Some(line) = self.ids.get(&id) {
+            if let Some(at) = self.ids.get(&id) {
+                let line = m.src.line_at(*at);
                 return Err(m.src.err(
                     item,
                     Some("identifier"),
@@ -259,7 +260,7 @@ impl<'a, 'd> Walk<'_, 'a, 'd> {
                     format!("is already the identifier on line {line}"),
                 ));
             }
-            self.ids.insert(id.clone(), m.src.line(item));
+            self.ids.insert(id.clone(), item.range().start);
             let title = m.title(item)?;
             let has_children = m.child(item, "item").is_some();
             let unit = match item.attribute("identifierref").map(str::trim) {

@@ -29,8 +29,15 @@ pub(crate) struct Src<'a, 'd> {
 }
 
 impl Src<'_, '_> {
+    /// The line of `n`. roxmltree counts lines from the start of the text,
+    /// so this is for errors only: callers keep byte offsets ([`Node::range`])
+    /// and turn them into lines when they report.
     pub fn line(&self, n: Node) -> u32 {
-        self.doc.text_pos_at(n.range().start).row
+        self.line_at(n.range().start)
+    }
+
+    pub fn line_at(&self, offset: usize) -> u32 {
+        self.doc.text_pos_at(offset).row
     }
 
     /// An error at element `n` (and its attribute `attr`), naming `value`.
