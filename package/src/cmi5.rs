@@ -53,10 +53,6 @@ struct Parser<'a, 'd> {
 }
 
 impl<'a, 'd> Parser<'a, 'd> {
-    fn line(&self, n: X) -> u32 {
-        self.src.line(n)
-    }
-
     fn err(&self, n: X, attr: Option<&str>, value: Option<&str>, message: impl Into<String>) -> ImportError {
         self.src.err(n, attr, value, message)
     }
