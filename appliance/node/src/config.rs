@@ -36,6 +36,12 @@ pub struct Config {
     /// when it is not a pack (no `pack.toml`), the module directory's
     /// `content.json` is served.
     pub content: PathBuf,
+    /// Packages added on the node itself (`POST /admin/content/packages`):
+    /// a content pack on the data partition beside the signed content,
+    /// kept across content updates; default `{data_dir}/local-content`.
+    pub local_content: Option<PathBuf>,
+    /// Largest package an admin may add on the node, in bytes.
+    pub max_package_bytes: u64,
     /// htpasswd file with bcrypt entries for /xapi and /v1.
     pub credentials: Option<PathBuf>,
     /// What each credential may do, in xAPI scope names (see `http::scopes`).
@@ -138,6 +144,8 @@ impl Default for Config {
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
             content: PathBuf::from("/data/content/current"),
+            local_content: None,
+            max_package_bytes: 2 << 30,
             credentials: None,
             credential_scopes: None,
             roster: None,
@@ -178,6 +186,10 @@ impl Default for Config {
 
 impl Config {
     /// Where the roster is: `roster`, else `{data_dir}/roster.db`.
+    pub fn local_content_path(&self) -> PathBuf {
+        self.local_content.clone().unwrap_or_else(|| self.data_dir.join("local-content"))
+    }
+
     pub fn roster_path(&self) -> PathBuf {
         self.roster.clone().unwrap_or_else(|| self.data_dir.join("roster.db"))
     }

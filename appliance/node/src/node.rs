@@ -120,10 +120,15 @@ impl Node {
             tracing::error!(error = %e, "credentials not reloaded; the previous ones stay in force");
         }
         let (host, dir, content) = (self.host.clone(), self.cfg.modules.clone(), self.cfg.content.clone());
-        let loaded = tokio::task::spawn_blocking(move || host.load(&dir, Some(&content)))
-            .await
-            .map_err(|e| format!("loader panicked: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let local = self.cfg.local_content_path();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut set = host.load(&dir, Some(&content))?;
+            set.local_packages = crate::content::local_packages(&local)?;
+            Ok::<_, crate::wasm::LoadError>(set)
+        })
+        .await
+        .map_err(|e| format!("loader panicked: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         let previous = self.modules.load_full();
         match loaded {
             Ok(set) => {

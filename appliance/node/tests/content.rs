@@ -76,3 +76,70 @@ async fn without_a_content_pack_the_module_bundle_content_serves() {
     assert!(ready["content_version"].is_null() && ready["content"].is_null(), "{ready}");
     n.stop().await;
 }
+
+/// A package added on the node (admin listener only) lands in the local
+/// content pack, is listed, survives a content update, and a bad one is
+/// refused naming where, with nothing added.
+#[tokio::test]
+async fn packages_added_on_the_node_are_kept_beside_the_signed_content() {
+    use lms_package::testing::{au, structure, zip};
+    let content = tempfile::tempdir().unwrap();
+    let dir = content.path().join("current");
+    pack(&dir, "Basic Science", Some("1.0.0"));
+    let d2 = dir.clone();
+    let n = TestNode::start(None, move |c| c.content = d2).await.ready().await;
+    let course = "https://teachers.example.org/cmi5/rivers";
+    let good = structure(course, "Rivers", &au(&format!("{course}/aus/1"), "Where rivers start", "index.html", ""));
+    let pkg = content.path().join("rivers.zip");
+    zip(&pkg, &[("cmi5.xml", good.as_bytes()), ("index.html", b"<title>Rivers</title>")]);
+    let bytes = std::fs::read(&pkg).unwrap();
+    let post = |url: String, ctype: &'static str, body: Vec<u8>| {
+        let client = n.client.clone();
+        async move {
+            client
+                .send("POST".parse().unwrap(), &url, &[("content-type", ctype)], axum::body::Bytes::from(body))
+                .await
+                .unwrap()
+        }
+    };
+    let admin = |q: &str| format!("{}/admin/content/packages{q}", n.admin);
+
+    // Only on the admin listener.
+    assert_eq!(post(n.url("/admin/content/packages"), "application/zip", bytes.clone()).await.status, 404);
+    let r = post(admin("?name=rivers.zip"), "application/zip", bytes.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"course": "rivers", "aus": [{"index": 0, "id": format!("{course}/aus/1"), "title": "Where rivers start"}]})
+    );
+    let local = n.dir.path().join("data/local-content");
+    assert!(local.join("packages/rivers/files/index.html").is_file());
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert_eq!(ready["local_packages"], serde_json::json!(["rivers"]), "{ready}");
+
+    // Refused: another type, a broken structure (named), an id the signed content has.
+    let r = post(admin(""), "text/plain", bytes.clone()).await;
+    assert_eq!(r.status, 400);
+    let broken = good.replace("<url>index.html</url>", "<url>missing.html</url>");
+    let bad = content.path().join("bad.zip");
+    zip(&bad, &[("cmi5.xml", broken.as_bytes()), ("index.html", b"x")]);
+    let r = post(admin("?name=bad.zip"), "application/zip", std::fs::read(&bad).unwrap()).await;
+    assert_eq!(r.status, 400);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with("bad.zip: cmi5.xml:") && msg.contains("missing.html"), "{msg}");
+    let r = post(admin("?name=rivers.zip&id=science"), "application/zip", bytes.clone()).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("course_id_taken")), "{}", r.text());
+    let listed: Vec<_> = std::fs::read_dir(local.join("packages")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(listed, ["rivers"]);
+
+    // A content update replaces the signed pack; the local package stays.
+    std::fs::remove_dir_all(&dir).unwrap();
+    pack(&dir, "Science Again", Some("1.1.0"));
+    assert_eq!(n.reload().await.status, 200);
+    let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
+    assert_eq!(
+        (ready["content_version"].as_str(), ready["local_packages"][0].as_str()),
+        (Some("1.1.0"), Some("rivers"))
+    );
+    n.stop().await;
+}

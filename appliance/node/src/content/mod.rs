@@ -11,6 +11,8 @@
 //! pack fails the reload, so the previous content keeps serving and the
 //! updater's gate rolls the version back).
 
+pub mod upload;
+
 use crate::wasm::{Content, LoadError};
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,17 @@ pub struct ContentInfo {
     pub courses: Vec<String>,
     /// Imported packages (not yet launched by the node: issue 13).
     pub packages: Vec<String>,
+}
+
+/// The ids of the packages in the local content pack at `dir` (none when
+/// it is not a pack yet).
+pub fn local_packages(dir: &Path) -> Result<Vec<String>, LoadError> {
+    if !dir.join(lms_package::pack::PACK_FILE).is_file() {
+        return Ok(Vec::new());
+    }
+    let pack = lms_package::pack::check(dir)
+        .map_err(|e| LoadError::File { path: dir.to_path_buf(), message: format!("local content pack: {e}") })?;
+    Ok(pack.packages.into_iter().map(|c| c.id).collect())
 }
 
 /// The content pack at `dir` as module documents, or `None` when `dir` is

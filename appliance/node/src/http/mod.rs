@@ -136,6 +136,7 @@ pub fn admin_router(node: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/reload", post(ops::reload))
         .route("/admin/status", get(ops::status))
+        .route("/admin/content/packages", post(crate::content::upload::add_package))
         .route("/v1/sync/status", get(ops::sync_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

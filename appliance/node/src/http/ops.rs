@@ -21,6 +21,7 @@ fn modules_json(node: &AppState) -> Value {
             "bundle_version": set.manifest.bundle_version,
             "content_version": set.content_info.as_ref().and_then(|c| c.version.clone()),
             "content": set.content_info,
+            "local_packages": set.local_packages,
             "modules": set.manifest.modules.iter().map(|m| {
                 let st = set.self_tests.iter().find(|(n, _)| n == &m.name).map(|(_, s)| s.checks.clone());
                 json!({"name": m.name, "version": m.version, "sha256": m.sha256, "self_test": {"ok": true, "checks": st}})

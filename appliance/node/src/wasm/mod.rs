@@ -143,6 +143,9 @@ pub struct ModuleSet {
     content: Arc<Content>,
     /// Where the content came from when not from the module directory.
     pub content_info: Option<crate::content::ContentInfo>,
+    /// Packages added on the node itself (the local content pack), set by
+    /// the node after loading.
+    pub local_packages: Vec<String>,
     assets: HashMap<String, Asset>,
     /// Answers everyone shares, for this set only.
     pub answers: answers::Answers,
@@ -357,6 +360,7 @@ impl Host {
             modules,
             content,
             content_info,
+            local_packages: Vec::new(),
             assets,
             answers: Default::default(),
             facts: Default::default(),
