@@ -8,10 +8,10 @@
 //! Elements and attributes of other namespaces are extensions (13.1.5) and
 //! are ignored; anything else unknown is refused.
 
+use crate::ImportError;
 use crate::archive::Archive;
 use crate::course::{Au, Block, Course, Kind, LangMap, LaunchMethod, MoveOn, Node, Objective};
 use crate::xml::{self, Src, decimal};
-use crate::{ImportError, valid_id};
 use iri_string::types::{IriReferenceStr, IriStr};
 use roxmltree::Node as X;
 use std::collections::{BTreeMap, HashMap};
@@ -97,7 +97,7 @@ impl<'a, 'd> Parser<'a, 'd> {
         parent: X<'a, 'd>,
         children: &[X<'a, 'd>],
         order: &[(&'static str, Occurs)],
-    ) -> Result<BTreeMap<&'static str, Vec<X<'a, 'd>>>, ImportError> {
+    ) -> Result<Parts<'a, 'd>, ImportError> {
         let mut found: BTreeMap<&'static str, Vec<X<'a, 'd>>> = BTreeMap::new();
         let mut at = 0;
         for c in children {
@@ -242,16 +242,7 @@ impl<'a, 'd> Parser<'a, 'd> {
         let top: Vec<X> = children.iter().copied().filter(|c| matches!(c.tag_name().name(), "au" | "block")).collect();
         let mut blocks = Vec::new();
         let nodes = self.members(&top, &mut blocks)?;
-        let id = match id {
-            Some(id) if valid_id(id) => id.to_string(),
-            Some(id) => {
-                return Err(ImportError {
-                    value: Some(id.to_string()),
-                    ..ImportError::package(self.package, "the course id must be 1-64 of a-z, 0-9 and -")
-                });
-            }
-            None => crate::id_from_iri(&publisher_id),
-        };
+        let id = crate::course_id(self.package, id, || crate::id_from_iri(&publisher_id))?;
         Ok(Course {
             format: crate::course::COURSE_FORMAT,
             kind: Kind::Cmi5,
@@ -346,6 +337,22 @@ impl<'a, 'd> Parser<'a, 'd> {
         Ok(out)
     }
 
+    /// What a block and an AU both start with: title (non-empty for an AU,
+    /// which learners pick by it), description, objective references.
+    fn head(
+        &self,
+        parts: &Parts<'a, 'd>,
+        title_nonempty: bool,
+    ) -> Result<(LangMap, LangMap, Vec<String>), ImportError> {
+        let title = self.text(parts["title"][0], title_nonempty)?;
+        let description = self.text(parts["description"][0], false)?;
+        let objectives = match parts.get("objectives") {
+            Some(o) => self.references(o[0])?,
+            None => Vec::new(),
+        };
+        Ok((title, description, objectives))
+    }
+
     fn block(&mut self, n: X<'a, 'd>, path: &mut Vec<String>) -> Result<Block, ImportError> {
         self.attributes(n, &["id"])?;
         let id = self.id(n)?;
@@ -361,12 +368,7 @@ impl<'a, 'd> Parser<'a, 'd> {
                 ("au|block", Occurs::Many),
             ],
         )?;
-        let title = self.text(parts["title"][0], false)?;
-        let description = self.text(parts["description"][0], false)?;
-        let objectives = match parts.get("objectives") {
-            Some(o) => self.references(o[0])?,
-            None => Vec::new(),
-        };
+        let (title, description, objectives) = self.head(&parts, false)?;
         let members: Vec<X> =
             children.iter().copied().filter(|c| matches!(c.tag_name().name(), "au" | "block")).collect();
         path.push(id.clone());
@@ -424,12 +426,7 @@ impl<'a, 'd> Parser<'a, 'd> {
                 ("entitlementKey", Occurs::Optional),
             ],
         )?;
-        let title = self.text(parts["title"][0], true)?;
-        let description = self.text(parts["description"][0], false)?;
-        let objectives = match parts.get("objectives") {
-            Some(o) => self.references(o[0])?,
-            None => Vec::new(),
-        };
+        let (title, description, objectives) = self.head(&parts, true)?;
         let url_node = parts["url"][0];
         let url = url_node.text().unwrap_or_default().trim().to_string();
         let in_package = self.url(url_node, &url)?;
@@ -497,6 +494,9 @@ impl<'a, 'd> Parser<'a, 'd> {
         Ok(true)
     }
 }
+
+/// An element's children by name, as [`Parser::sequence`] checked them.
+type Parts<'a, 'd> = BTreeMap<&'static str, Vec<X<'a, 'd>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Occurs {

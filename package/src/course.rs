@@ -158,6 +158,38 @@ pub struct Unit {
 }
 
 impl Course {
+    /// A course of one launchable unit (an HTML5 app, a video, a PDF): its
+    /// publisher id is local (`urn:lms:<kind>:<id>`), as nothing in the
+    /// package names one.
+    pub(crate) fn single(package: &str, kind: Kind, id: String, title: String, unit: (UnitKind, String)) -> Course {
+        let (unit_kind, href) = unit;
+        let tag = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        Course {
+            format: COURSE_FORMAT,
+            kind,
+            publisher_id: format!("urn:lms:{tag}:{id}"),
+            id,
+            title: LangMap::from([(String::new(), title.clone())]),
+            description: LangMap::new(),
+            source: package.to_string(),
+            source_sha256: String::new(),
+            objectives: Vec::new(),
+            children: vec![Node::Unit(0)],
+            aus: Vec::new(),
+            units: vec![Unit {
+                index: 0,
+                id: href.split('?').next().unwrap_or_default().to_string(),
+                title: LangMap::from([(String::new(), title)]),
+                kind: unit_kind,
+                href,
+                mastery_score: None,
+                completion_threshold: None,
+                data_from_lms: None,
+                blocks: Vec::new(),
+            }],
+        }
+    }
+
     /// The title in `lang`, else in a language it shares the primary subtag
     /// with, else the first one.
     pub fn title_in(&self, lang: &str) -> &str {

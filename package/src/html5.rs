@@ -2,8 +2,8 @@
 //! and whatever assets it loads. Nothing in it talks to an LMS; the node
 //! records that it was opened.
 
-use crate::course::{Course, Kind, LangMap, Node, Unit, UnitKind};
-use crate::{ImportError, Options, valid_id};
+use crate::course::{Course, Kind, UnitKind};
+use crate::{ImportError, Options};
 
 pub const START_FILE: &str = "index.html";
 
@@ -16,45 +16,15 @@ pub fn course(package: &str, page: &[u8], options: &Options) -> Result<Course, I
         })?,
     };
     let id = course_id(package, options.id)?;
-    Ok(Course {
-        format: crate::course::COURSE_FORMAT,
-        kind: Kind::Html5,
-        publisher_id: format!("urn:lms:html5:{id}"),
-        id,
-        title: LangMap::from([(String::new(), title.clone())]),
-        description: LangMap::new(),
-        source: package.to_string(),
-        source_sha256: String::new(),
-        objectives: Vec::new(),
-        children: vec![Node::Unit(0)],
-        aus: Vec::new(),
-        units: vec![Unit {
-            index: 0,
-            id: START_FILE.into(),
-            title: LangMap::from([(String::new(), title)]),
-            kind: UnitKind::Page,
-            href: START_FILE.into(),
-            mastery_score: None,
-            completion_threshold: None,
-            data_from_lms: None,
-            blocks: Vec::new(),
-        }],
-    })
+    Ok(Course::single(package, Kind::Html5, id, title, (UnitKind::Page, START_FILE.into())))
 }
 
 /// The id given, or one made from the package's file name.
 pub(crate) fn course_id(package: &str, given: Option<&str>) -> Result<String, ImportError> {
-    match given {
-        Some(id) if valid_id(id) => Ok(id.to_string()),
-        Some(id) => Err(ImportError {
-            value: Some(id.to_string()),
-            ..ImportError::package(package, "the course id must be 1-64 of a-z, 0-9 and -")
-        }),
-        None => {
-            let stem = package.rsplit_once('.').map(|(s, _)| s).unwrap_or(package);
-            Ok(crate::id_from_iri(stem))
-        }
-    }
+    crate::course_id(package, given, || {
+        let stem = package.rsplit_once('.').map(|(s, _)| s).unwrap_or(package);
+        crate::id_from_iri(stem)
+    })
 }
 
 /// The text of the page's `<title>`, whitespace collapsed, the five XML

@@ -223,6 +223,22 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The course id `given` when it is one, else the one `derived` makes.
+pub(crate) fn course_id(
+    package: &str,
+    given: Option<&str>,
+    derived: impl FnOnce() -> String,
+) -> Result<String, ImportError> {
+    match given {
+        Some(id) if valid_id(id) => Ok(id.to_string()),
+        Some(id) => Err(ImportError {
+            value: Some(id.to_string()),
+            ..ImportError::package(package, "the course id must be 1-64 of a-z, 0-9 and -")
+        }),
+        None => Ok(derived()),
+    }
+}
+
 /// A course id made from an IRI: its last path segment, lowercased, other
 /// characters as `-`; the IRI's hash when nothing usable remains.
 pub fn id_from_iri(iri: &str) -> String {

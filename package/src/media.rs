@@ -1,7 +1,7 @@
 //! One video (MP4, WebM) or PDF as a course of its own: the node serves the
 //! file (with Range, for seeking) in its player page.
 
-use crate::course::{Course, Kind, LangMap, Node, Unit, UnitKind};
+use crate::course::{Course, Kind, UnitKind};
 use crate::{ImportError, Options};
 
 /// The kind of media `name` is, judged by its extension and confirmed by
@@ -26,28 +26,5 @@ pub fn course(package: &str, kind: UnitKind, options: &Options) -> Result<Course
     let id = crate::html5::course_id(package, options.id)?;
     let ext = package.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let file = format!("{id}.{ext}");
-    Ok(Course {
-        format: crate::course::COURSE_FORMAT,
-        kind: Kind::Media,
-        publisher_id: format!("urn:lms:media:{id}"),
-        id,
-        title: LangMap::from([(String::new(), title.clone())]),
-        description: LangMap::new(),
-        source: package.to_string(),
-        source_sha256: String::new(),
-        objectives: Vec::new(),
-        children: vec![Node::Unit(0)],
-        aus: Vec::new(),
-        units: vec![Unit {
-            index: 0,
-            id: file.clone(),
-            title: LangMap::from([(String::new(), title)]),
-            kind,
-            href: file,
-            mastery_score: None,
-            completion_threshold: None,
-            data_from_lms: None,
-            blocks: Vec::new(),
-        }],
-    })
+    Ok(Course::single(package, Kind::Media, id, title, (kind, file)))
 }

@@ -10,10 +10,10 @@
 //! launch must be a file of the package: the node serves learners offline,
 //! and a SCO reaches the runtime API only from the node's own origin.
 
+use crate::ImportError;
 use crate::archive::Archive;
 use crate::course::{Block, Course, Kind, LangMap, Node, Unit, UnitKind};
 use crate::xml::{self, Src, decimal};
-use crate::{ImportError, valid_id};
 use roxmltree::Node as X;
 use std::collections::HashMap;
 
@@ -70,16 +70,7 @@ pub fn parse(package: &str, bytes: &[u8], archive: &Archive, id: Option<&str>) -
     if walk.units.is_empty() {
         return Err(m.src.err(org, None, None, "no item launches a resource: nothing to learn"));
     }
-    let id = match id {
-        Some(id) if valid_id(id) => id.to_string(),
-        Some(id) => {
-            return Err(ImportError {
-                value: Some(id.to_string()),
-                ..ImportError::package(package, "the course id must be 1-64 of a-z, 0-9 and -")
-            });
-        }
-        None => crate::id_from_iri(&manifest_id),
-    };
+    let id = crate::course_id(package, id, || crate::id_from_iri(&manifest_id))?;
     Ok(Course {
         format: crate::course::COURSE_FORMAT,
         kind,
