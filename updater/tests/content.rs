@@ -255,3 +255,20 @@ fn a_slow_content_download_does_not_hold_up_a_module_update() {
     assert_eq!(slow.join().unwrap().unwrap(), Outcome::Installed { version: "1.0.0".into() });
     eprintln!("module update took {took:?} while the content download ran");
 }
+
+/// An installed file damaged on disk is not reused: the update fetches it
+/// again instead of failing (and refusing the version) for ever.
+#[test]
+fn a_damaged_installed_file_is_downloaded_again() {
+    let w = World::new();
+    w.publish("1.0.0", "<h1>Rocks</h1>");
+    let u = w.updater(Duration::ZERO);
+    u.check().unwrap();
+    let current = std::fs::canonicalize(u.layout.current()).unwrap();
+    std::fs::write(current.join("packages/geo/files/media/rain.mp4"), b"bit rot").unwrap();
+    w.downloaded();
+    w.publish("1.1.0", "<h1>Rocks and soil</h1>");
+    assert_eq!(u.check().unwrap(), Outcome::Installed { version: "1.1.0".into() });
+    assert!(w.downloaded() > VIDEO as u64, "the damaged video was not fetched again");
+    assert_eq!(u.verify_current().unwrap().as_deref(), Some("1.1.0"));
+}

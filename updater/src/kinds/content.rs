@@ -149,19 +149,33 @@ impl Payload for Content {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
             let downloaded = dir.join(&f.sha256);
+            let mut reused = false;
             if let Some(first) = placed.get(f.sha256.as_str()) {
                 link_or_copy(first, &dst)?;
             } else if downloaded.exists() {
                 std::fs::rename(&downloaded, &dst).map_err(io(&dst))?;
             } else if let Some(old) = have.get(&f.sha256) {
                 link_or_copy(old, &dst)?;
+                reused = true;
             } else {
                 return Err(UpdateError::Fetch(format!(
                     "content file {} ({}) is neither downloaded nor installed",
                     f.path, f.sha256
                 )));
             }
-            let got = sha256_file(&dst)?;
+            let mut got = sha256_file(&dst)?;
+            if got != f.sha256 && reused {
+                // The installed copy changed on disk since it was verified
+                // (a failing card, a hand edit): fetch the file from the
+                // repository instead of refusing this version forever (an
+                // install from a bundle file with no network fails here,
+                // naming the file).
+                tracing::warn!(path = %f.path, "installed content file is damaged; downloading it again");
+                std::fs::remove_file(&dst).map_err(io(&dst))?;
+                u.download_to(&format::blob_path(&f.sha256), f.size, &f.sha256, &downloaded)?;
+                std::fs::rename(&downloaded, &dst).map_err(io(&dst))?;
+                got = sha256_file(&dst)?;
+            }
             if got != f.sha256 {
                 return Err(UpdateError::Refused(format!(
                     "content file {}: sha256 {got}, the signed manifest says {}",
