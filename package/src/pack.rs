@@ -357,6 +357,8 @@ pub struct Checked {
     pub natives: Vec<lms_content::Course>,
     /// The imported courses, in catalog order.
     pub packages: Vec<crate::Course>,
+    /// Each imported course's files (its `files.json`), by course id.
+    pub files: std::collections::BTreeMap<String, Vec<FileEntry>>,
 }
 
 /// Checks a whole pack before it is bundled or served: `pack.toml` is there
@@ -375,6 +377,7 @@ pub fn check(pack: &Path) -> Result<Checked, AddError> {
         return Err(bad(&pack.join(COURSES_DIR), errs.join("; ")));
     }
     let mut packages = Vec::new();
+    let mut files = std::collections::BTreeMap::new();
     let dir = pack.join(PACKAGES_DIR);
     if dir.is_dir() {
         let mut entries: Vec<_> =
@@ -383,7 +386,9 @@ pub fn check(pack: &Path) -> Result<Checked, AddError> {
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') {
-                packages.push(check_package(pack, &e.path(), &name)?);
+                let (course, list) = check_package(pack, &e.path(), &name)?;
+                files.insert(course.id.clone(), list);
+                packages.push(course);
             }
         }
     }
@@ -407,10 +412,10 @@ pub fn check(pack: &Path) -> Result<Checked, AddError> {
     let mut natives = natives;
     natives.sort_by_key(|c| rank(&c.id));
     packages.sort_by_key(|c| rank(&c.id));
-    Ok(Checked { activity_base: toml.activity_base, courses: order, natives, packages })
+    Ok(Checked { activity_base: toml.activity_base, courses: order, natives, packages, files })
 }
 
-fn check_package(pack: &Path, dir: &Path, name: &str) -> Result<crate::Course, AddError> {
+fn check_package(pack: &Path, dir: &Path, name: &str) -> Result<(crate::Course, Vec<FileEntry>), AddError> {
     let course = existing(pack, name)?.ok_or_else(|| bad(dir, format!("no {COURSE_FILE}")))?;
     if course.id != name {
         return Err(bad(&dir.join(COURSE_FILE), format!("says id {:?}, its directory is {name:?}", course.id)));
@@ -431,5 +436,5 @@ fn check_package(pack: &Path, dir: &Path, name: &str) -> Result<crate::Course, A
             return Err(bad(&path, format!("{size} bytes, {FILES_LIST} says {}", f.size)));
         }
     }
-    Ok(course)
+    Ok((course, files))
 }

@@ -58,7 +58,8 @@ fn definition(dir: &Path, settings: &Path) -> PathBuf {
         .unwrap()
         .replace("settings = \"factory/lms-dev.toml\"", &format!("settings = \"{}\"", settings.display()))
         .replace("\"factory/", &format!("\"{}/factory/", appliance.display()))
-        .replace("\"k3s/", &format!("\"{}/k3s/", appliance.display()));
+        .replace("\"k3s/", &format!("\"{}/k3s/", appliance.display()))
+        .replace("content = \"content\"", &format!("content = \"{}/content\"", appliance.display()));
     let f = dir.join("appliance.toml");
     std::fs::write(&f, text).unwrap();
     f

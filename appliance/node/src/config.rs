@@ -29,6 +29,10 @@ pub struct Config {
     pub listen: String,
     /// Admin listener: a loopback `IP:PORT` or `unix:/path`. Never public.
     pub admin_listen: Option<String>,
+    /// The content listener: package files for browsers, on an origin of
+    /// their own (see `content::serve`), e.g. `0.0.0.0:8081` (the appliance
+    /// sets it); unset, none are served.
+    pub content_listen: Option<String>,
     pub data_dir: PathBuf,
     /// The module directory to serve (for the appliance, the updater's `current` link).
     pub modules: PathBuf,
@@ -141,6 +145,7 @@ impl Default for Config {
             node_id: None,
             listen: "0.0.0.0:8080".into(),
             admin_listen: Some("127.0.0.1:9090".into()),
+            content_listen: None,
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
             content: PathBuf::from("/data/content/current"),

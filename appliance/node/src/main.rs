@@ -183,6 +183,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some(a) => Some(AdminListener::bind(a).await.with_context(|| format!("binding admin listener {a:?}"))?),
         None => None,
     };
+    let content = match &cfg.content_listen {
+        Some(a) => {
+            Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding content listener {a}"))?)
+        }
+        None => None,
+    };
     let open_files = lms_node::server::raise_open_file_limit(cfg.max_connections);
     let node = Node::new(cfg)?;
     tracing::info!(listen = %public.local_addr()?, admin = ?admin_addr, modules = %node.cfg.modules.display(), open_files, "lms-node serving");
@@ -196,7 +202,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             let _ = reloader.reload().await;
         }
     });
-    lms_node::server::run(node, public, admin, shutdown_signal()).await?;
+    lms_node::server::run_with_content(node, public, admin, content, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -123,7 +123,15 @@ impl Node {
         let local = self.cfg.local_content_path();
         let loaded = tokio::task::spawn_blocking(move || {
             let mut set = host.load(&dir, Some(&content))?;
-            set.local_packages = crate::content::local_packages(&local)?;
+            let local = crate::content::local_packages(&local)?;
+            let mut ids: Vec<String> = local.keys().cloned().collect();
+            ids.sort();
+            set.local_packages = ids;
+            // Signed content wins over a local package of the same id (the
+            // upload refuses such ids; this covers one signed later).
+            for (id, files) in local {
+                set.packages.entry(id).or_insert(files);
+            }
             Ok::<_, crate::wasm::LoadError>(set)
         })
         .await

@@ -197,6 +197,18 @@ pub async fn run(
     admin: Option<AdminListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_content(node, public, admin, None, shutdown).await
+}
+
+/// [`run`], with the content listener (package files, an origin of their
+/// own; same connection limits as the public listener).
+pub async fn run_with_content(
+    node: Arc<Node>,
+    public: TcpListener,
+    admin: Option<AdminListener>,
+    content: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -225,7 +237,14 @@ pub async fn run(
         Some(AdminListener::Tcp(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, None, stop_rx.clone()))),
         Some(AdminListener::Unix(l)) => Some(tokio::spawn(serve(l, admin_app, admin_limits, None, stop_rx.clone()))),
     };
+    let content_task = content.map(|l| {
+        let app = crate::content::serve::router(node.clone());
+        tokio::spawn(serve(l, app, public_limits, None, stop_rx.clone()))
+    });
     public_srv.await?;
+    if let Some(t) = content_task {
+        t.await.map_err(std::io::Error::other)??;
+    }
     if let Some(t) = admin_task {
         t.await.map_err(std::io::Error::other)??;
     }

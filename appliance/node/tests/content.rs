@@ -143,3 +143,73 @@ async fn packages_added_on_the_node_are_kept_beside_the_signed_content() {
     );
     n.stop().await;
 }
+
+/// Package files come from the content listener, not the node's own
+/// origin: under a tag naming the package's bytes, with ETag (304), Range
+/// (206, 416), their type, immutable caching, and a CSP that sandboxes
+/// cmi5, HTML5 and media content; nothing outside the package's list.
+#[tokio::test]
+async fn package_files_are_served_from_their_own_origin() {
+    use lms_package::testing::{au, structure, zip};
+    let content = tempfile::tempdir().unwrap();
+    let dir = content.path().join("current");
+    pack(&dir, "Basic Science", Some("1.0.0"));
+    let course = "https://teachers.example.org/cmi5/rivers";
+    let xml = structure(course, "Rivers", &au(&format!("{course}/aus/1"), "Start", "au/index.html", ""));
+    let video: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let pkg = content.path().join("rivers.zip");
+    zip(
+        &pkg,
+        &[
+            ("cmi5.xml", xml.as_bytes()),
+            ("au/index.html", b"<!doctype html><title>Rivers</title>"),
+            ("au/clip.mp4", &video),
+        ],
+    );
+    let p = lms_package::read(&pkg, &Default::default(), &Default::default()).unwrap();
+    let tag: String = p.course.source_sha256.chars().take(16).collect();
+    lms_package::pack::add(&dir, vec![lms_package::pack::Input::Package(p)]).unwrap();
+    let d2 = dir.clone();
+    let n = TestNode::start(None, move |c| c.content = d2).await.ready().await;
+    let get = |path: String, headers: Vec<(&'static str, String)>| {
+        let (client, url) = (n.client.clone(), format!("{}{path}", n.content));
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            client.get(&url, &h).await.unwrap()
+        }
+    };
+    let page = get(format!("/p/rivers/{tag}/au/index.html"), vec![]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html"));
+    assert!(page.header("content-security-policy").unwrap().starts_with("sandbox allow-scripts"), "no sandbox");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(page.header("cache-control").unwrap().contains("immutable"));
+    assert!(page.header("set-cookie").is_none());
+    let etag = page.header("etag").unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", lms_package::sha256_hex(b"<!doctype html><title>Rivers</title>")));
+    assert_eq!(get(format!("/p/rivers/{tag}/au/index.html"), vec![("if-none-match", etag)]).await.status, 304);
+
+    // Video seeking: a range, and one past the end.
+    let part = get(format!("/p/rivers/{tag}/au/clip.mp4"), vec![("range", "bytes=1000-1999".into())]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 1000-1999/200000"));
+    assert_eq!(part.header("content-type"), Some("video/mp4"));
+    assert_eq!(&part.body[..], &video[1000..2000]);
+    let past = get(format!("/p/rivers/{tag}/au/clip.mp4"), vec![("range", "bytes=300000-".into())]).await;
+    assert_eq!(past.status, 416);
+
+    // Nothing but listed files of the current bytes: not the structure's
+    // neighbours, not another tag, not a path out, not on the node's origin.
+    for bad in [
+        format!("/p/rivers/{tag}/au/missing.html"),
+        "/p/rivers/0000000000000000/au/index.html".to_string(),
+        format!("/p/rivers/{tag}/../course.json"),
+        format!("/p/rivers/{tag}/%2e%2e/files.json"),
+        format!("/p/nope/{tag}/au/index.html"),
+    ] {
+        assert_eq!(get(bad.clone(), vec![]).await.status, 404, "{bad}");
+    }
+    let on_node = n.client.get(&n.url(&format!("/p/rivers/{tag}/au/index.html")), &[]).await.unwrap();
+    assert_ne!(on_node.status, 200, "package files must not be served from the node's own origin");
+    n.stop().await;
+}

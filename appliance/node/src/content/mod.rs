@@ -11,6 +11,7 @@
 //! pack fails the reload, so the previous content keeps serving and the
 //! updater's gate rolls the version back).
 
+pub mod serve;
 pub mod upload;
 
 use crate::wasm::{Content, LoadError};
@@ -31,20 +32,20 @@ pub struct ContentInfo {
     pub packages: Vec<String>,
 }
 
-/// The ids of the packages in the local content pack at `dir` (none when
-/// it is not a pack yet).
-pub fn local_packages(dir: &Path) -> Result<Vec<String>, LoadError> {
+/// The packages of the local content pack at `dir` (none when it is not a
+/// pack yet).
+pub fn local_packages(dir: &Path) -> Result<serve::PackageIndex, LoadError> {
     if !dir.join(lms_package::pack::PACK_FILE).is_file() {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     }
     let pack = lms_package::pack::check(dir)
         .map_err(|e| LoadError::File { path: dir.to_path_buf(), message: format!("local content pack: {e}") })?;
-    Ok(pack.packages.into_iter().map(|c| c.id).collect())
+    Ok(serve::index_pack(dir, &pack))
 }
 
 /// The content pack at `dir` as module documents, or `None` when `dir` is
 /// not a content pack (no `pack.toml`).
-pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo)>, LoadError> {
+pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo, serve::PackageIndex)>, LoadError> {
     if !dir.join(lms_package::pack::PACK_FILE).is_file() {
         return Ok(None);
     }
@@ -72,5 +73,6 @@ pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo)>, LoadError> {
         courses: pack.natives.iter().map(|c| c.id.clone()).collect(),
         packages: pack.packages.iter().map(|c| c.id.clone()).collect(),
     };
-    Ok(Some((content, info)))
+    let index = serve::index_pack(dir, &pack);
+    Ok(Some((content, info, index)))
 }

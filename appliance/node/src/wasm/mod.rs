@@ -146,6 +146,9 @@ pub struct ModuleSet {
     /// Packages added on the node itself (the local content pack), set by
     /// the node after loading.
     pub local_packages: Vec<String>,
+    /// Every package whose files the content listener serves (signed and
+    /// local), by course id.
+    pub packages: crate::content::serve::PackageIndex,
     assets: HashMap<String, Asset>,
     /// Answers everyone shares, for this set only.
     pub answers: answers::Answers,
@@ -318,13 +321,13 @@ impl Host {
             }
         }
 
-        let (content, content_info) = match content_dir.map(crate::content::load).transpose()?.flatten() {
-            Some((content, info)) => (Arc::new(content), Some(info)),
+        let (content, content_info, packages) = match content_dir.map(crate::content::load).transpose()?.flatten() {
+            Some((content, info, index)) => (Arc::new(content), Some(info), index),
             None => {
                 let content_path = checked_path(dir, &manifest.content.file, &manifest_path)?;
                 let content_bytes =
                     read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
-                (Arc::new(parse_content(&content_path, &content_bytes)?), None)
+                (Arc::new(parse_content(&content_path, &content_bytes)?), None, Default::default())
             }
         };
 
@@ -361,6 +364,7 @@ impl Host {
             content,
             content_info,
             local_packages: Vec::new(),
+            packages,
             assets,
             answers: Default::default(),
             facts: Default::default(),

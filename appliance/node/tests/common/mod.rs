@@ -6,7 +6,7 @@
 pub mod people;
 
 use lms_node::client::{Client, Reply, basic_auth};
-use lms_node::server::{AdminListener, run};
+use lms_node::server::{AdminListener, run_with_content};
 use lms_node::{Config, Node};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -120,6 +120,8 @@ pub const GROW_FOREVER: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.con
 pub struct TestNode {
     pub base: String,
     pub admin: String,
+    /// The content listener (package files).
+    pub content: String,
     pub client: Client,
     pub node: Arc<Node>,
     pub dir: tempfile::TempDir,
@@ -158,16 +160,25 @@ impl TestNode {
         tweak(&mut cfg);
         let public = tokio::net::TcpListener::bind(addr).await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let content = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", public.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
+        let content_url = format!("http://{}", content.local_addr().unwrap());
         let node = Node::new(cfg).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(node.clone(), public, Some(AdminListener::Tcp(admin)), async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(run_with_content(
+            node.clone(),
+            public,
+            Some(AdminListener::Tcp(admin)),
+            Some(content),
+            async {
+                let _ = rx.await;
+            },
+        ));
         TestNode {
             base,
             admin: admin_url,
+            content: content_url,
             client: Client::new(Duration::from_secs(30)),
             node,
             dir,
