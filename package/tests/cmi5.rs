@@ -434,3 +434,21 @@ fn a_batch_with_one_bad_package_adds_nothing() {
     assert!(!pack_dir.join("packages/geology").exists(), "the good package was added");
     assert!(!pack_dir.join(".staging").exists());
 }
+
+/// The cmi5 course authored in the repository for launch tests imports as
+/// written: one block, one AU with its query string and launch parameters.
+#[test]
+fn the_authored_test_course_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = dir.path().join("water-safety.zip");
+    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("cmi5"), &z, &[]);
+    let c = read(&z, None, &Limits::default()).unwrap().course;
+    assert_eq!((c.id.as_str(), c.title["zh-CN"].as_str()), ("water-safety", "水上安全"));
+    let au = &c.aus[0];
+    assert_eq!(
+        (au.url.as_str(), au.move_on, au.mastery_score),
+        ("au/index.html?lesson=currents", MoveOn::CompletedAndPassed, Some(0.8))
+    );
+    assert_eq!(au.launch_parameters.as_deref(), Some(r#"{"quiz": true}"#));
+    assert!(au.in_package);
+}
