@@ -40,6 +40,12 @@ pub struct Config {
     /// when it is not a pack (no `pack.toml`), the module directory's
     /// `content.json` is served.
     pub content: PathBuf,
+    /// The origin browsers reach this node's public listener at (e.g.
+    /// `http://node.example:8080`) and its content listener at (e.g.
+    /// `http://node.example:8081`): cmi5 launch URLs name both (the AU's
+    /// files on the content origin, the LRS endpoint and fetch URL here).
+    pub public_url: Option<String>,
+    pub content_url: Option<String>,
     /// Packages added on the node itself (`POST /admin/content/packages`):
     /// a content pack on the data partition beside the signed content,
     /// kept across content updates; default `{data_dir}/local-content`.
@@ -150,6 +156,8 @@ impl Default for Config {
             modules: PathBuf::from("/data/modules/current"),
             content: PathBuf::from("/data/content/current"),
             local_content: None,
+            public_url: None,
+            content_url: None,
             max_package_bytes: 2 << 30,
             credentials: None,
             credential_scopes: None,

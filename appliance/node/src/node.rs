@@ -48,6 +48,8 @@ pub struct Node {
     /// Requests on the public listener being answered now; sync paces its
     /// drain while there are any.
     pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Open cmi5 launches: fetch URLs and their tokens.
+    pub launches: crate::content::cmi5::Launches,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -90,6 +92,7 @@ impl Node {
             sessions: Default::default(),
             sync: Default::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            launches: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }

@@ -11,6 +11,7 @@
 //! pack fails the reload, so the previous content keeps serving and the
 //! updater's gate rolls the version back).
 
+pub mod cmi5;
 pub mod serve;
 pub mod upload;
 

@@ -28,6 +28,8 @@ use tower::ServiceExt;
 #[derive(Debug)]
 pub struct PackageFiles {
     pub kind: Kind,
+    /// The course the package is (its AUs, for launches).
+    pub course: Arc<lms_package::Course>,
     /// `packages/<course>/files` of the pack it is in.
     pub root: PathBuf,
     /// The URL tag: the package file's sha256, first 16 hex digits.
@@ -47,6 +49,7 @@ pub fn index_pack(dir: &std::path::Path, pack: &lms_package::pack::Checked) -> P
             let files = pack.files.get(&c.id).map(|l| l.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect());
             let entry = PackageFiles {
                 kind: c.kind,
+                course: Arc::new(c.clone()),
                 root: dir.join(lms_package::pack::PACKAGES_DIR).join(&c.id).join(lms_package::pack::FILES_DIR),
                 tag: c.source_sha256.chars().take(16).collect(),
                 files: files.unwrap_or_default(),

@@ -45,19 +45,31 @@ pub struct User {
     /// Set when the request came with a browser session, not a client
     /// credential: the person signed in (their scopes are none).
     pub person: Option<crate::roster::Person>,
+    /// Set when the request came with a cmi5 launch token: what it may do.
+    pub launch: Option<std::sync::Arc<crate::content::cmi5::Grant>>,
 }
 
 impl User {
     /// A person signed in with a browser session: their own records only,
     /// no client scopes.
     pub fn signed_in(person: crate::roster::Person) -> User {
-        User { name: person.id.clone(), scopes: Scopes::none(), person: Some(person) }
+        User { name: person.id.clone(), scopes: Scopes::none(), person: Some(person), launch: None }
     }
 
     /// Nobody signed in (the sign-in page, an error page before sign-in):
     /// no scopes, no person; such a call can store nothing of anyone's.
     pub fn anonymous() -> User {
-        User { name: "anonymous".into(), scopes: Scopes::none(), person: None }
+        User { name: "anonymous".into(), scopes: Scopes::none(), person: None, launch: None }
+    }
+
+    /// A cmi5 AU session's token (see `content::cmi5::Grant`).
+    pub fn launched(grant: std::sync::Arc<crate::content::cmi5::Grant>) -> User {
+        User {
+            name: format!("cmi5 session {}", grant.session_id),
+            scopes: Scopes::none(),
+            person: None,
+            launch: Some(grant),
+        }
     }
 
     /// Ok when the credential has the scope `what` needs, else 403 naming it.
@@ -383,7 +395,7 @@ pub async fn client(
         return Err(ApiError::Unauthorized);
     };
     verdict(auth.check(&user, &password, from).await, from)?;
-    Ok(User { scopes: auth.scopes_of(&user), name: user, person: None })
+    Ok(User { scopes: auth.scopes_of(&user), name: user, person: None, launch: None })
 }
 
 /// A check's verdict as the answer it gets.

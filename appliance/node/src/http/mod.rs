@@ -82,6 +82,9 @@ fn routes(node: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // After the fallback, so a preflight (OPTIONS) meets CORS first.
         .layer(xapi::cors());
+    // The cmi5 fetch URL: POSTed by an AU from the content origin, so
+    // cross-origin like /xapi (never with cookies).
+    let cmi5 = Router::new().route("/cmi5/fetch/{id}", post(crate::content::cmi5::fetch)).layer(xapi::cors());
     // What people open in a browser: errors come back as pages.
     let pages = Router::new()
         .route("/", get(pages::home))
@@ -109,6 +112,7 @@ fn routes(node: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Merged after the line above, which would replace its CORS-wrapped fallback.
         .merge(xapi)
+        .merge(cmi5)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(node.cfg.max_body_bytes))
         .layer(middleware::from_fn_with_state(node.clone(), deadline))
@@ -137,6 +141,7 @@ pub fn admin_router(node: AppState) -> Router {
         .route("/admin/reload", post(ops::reload))
         .route("/admin/status", get(ops::status))
         .route("/admin/content/packages", post(crate::content::upload::add_package))
+        .route("/admin/cmi5/launch-url", post(crate::content::cmi5::launch_url))
         .route("/v1/sync/status", get(ops::sync_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

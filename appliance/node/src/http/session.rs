@@ -197,7 +197,12 @@ pub async fn require_client_or_session(
     next: Next,
 ) -> Result<Response, ApiError> {
     let from = client_addr(&req);
-    let user = if req.headers().contains_key(header::AUTHORIZATION) {
+    let launch =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| node.launches.grant(v));
+    let user = if let Some(grant) = launch {
+        // A cmi5 AU's token: its actor, registration and activity only.
+        User::launched(grant)
+    } else if req.headers().contains_key(header::AUTHORIZATION) {
         super::auth::client(&node.auth, req.headers(), from).await?
     } else if cookie(req.headers(), SESSION_COOKIE).is_some() {
         User::signed_in(session_of(&node, req.headers()).await?.ok_or(ApiError::SignInRequired)?.person)

@@ -35,6 +35,7 @@ pub async fn activity(
         "activityId",
     )?;
     if user.person.is_none() {
+        // (A cmi5 launch token has no scopes: refused here.)
         user.may(user.scopes.reads_all_statements() || user.scopes.reads_operations(), "read activities")?;
     }
     let q = Query { activity: Some(id.clone()), limit: DEFINITION_STATEMENTS, ..Query::default() };

@@ -132,6 +132,9 @@ fn carried(
 /// A client credential writes with `statements/write`; a signed-in person
 /// writes statements whose actor is themselves (403 otherwise, logged).
 fn may_write(node: &AppState, user: &User, statements: &[Value]) -> Result<(), ApiError> {
+    if let Some(g) = &user.launch {
+        return crate::content::cmi5::may_write(g, statements);
+    }
     let Some(person) = &user.person else {
         return user.may(user.scopes.writes_statements(), "write statements");
     };
@@ -152,6 +155,9 @@ fn may_write(node: &AppState, user: &User, statements: &[Value]) -> Result<(), A
 /// (`statements/read`) or those it stored (`statements/read/mine`); a
 /// signed-in person the statements with themselves as the actor.
 fn readable(node: &AppState, user: &User) -> Result<Only, ApiError> {
+    if let Some(g) = &user.launch {
+        return Ok(Only { authority: None, actor: Some(g.actor_key.clone()) });
+    }
     if let Some(person) = &user.person {
         return Ok(Only { authority: None, actor: ifi_key(&learner_actor(node, &person.id)) });
     }

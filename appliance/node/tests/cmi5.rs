@@ -1,0 +1,211 @@
+//! cmi5 launch through the node: the admin contract, LaunchData, the
+//! launched statement, the one-time fetch URL, and a launch token that
+//! reaches only its learner, registration and activity.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+const PUBLIC: &str = "http://lms.test:8080";
+const CONTENT: &str = "http://content.test:8081";
+
+fn q(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    let q = url.split_once('?').unwrap().1;
+    q.split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), percent_encoding::percent_decode_str(v).decode_utf8().unwrap().into_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cmi5_launch_as_the_spec_asks() {
+    // The authored test course in a content pack.
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("current");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
+    std::fs::create_dir_all(pack.join("courses")).unwrap();
+    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
+    for e in std::fs::read_dir(src.join("courses")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
+    }
+    let z = dir.path().join("water-safety.zip");
+    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("cmi5"), &z, &[]);
+    let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
+    lms_package::pack::add(&pack, vec![lms_package::pack::Input::Package(p)]).unwrap();
+    let d2 = pack.clone();
+    let n = TestNode::start(None, move |c| {
+        c.content = d2;
+        c.public_url = Some(PUBLIC.into());
+        c.content_url = Some(CONTENT.into());
+    })
+    .await
+    .ready()
+    .await;
+    let actor =
+        json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": "amina"}});
+    let admin_post = |path: &'static str, body: Value| {
+        let (client, url) = (n.client.clone(), format!("{}{path}", n.admin));
+        async move {
+            client
+                .send(
+                    "POST".parse().unwrap(),
+                    &url,
+                    &[("content-type", "application/json")],
+                    axum::body::Bytes::from(body.to_string()),
+                )
+                .await
+                .unwrap()
+        }
+    };
+
+    // Refusals first: unknown course, unknown AU, an actor without an account.
+    for (body, field) in [
+        (json!({"course": "nope", "au": 0, "actor": actor}), "course"),
+        (json!({"course": "water-safety", "au": 7, "actor": actor}), "au"),
+        (json!({"course": "water-safety", "au": 0, "actor": {"mbox": "mailto:a@example.org"}}), "actor"),
+    ] {
+        let r = admin_post("/admin/cmi5/launch-url", body).await;
+        assert_eq!((r.status.as_u16(), r.json()["field"].as_str()), (400, Some(field)), "{}", r.text());
+    }
+
+    let r = admin_post(
+        "/admin/cmi5/launch-url",
+        json!({"course": "water-safety", "au": "https://lms.example.org/cmi5/courses/water-safety/aus/currents", "actor": actor, "return_url": "http://lms.test:8080/courses"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let launch = r.json();
+    let url = launch["url"].as_str().unwrap().to_string();
+    let registration = launch["registration"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{CONTENT}/p/water-safety/")) && url.contains("/au/index.html?lesson=currents&"),
+        "{url}"
+    );
+    let params = query_of(&url);
+    assert_eq!(params["endpoint"], format!("{PUBLIC}/xapi/"));
+    assert_eq!(params["registration"], registration);
+    assert_eq!(serde_json::from_str::<Value>(&params["actor"]).unwrap(), actor);
+    let activity = params["activityId"].clone();
+    assert_ne!(
+        activity, "https://lms.example.org/cmi5/courses/water-safety/aus/currents",
+        "the launch id is the LMS's own"
+    );
+    assert!(params["fetch"].starts_with(&format!("{PUBLIC}/cmi5/fetch/")));
+
+    // LaunchData, as the LMS wrote it before the launch.
+    let state = |reg: &str| {
+        format!(
+            "/xapi/activities/state?activityId={}&agent={}&registration={reg}&stateId=LMS.LaunchData",
+            q(&activity),
+            q(&actor.to_string())
+        )
+    };
+    let ld = n.get(&state(&registration)).await;
+    assert_eq!(ld.status, 200, "{}", ld.text());
+    let ld = ld.json();
+    let session = ld["contextTemplate"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ld["contextTemplate"]["contextActivities"]["grouping"][0]["id"],
+        "https://lms.example.org/cmi5/courses/water-safety/aus/currents"
+    );
+    assert_eq!(
+        (ld["launchMode"].as_str(), ld["moveOn"].as_str(), ld["masteryScore"].as_f64()),
+        (Some("Normal"), Some("CompletedAndPassed"), Some(0.8))
+    );
+    assert_eq!(ld["launchParameters"], r#"{"quiz": true}"#);
+    assert_eq!(ld["returnURL"], "http://lms.test:8080/courses");
+    // The launched statement, before the launch.
+    let s = n
+        .get(&format!(
+            "/xapi/statements?registration={registration}&verb={}",
+            q("http://adlnet.gov/expapi/verbs/launched")
+        ))
+        .await
+        .json();
+    let launched = &s["statements"][0];
+    assert_eq!(launched["object"]["id"], activity.as_str());
+    assert_eq!(
+        launched["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/launchurl"],
+        url.as_str()
+    );
+
+    // The fetch URL: once, then error 1; one the node never issued, error 2.
+    let fetch_path = params["fetch"].strip_prefix(PUBLIC).unwrap().to_string();
+    let post_public = |path: String| {
+        let (client, url) = (n.client.clone(), n.url(&path));
+        async move { client.send("POST".parse().unwrap(), &url, &[], axum::body::Bytes::new()).await.unwrap() }
+    };
+    let first = post_public(fetch_path.clone()).await;
+    assert_eq!(first.status, 200);
+    let token = first.json()["auth-token"].as_str().unwrap().to_string();
+    assert_eq!(post_public(fetch_path).await.json()["error-code"], "1");
+    assert_eq!(post_public("/cmi5/fetch/made-up".into()).await.json()["error-code"], "2");
+
+    // The token: LaunchData readable, not writable; statements of its own
+    // learner, registration and session; nothing else.
+    let auth = format!("Basic {token}");
+    let as_au = |method: &'static str, path: String, body: String| {
+        let (client, url, auth) = (n.client.clone(), n.url(&path), auth.clone());
+        async move {
+            let h = [
+                ("authorization", auth.as_str()),
+                ("x-experience-api-version", "1.0.3"),
+                ("content-type", "application/json"),
+            ];
+            client.send(method.parse().unwrap(), &url, &h, axum::body::Bytes::from(body)).await.unwrap()
+        }
+    };
+    assert_eq!(as_au("GET", state(&registration), String::new()).await.status, 200);
+    assert_eq!(as_au("PUT", state(&registration), "{}".into()).await.status, 403);
+    assert_eq!(as_au("GET", state(&uuid::Uuid::new_v4().to_string()), String::new()).await.status, 403);
+    let statement = |actor: &Value, reg: &str| {
+        json!({
+            "actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/initialized"},
+            "object": {"objectType": "Activity", "id": activity},
+            "context": {"registration": reg, "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": session}},
+        })
+        .to_string()
+    };
+    let r = as_au("POST", "/xapi/statements".into(), statement(&actor, &registration)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bo = json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": "bo"}});
+    assert_eq!(as_au("POST", "/xapi/statements".into(), statement(&bo, &registration)).await.status, 403);
+    assert_eq!(
+        as_au("POST", "/xapi/statements".into(), statement(&actor, &uuid::Uuid::new_v4().to_string())).await.status,
+        403
+    );
+    let mine = as_au("GET", "/xapi/statements".into(), String::new()).await.json();
+    assert!(mine["statements"].as_array().unwrap().iter().all(|s| s["actor"]["account"]["name"] == "amina"));
+    assert_eq!(as_au("GET", format!("/xapi/activities?activityId={}", q(&activity)), String::new()).await.status, 403);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn launches_need_the_origins_browsers_reach() {
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let body = json!({"course": "x", "au": 0, "actor": {}}).to_string();
+    let r = n
+        .client
+        .send(
+            "POST".parse().unwrap(),
+            &format!("{}/admin/cmi5/launch-url", n.admin),
+            &[("content-type", "application/json")],
+            axum::body::Bytes::from(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("public_url"));
+    n.stop().await;
+}
