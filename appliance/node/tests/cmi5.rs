@@ -188,6 +188,98 @@ async fn a_cmi5_launch_as_the_spec_asks() {
     let mine = as_au("GET", "/xapi/statements".into(), String::new()).await.json();
     assert!(mine["statements"].as_array().unwrap().iter().all(|s| s["actor"]["account"]["name"] == "amina"));
     assert_eq!(as_au("GET", format!("/xapi/activities?activityId={}", q(&activity)), String::new()).await.status, 403);
+
+    // The verb rules of a session and a registration (cmi5 9.3, 9.5).
+    let send = |verb: &str, result: Value| {
+        let s = json!({
+            "actor": actor, "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+            "object": {"objectType": "Activity", "id": activity}, "result": result,
+            "context": {"registration": registration, "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": session}},
+        });
+        as_au("POST", "/xapi/statements".into(), s.to_string())
+    };
+    let status = |r: lms_node::client::Reply| r.status.as_u16();
+    assert_eq!(status(send("initialized", json!({})).await), 403, "initialized twice");
+    assert_eq!(status(send("completed", json!({"completion": false})).await), 403, "completed without completion");
+    assert_eq!(status(send("completed", json!({"completion": true})).await), 200);
+    assert_eq!(status(send("completed", json!({"completion": true})).await), 403, "completed twice");
+    assert_eq!(
+        status(send("passed", json!({"success": true, "score": {"scaled": 0.5}})).await),
+        403,
+        "passed below mastery"
+    );
+    assert_eq!(
+        status(send("failed", json!({"success": false, "score": {"scaled": 0.9}})).await),
+        403,
+        "failed above mastery"
+    );
+    assert_eq!(status(send("passed", json!({"success": true, "score": {"scaled": 0.9}})).await), 200);
+    assert_eq!(
+        status(send("failed", json!({"success": false, "score": {"scaled": 0.2}})).await),
+        403,
+        "failed after passed"
+    );
+    assert_eq!(status(send("terminated", json!({})).await), 200);
+    assert_eq!(status(send("experienced", json!({})).await), 403, "after terminated");
+    let stored = n.get(&format!("/xapi/statements?registration={registration}&limit=50")).await.json();
+    let verbs: Vec<&str> = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        verbs,
+        ["terminated", "passed", "completed", "initialized", "launched"],
+        "only what the rules allow was stored"
+    );
+
+    // A new session of the same registration: initialized must come first,
+    // and passed is not taken twice in the registration.
+    let r = admin_post(
+        "/admin/cmi5/launch-url",
+        json!({"course": "water-safety", "au": 0, "actor": actor, "registration": registration}),
+    )
+    .await;
+    let params2 = query_of(r.json()["url"].as_str().unwrap());
+    let token2 = post_public(params2["fetch"].strip_prefix(PUBLIC).unwrap().to_string()).await.json()["auth-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ld2 = n.get(&state(&registration)).await.json();
+    let session2 = ld2["contextTemplate"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(session2, session);
+    let send2 = |verb: &str, result: Value| {
+        let s = json!({
+            "actor": actor, "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+            "object": {"objectType": "Activity", "id": activity}, "result": result,
+            "context": {"registration": registration, "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": session2}},
+        });
+        let (client, url, auth) = (n.client.clone(), n.url("/xapi/statements"), format!("Basic {token2}"));
+        async move {
+            let h = [
+                ("authorization", auth.as_str()),
+                ("x-experience-api-version", "1.0.3"),
+                ("content-type", "application/json"),
+            ];
+            client
+                .send("POST".parse().unwrap(), &url, &h, axum::body::Bytes::from(s.to_string()))
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(send2("passed", json!({"success": true, "score": {"scaled": 0.9}})).await, 403, "before initialized");
+    assert_eq!(send2("initialized", json!({})).await, 200);
+    assert_eq!(
+        send2("passed", json!({"success": true, "score": {"scaled": 0.95}})).await,
+        403,
+        "passed twice in a registration"
+    );
     n.stop().await;
 }
 

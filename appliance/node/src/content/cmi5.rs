@@ -32,6 +32,10 @@ const CATEGORY: &str = "https://w3id.org/xapi/cmi5/context/categories/cmi5";
 /// registration and one activity (the AU's launch activity id).
 #[derive(Debug)]
 pub struct Grant {
+    /// The session's progress through the cmi5 verbs (section 9.3).
+    pub session: Mutex<Session>,
+    /// The AU's masteryScore, which passed and failed scores are held to.
+    pub mastery_score: Option<f64>,
     pub actor: Value,
     /// The actor's IFI key (`crate::xapi::ifi_key`).
     pub actor_key: String,
@@ -52,6 +56,107 @@ struct Fetch {
 pub struct Launches {
     fetches: Mutex<HashMap<String, Fetch>>,
     tokens: Mutex<HashMap<String, Arc<Grant>>>,
+    /// What each registration has recorded per AU (completed, passed),
+    /// shared by its sessions.
+    registrations: Mutex<HashMap<RegistrationAu, Arc<Mutex<Recorded>>>>,
+}
+
+/// (registration, course, AU index).
+type RegistrationAu = (String, String, usize);
+
+/// A registration's record for one AU.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub completed: bool,
+    pub passed: bool,
+}
+
+/// One AU session's state, as the cmi5 verb rules need it.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub initialized: bool,
+    pub terminated: bool,
+    /// passed or failed already sent in this session.
+    pub judged: bool,
+    pub registration: Arc<Mutex<Recorded>>,
+}
+
+const INITIALIZED: &str = "http://adlnet.gov/expapi/verbs/initialized";
+const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
+const PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
+const FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
+const TERMINATED: &str = "http://adlnet.gov/expapi/verbs/terminated";
+
+/// Checks a batch against the session's state and the cmi5 verb rules
+/// (section 9.3: initialized first and once, terminated last, completed and
+/// passed once per registration, one of passed/failed per session, no
+/// failed after passed; 9.5: passed at or above masteryScore, failed below,
+/// completed with completion true), and, when `apply`, records it. The
+/// caller checks with `apply = false` before storing and applies after the
+/// store took the batch, so a refused or failed write changes no state.
+pub fn verbs(g: &Grant, statements: &[Value], apply: bool) -> Result<(), ApiError> {
+    let mut s = g.session.lock().unwrap_or_else(|p| p.into_inner());
+    let reg = s.registration.clone();
+    let mut r = reg.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut initialized, mut terminated, mut judged) = (s.initialized, s.terminated, s.judged);
+    let (mut completed, mut passed) = (r.completed, r.passed);
+    for (i, st) in statements.iter().enumerate() {
+        let refuse = |why: String| {
+            tracing::warn!(session = %g.session_id, "refused a cmi5 AU statement: {why}");
+            Err(ApiError::Forbidden(format!("statement [{i}]: {why} (cmi5 9.3)")))
+        };
+        let verb = st["verb"]["id"].as_str().unwrap_or_default();
+        if terminated {
+            return refuse("the session has terminated; it takes no more statements".into());
+        }
+        if !initialized && verb != INITIALIZED {
+            return refuse("the first statement of a session is initialized".into());
+        }
+        // The rules below are for cmi5 defined statements: about the AU itself.
+        let about_au = st["object"]["id"].as_str() == Some(g.activity_id.as_str());
+        let scaled = st["result"]["score"]["scaled"].as_f64();
+        match verb {
+            INITIALIZED if initialized => return refuse("initialized is sent once per session".into()),
+            INITIALIZED => initialized = true,
+            COMPLETED if about_au => {
+                if completed {
+                    return refuse("completed is sent once per registration".into());
+                }
+                if st["result"]["completion"] != Value::Bool(true) {
+                    return refuse("completed carries result.completion true".into());
+                }
+                completed = true;
+            }
+            PASSED | FAILED if about_au => {
+                if judged {
+                    return refuse("one of passed or failed per session".into());
+                }
+                if verb == PASSED && passed {
+                    return refuse("passed is sent once per registration".into());
+                }
+                if verb == FAILED && passed {
+                    return refuse("failed may not follow passed in a registration".into());
+                }
+                if let (Some(m), Some(sc)) = (g.mastery_score, scaled) {
+                    if verb == PASSED && sc < m {
+                        return refuse(format!("passed with score {sc}, below the masteryScore {m}"));
+                    }
+                    if verb == FAILED && sc >= m {
+                        return refuse(format!("failed with score {sc}, at or above the masteryScore {m}"));
+                    }
+                }
+                judged = true;
+                passed |= verb == PASSED;
+            }
+            TERMINATED => terminated = true,
+            _ => {}
+        }
+    }
+    if apply {
+        (s.initialized, s.terminated, s.judged) = (initialized, terminated, judged);
+        (r.completed, r.passed) = (completed, passed);
+    }
+    Ok(())
 }
 
 impl Launches {
@@ -228,7 +333,17 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     node.store.write(vec![p]).await?;
 
     let token = base64::engine::general_purpose::STANDARD.encode(format!("cmi5:{}", random_token(24)));
+    let registration_state = node
+        .launches
+        .registrations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((registration.clone(), req.course.clone(), au.index))
+        .or_default()
+        .clone();
     let grant = Grant {
+        session: Mutex::new(Session { registration: registration_state, ..Default::default() }),
+        mastery_score: au.mastery_score,
         actor: req.actor.clone(),
         actor_key,
         registration: registration.clone(),

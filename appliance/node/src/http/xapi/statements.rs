@@ -52,11 +52,13 @@ pub async fn put_statement(
         Some(_) => return Err(ApiError::field("invalid_statement", "id", "id differs from the statementId parameter")),
     }
     may_write(&node, &user, std::slice::from_ref(&body))?;
+    let summary = cmi5_summary(&user, std::slice::from_ref(&body));
     let carried = carried(std::slice::from_ref(&body), &[String::new()], &parts, version.spec())?;
     let mut p = xapi::prepare(body, "", &authority(&node, &user), time::OffsetDateTime::now_utc(), version.spec())?;
     p.attachments = carried.into_iter().next().unwrap_or_default();
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
+    cmi5_recorded(&user, &summary);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -76,6 +78,7 @@ pub async fn post_statements(
         other => (vec![other], false),
     };
     may_write(&node, &user, &items)?;
+    let summary = cmi5_summary(&user, &items);
     let paths: Vec<String> = (0..items.len()).map(|i| if batch { format!("[{i}]") } else { String::new() }).collect();
     let mut carried = carried(&items, &paths, &parts, version.spec())?;
     let now = time::OffsetDateTime::now_utc();
@@ -105,6 +108,7 @@ pub async fn post_statements(
     if !prepared.is_empty() {
         node.store.write(prepared).await?;
     }
+    cmi5_recorded(&user, &summary);
     Ok(Json(ids).into_response())
 }
 
@@ -131,9 +135,29 @@ fn carried(
 
 /// A client credential writes with `statements/write`; a signed-in person
 /// writes statements whose actor is themselves (403 otherwise, logged).
+/// What a cmi5 session's rules need of a batch (its verbs, objects and
+/// results), kept from before the statements are consumed.
+fn cmi5_summary(user: &User, statements: &[Value]) -> Vec<Value> {
+    if user.launch.is_none() {
+        return Vec::new();
+    }
+    statements
+        .iter()
+        .map(|s| serde_json::json!({"verb": s["verb"], "object": {"id": s["object"]["id"]}, "result": s["result"]}))
+        .collect()
+}
+
+/// After the store took a launch token's batch: the session moves on.
+fn cmi5_recorded(user: &User, summary: &[Value]) {
+    if let Some(g) = &user.launch {
+        let _ = crate::content::cmi5::verbs(g, summary, true);
+    }
+}
+
 fn may_write(node: &AppState, user: &User, statements: &[Value]) -> Result<(), ApiError> {
     if let Some(g) = &user.launch {
-        return crate::content::cmi5::may_write(g, statements);
+        crate::content::cmi5::may_write(g, statements)?;
+        return crate::content::cmi5::verbs(g, statements, false);
     }
     let Some(person) = &user.person else {
         return user.may(user.scopes.writes_statements(), "write statements");
