@@ -144,11 +144,10 @@ impl Archive {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
-            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(io)?;
-            let mut hashing = HashingWriter { inner: std::io::BufWriter::new(file), hash: Sha256::new(), size: 0 };
+            let mut hashing = HashingWriter::create(&target).map_err(io)?;
             self.copy(&path, index, declared, &mut hashing)?;
-            hashing.inner.flush().map_err(io)?;
-            out.push(FileEntry { path, size: hashing.size, sha256: hex::encode(hashing.hash.finalize()) });
+            let (size, sha256) = hashing.finish().map_err(io)?;
+            out.push(FileEntry { path, size, sha256 });
         }
         Ok(out)
     }
@@ -172,10 +171,25 @@ impl Archive {
     }
 }
 
-struct HashingWriter<W> {
+/// A new file that hashes and counts what is written to it.
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hash: Sha256,
     size: u64,
+}
+
+impl HashingWriter<std::io::BufWriter<std::fs::File>> {
+    /// Creates `target`, which must not exist yet.
+    pub(crate) fn create(target: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(target)?;
+        Ok(HashingWriter { inner: std::io::BufWriter::new(file), hash: Sha256::new(), size: 0 })
+    }
+
+    /// Flushes; the size and sha256 hex of what was written.
+    pub(crate) fn finish(mut self) -> std::io::Result<(u64, String)> {
+        self.inner.flush()?;
+        Ok((self.size, hex::encode(self.hash.finalize())))
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {

@@ -182,7 +182,7 @@ pub fn read(path: &Path, options: &Options, limits: &Limits) -> Result<Package, 
 }
 
 fn finish(mut course: Course, path: &Path, name: &str, files: Files) -> Result<Package, ImportError> {
-    course.source_sha256 = file_sha256(path).map_err(|e| ImportError::package(name, e))?;
+    course.source_sha256 = sha256_file(path).map_err(|e| ImportError::package(name, e))?;
     Ok(Package { course, files })
 }
 
@@ -203,25 +203,11 @@ fn sniff(path: &Path) -> Result<Vec<u8>, String> {
     Ok(head)
 }
 
-fn file_sha256(path: &Path) -> Result<String, String> {
-    use sha2::Digest;
-    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| e.to_string())?;
-    Ok(hex::encode(h.finalize()))
-}
-
-/// sha256 hex of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// A course id as the pack and the node's URLs use it: what lms-content's
-/// `valid_id` accepts (1-64 of `a-z`, `0-9`, `-`).
-pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+/// sha256 hex, as bundles and packs name files by it.
+pub use lms_bundle::{sha256_file, sha256_hex};
+/// A course id as the pack and the node's URLs use it (1-64 of `a-z`,
+/// `0-9`, `-`): native courses' rule.
+pub use lms_content::valid_id;
 
 /// The course id `given` when it is one, else the one `derived` makes.
 pub(crate) fn course_id(

@@ -220,7 +220,8 @@ pub fn add(pack: &Path, inputs: Vec<Input>) -> Result<Vec<Added>, AddError> {
             return Err(e);
         }
     };
-    sync_tree(pack)?;
+    // One syncfs for everything staged (lms-bundle's, as for bundles).
+    lms_bundle::sync_tree(pack).map_err(|e| bad(pack, e.to_string()))?;
     for (a, native) in &added {
         if *native {
             let target = pack.join(COURSES_DIR).join(format!("{}.toml", a.course));
@@ -283,23 +284,11 @@ fn stage_all(staging: &Path, inputs: Vec<Input>) -> Result<Vec<(Added, bool)>, A
 
 /// Copies one file into the pack, hashing it as it goes.
 fn copy_one(package: &str, from: &Path, to: &Path, name: &str) -> Result<FileEntry, AddError> {
-    use sha2::Digest;
     let io = |e: std::io::Error| ImportError::file(package, name, format!("{}: {e}", to.display()));
-    let mut src = std::fs::File::open(from).map_err(io)?;
-    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io)?;
-    let mut hash = sha2::Sha256::new();
-    let mut buf = vec![0; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut src, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        std::io::Write::write_all(&mut dst, &buf[..n]).map_err(io)?;
-        hash.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(FileEntry { path: name.to_string(), size, sha256: hex::encode(hash.finalize()) })
+    let mut dst = crate::archive::HashingWriter::create(to).map_err(io)?;
+    std::io::copy(&mut std::fs::File::open(from).map_err(io)?, &mut dst).map_err(io)?;
+    let (size, sha256) = dst.finish().map_err(io)?;
+    Ok(FileEntry { path: name.to_string(), size, sha256 })
 }
 
 /// The report for one imported course: its id and its launchable units.
@@ -331,17 +320,6 @@ fn native_added(c: &lms_content::Course) -> Added {
             .map(|(index, l)| AddedAu { index, id: l.id.clone(), title: l.title.clone() })
             .collect(),
     }
-}
-
-/// One syncfs for everything written under `dir` (instead of an fsync per file).
-fn sync_tree(dir: &Path) -> Result<(), AddError> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(dir).map_err(pack_err(dir))?;
-    // SAFETY: a valid, open file descriptor.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(pack_err(dir)(std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AddError> {

@@ -20,7 +20,7 @@ pub mod content;
 pub mod keys;
 mod unpack;
 
-pub use unpack::{Limits, verify_and_unpack};
+pub use unpack::{Limits, sync_tree, verify_and_unpack};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -186,7 +186,7 @@ impl Payload for Content {
         }
         std::fs::write(staging.join(SLOT_MANIFEST), &bytes).map_err(io(staging))?;
         std::fs::write(staging.join(SLOT_SIGNATURE), &sig).map_err(io(staging))?;
-        sync_tree(staging)?;
+        lms_bundle::sync_tree(staging)?;
         Ok(m.content_version)
     }
 
@@ -215,15 +215,4 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), UpdateError> {
         return Ok(());
     }
     std::fs::copy(from, to).map(|_| ()).map_err(io(to))
-}
-
-/// One syncfs for the staged tree instead of an fsync per file.
-fn sync_tree(dir: &Path) -> Result<(), UpdateError> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(dir).map_err(io(dir))?;
-    // SAFETY: a valid, open file descriptor.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(io(dir)(std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
