@@ -150,8 +150,9 @@ impl<'a, 'd> Parser<'a, 'd> {
         }
     }
 
-    /// An `id` attribute: an absolute IRI, unique in the course.
-    fn id(&self, n: X) -> Result<String, ImportError> {
+    /// An `id` attribute: an absolute IRI, unique in the course; recorded
+    /// as the `kind`'s (course, block, AU, objective) for later duplicates.
+    fn id(&mut self, n: X, kind: &'static str) -> Result<String, ImportError> {
         let id = self.required(n, "id")?;
         if IriStr::new(&id).is_err() {
             return Err(self.err(
@@ -170,11 +171,8 @@ impl<'a, 'd> Parser<'a, 'd> {
                 format!("is already the id of the {other} on line {line}; ids are unique in a course"),
             ));
         }
+        self.ids.insert(id.clone(), (kind, n.range().start));
         Ok(id)
-    }
-
-    fn remember(&mut self, id: &str, kind: &'static str, n: X) {
-        self.ids.insert(id.to_string(), (kind, n.range().start));
     }
 
     /// A textType (title, description): one or more langstrings.
@@ -226,8 +224,7 @@ impl<'a, 'd> Parser<'a, 'd> {
         )?;
         let course = parts["course"][0];
         self.attributes(course, &["id"])?;
-        let publisher_id = self.id(course)?;
-        self.remember(&publisher_id, "course", course);
+        let publisher_id = self.id(course, "course")?;
         let course_children = self.children(course)?;
         let cparts = self.sequence(
             course,
@@ -239,9 +236,7 @@ impl<'a, 'd> Parser<'a, 'd> {
         if let Some(objectives) = parts.get("objectives") {
             self.objectives(objectives[0])?;
         }
-        let top: Vec<X> = children.iter().copied().filter(|c| matches!(c.tag_name().name(), "au" | "block")).collect();
-        let mut blocks = Vec::new();
-        let nodes = self.members(&top, &mut blocks)?;
+        let nodes = self.members(&children, &mut Vec::new())?;
         let id = crate::course_id(self.package, id, || crate::id_from_iri(&publisher_id))?;
         Ok(Course {
             format: crate::course::COURSE_FORMAT,
@@ -265,7 +260,7 @@ impl<'a, 'd> Parser<'a, 'd> {
         self.sequence(n, &children, &[("objective", Occurs::Many)])?;
         for o in children {
             self.attributes(o, &["id"])?;
-            let id = self.id(o)?;
+            let id = self.id(o, "objective")?;
             let parts = self.children(o)?;
             // xs:all: title and description once each, in either order.
             let mut title = None;
@@ -293,7 +288,6 @@ impl<'a, 'd> Parser<'a, 'd> {
             };
             let objective =
                 Objective { id: id.clone(), title: self.text(t, false)?, description: self.text(d, false)? };
-            self.remember(&id, "objective", o);
             self.objectives.push(objective);
         }
         Ok(())
@@ -322,16 +316,15 @@ impl<'a, 'd> Parser<'a, 'd> {
         Ok(out)
     }
 
-    /// The au and block members of the course or a block, in order;
-    /// `blocks` is the path of block ids down to here.
-    fn members(&mut self, members: &[X<'a, 'd>], blocks: &mut Vec<String>) -> Result<Vec<Node>, ImportError> {
-        let mut out = Vec::with_capacity(members.len());
-        for m in members {
-            if m.tag_name().name() == "au" {
-                let au = self.au(*m, blocks)?;
-                out.push(Node::Au(au));
-            } else {
-                out.push(Node::Block(self.block(*m, blocks)?));
+    /// The au and block members among the (checked) children of the course
+    /// or a block, in order; `blocks` is the path of block ids down to here.
+    fn members(&mut self, children: &[X<'a, 'd>], blocks: &mut Vec<String>) -> Result<Vec<Node>, ImportError> {
+        let mut out = Vec::new();
+        for m in children {
+            match m.tag_name().name() {
+                "au" => out.push(Node::Au(self.au(*m, blocks)?)),
+                "block" => out.push(Node::Block(self.block(*m, blocks)?)),
+                _ => {}
             }
         }
         Ok(out)
@@ -355,8 +348,7 @@ impl<'a, 'd> Parser<'a, 'd> {
 
     fn block(&mut self, n: X<'a, 'd>, path: &mut Vec<String>) -> Result<Block, ImportError> {
         self.attributes(n, &["id"])?;
-        let id = self.id(n)?;
-        self.remember(&id, "block", n);
+        let id = self.id(n, "block")?;
         let children = self.children(n)?;
         let parts = self.sequence(
             n,
@@ -369,18 +361,15 @@ impl<'a, 'd> Parser<'a, 'd> {
             ],
         )?;
         let (title, description, objectives) = self.head(&parts, false)?;
-        let members: Vec<X> =
-            children.iter().copied().filter(|c| matches!(c.tag_name().name(), "au" | "block")).collect();
         path.push(id.clone());
-        let nested = self.members(&members, path)?;
+        let nested = self.members(&children, path)?;
         path.pop();
         Ok(Block { id, title, description, objectives, children: nested })
     }
 
     fn au(&mut self, n: X<'a, 'd>, blocks: &[String]) -> Result<usize, ImportError> {
         self.attributes(n, &["id", "moveOn", "masteryScore", "launchMethod", "activityType", "authenticationMethod"])?;
-        let id = self.id(n)?;
-        self.remember(&id, "AU", n);
+        let id = self.id(n, "AU")?;
         let move_on = match n.attribute("moveOn").map(str::trim) {
             None => MoveOn::NotApplicable,
             Some(v) => MOVE_ON.iter().find(|(name, _)| *name == v).map(|(_, m)| *m).ok_or_else(|| {
