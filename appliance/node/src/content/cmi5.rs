@@ -175,9 +175,10 @@ fn random_token(bytes: usize) -> String {
 }
 
 /// The launch activity id of an AU: the LMS's own, distinct from the
-/// publisher's AU id (cmi5 requires both), stable for the course and AU.
-pub fn au_activity(node: &AppState, course: &str, au: usize) -> String {
-    format!("{}/cmi5/{course}/au/{au}", node.cfg.learner_home_page.trim_end_matches("/learners").trim_end_matches('/'))
+/// publisher's AU id (cmi5 requires both), stable for the course and AU,
+/// under the activity base its content pack declares.
+pub fn au_activity(activity_base: &str, course: &str, au: usize) -> String {
+    format!("{}/cmi5/{course}/au/{au}", activity_base.trim_end_matches('/'))
 }
 
 #[derive(serde::Deserialize)]
@@ -241,7 +242,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
         return Err(ApiError::field("invalid_launch_mode", "launch_mode", "Normal, Browse or Review"));
     }
     let session_id = uuid::Uuid::new_v4().to_string();
-    let activity_id = au_activity(node, &req.course, au.index);
+    let activity_id = au_activity(&pkg.activity_base, &req.course, au.index);
     let move_on = serde_json::to_value(au.move_on).expect("enum");
     let mut launch_data = json!({
         "contextTemplate": {
@@ -297,7 +298,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}{}", query.join("&"));
 
-    let launched = json!({
+    let mut launched = json!({
         "actor": req.actor,
         "verb": {"id": "http://adlnet.gov/expapi/verbs/launched", "display": {"en-US": "Launched"}},
         "object": {"objectType": "Activity", "id": activity_id, "definition": {"name": au.title}},
@@ -313,7 +314,6 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
         },
         "timestamp": crate::xapi::format_stored(time::OffsetDateTime::now_utc()),
     });
-    let mut launched = launched;
     if let Some(m) = au.mastery_score {
         launched["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/masteryscore"] = json!(m);
     }

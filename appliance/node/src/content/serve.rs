@@ -30,6 +30,8 @@ pub struct PackageFiles {
     pub kind: Kind,
     /// The course the package is (its AUs, for launches).
     pub course: Arc<lms_package::Course>,
+    /// Its pack's `activity_base` (the LMS's own activity ids for it).
+    pub activity_base: String,
     /// `packages/<course>/files` of the pack it is in.
     pub root: PathBuf,
     /// The URL tag: the package file's sha256, first 16 hex digits.
@@ -50,6 +52,7 @@ pub fn index_pack(dir: &std::path::Path, pack: &lms_package::pack::Checked) -> P
             let entry = PackageFiles {
                 kind: c.kind,
                 course: Arc::new(c.clone()),
+                activity_base: pack.activity_base.clone(),
                 root: dir.join(lms_package::pack::PACKAGES_DIR).join(&c.id).join(lms_package::pack::FILES_DIR),
                 tag: c.source_sha256.chars().take(16).collect(),
                 files: files.unwrap_or_default(),
