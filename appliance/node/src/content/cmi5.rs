@@ -25,6 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const LAUNCH_DATA: &str = "LMS.LaunchData";
+/// How launch tokens start, so client credentials never look them up.
+const TOKEN_PREFIX: &str = "cmi5-";
 const SESSION_EXT: &str = "https://w3id.org/xapi/cmi5/context/extensions/sessionid";
 const CATEGORY: &str = "https://w3id.org/xapi/cmi5/context/categories/cmi5";
 
@@ -164,6 +166,10 @@ impl Launches {
     /// is a launch token.
     pub fn grant(&self, authorization: &str) -> Option<Arc<Grant>> {
         let token = authorization.strip_prefix("Basic ")?.trim();
+        // Every authenticated request asks: only launch tokens take the lock.
+        if !token.starts_with(TOKEN_PREFIX) {
+            return None;
+        }
         self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
     }
 }
@@ -332,7 +338,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     .map_err(|e| ApiError::Unavailable(format!("the launched statement does not validate: {e}")))?;
     node.store.write(vec![p]).await?;
 
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("cmi5:{}", random_token(24)));
+    let token = format!("{TOKEN_PREFIX}{}", random_token(24));
     let registration_state = node
         .launches
         .registrations
