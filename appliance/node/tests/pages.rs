@@ -76,6 +76,14 @@ async fn a_learner_reads_a_lesson_takes_a_quiz_and_sees_their_progress() {
     let (bo, _) = signed_in(&n, "bo").await;
     let theirs = page(&get_as(&n, &format!("{bo}; lms_lang=en"), "/progress").await);
     assert!(theirs.contains("<td>0/8</td><td>0%</td><td>0/1</td><td>Never</td>"), "{theirs}");
+    // The course outline both read is one render; each sees their own
+    // status, name and form token in it.
+    let course = page(&get_as(&n, &format!("{bo}; lms_lang=en"), "/courses/arithmetic").await);
+    assert!(course.contains("0 of 8 lessons completed") && course.contains("bo"), "{course}");
+    assert!(!course.contains("status-done") && !course.contains(&csrf) && !course.contains("amina"), "{course}");
+    assert!(!course.contains("lmsslot"), "no slot left unfilled: {course}");
+    let course = page(&get_as(&n, &en, "/courses/arithmetic").await);
+    assert!(course.contains("Passed (best score 100%)") && course.contains(&csrf), "{course}");
     // A first read twelve times at the same moment (a double click, two
     // tabs) still records the lesson once: the writer checks again in the
     // transaction that would store it.

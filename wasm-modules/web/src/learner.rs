@@ -192,9 +192,91 @@ pub fn catalog(req: &Request) -> Result<Response, Response> {
 pub struct Line {
     pub href: String,
     pub title: String,
-    pub status: String,
-    /// `done`, `failed` or empty: how the status is marked (besides its words).
-    pub class: &'static str,
+    /// The reader's status of this line: HTML, or a slot the host fills.
+    pub mark: String,
+}
+
+/// What of a course page is the reader's own: the summary (progress bar,
+/// lessons done, passed, where to go on), then each lesson's status, then
+/// each quiz's, in the course's order. Rendered here per reader
+/// (`course_marks`), or left as slots in a page shared by every reader.
+pub struct Marks {
+    pub summary: String,
+    pub lessons: Vec<String>,
+    pub quizzes: Vec<String>,
+}
+
+impl Marks {
+    /// Slots numbered in the order of [`Marks::list`]: `{prefix}{n};`.
+    fn slots(prefix: &str, course: &CourseDoc) -> Marks {
+        let mut n = 0..;
+        let mut slot = || format!("{prefix}{};", n.next().unwrap_or_default());
+        Marks {
+            summary: slot(),
+            lessons: course.lessons.iter().map(|_| slot()).collect(),
+            quizzes: course.quizzes.iter().map(|_| slot()).collect(),
+        }
+    }
+
+    fn list(self) -> Vec<String> {
+        let mut all = vec![self.summary];
+        all.extend(self.lessons);
+        all.extend(self.quizzes);
+        all
+    }
+}
+
+#[derive(Template)]
+#[template(path = "course_summary.html")]
+struct Summary {
+    percent: f64,
+    done_text: String,
+    passed_text: Option<String>,
+    resume: Continue,
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct Status {
+    status: String,
+    /// `status-done`, `status-failed` or empty: how the status is marked
+    /// (besides its words).
+    class: &'static str,
+}
+
+fn html_of(t: &impl Template) -> Result<String, Response> {
+    t.render().map_err(|e| lms_sdk::error(500, "render_failed", e.to_string()))
+}
+
+/// The reader's marks of `course` from their progress `p`.
+fn marks(course: &CourseDoc, p: &CourseProgress, m: &Messages) -> Result<Marks, Response> {
+    let summary = html_of(&Summary {
+        percent: p.percent_complete,
+        done_text: m
+            .with("lessons-done", &[("done", p.lessons_completed.to_string()), ("total", p.lessons_total.to_string())]),
+        passed_text: p.passed.then(|| m.get("course-passed")),
+        resume: next_step(course, p, m),
+    })?;
+    let lessons = course
+        .lessons
+        .iter()
+        .map(|l| {
+            let done = p.completed_lessons.contains(&l.id);
+            html_of(&Status {
+                status: m.get(if done { "status-completed" } else { "status-not-started" }),
+                class: if done { "status-done" } else { "" },
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let quizzes = course
+        .quizzes
+        .iter()
+        .map(|q| {
+            let (status, class) = quiz_status(p.quizzes.iter().find(|x| x.quiz == q.id), m);
+            html_of(&Status { status, class })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Marks { summary, lessons, quizzes })
 }
 
 #[derive(Template)]
@@ -203,10 +285,7 @@ struct CoursePage {
     frame: Frame,
     title: String,
     description: String,
-    percent: f64,
-    done_text: String,
-    passed_text: Option<String>,
-    resume: Continue,
+    marks: Marks,
     lessons_heading: String,
     lessons: Vec<Line>,
     quizzes_heading: String,
@@ -229,48 +308,63 @@ fn quiz_status(q: Option<&QuizProgress>, m: &Messages) -> (String, &'static str)
     }
 }
 
-/// `course {course}`: body `{person, progress: CourseProgress}`.
+/// A slot prefix the host chose: letters and digits only, so it is the
+/// same text escaped or not and cannot break the HTML around it.
+fn slot_prefix(req: &Request) -> Result<Option<String>, Response> {
+    match req.body.as_ref().and_then(|b| b.get("slots")) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(lms_sdk::error(400, "invalid_field", "course: body.slots must be letters and digits")),
+    }
+}
+
+/// `course {course}`: body `{person, progress: CourseProgress}`, or
+/// `{person, slots: PREFIX}` for the page every reader shares: each of the
+/// reader's marks is then the slot `{PREFIX}{n};`, numbered as
+/// `course_marks` lists them.
 pub fn course(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
     let id = param(req, "course")?;
     let course = doc::<CourseDoc>(&course_key(id))?;
-    let p: CourseProgress = field(req, "progress")?;
+    let marks = match slot_prefix(req)? {
+        Some(prefix) => Marks::slots(&prefix, &course),
+        None => marks(&course, &field::<CourseProgress>(req, "progress")?, &m)?,
+    };
     let lessons = course
         .lessons
         .iter()
-        .map(|l| {
-            let done = p.completed_lessons.contains(&l.id);
-            Line {
-                href: lesson_href(&course.id, &l.id),
-                title: l.title.clone(),
-                status: m.get(if done { "status-completed" } else { "status-not-started" }),
-                class: if done { "status-done" } else { "" },
-            }
-        })
+        .zip(&marks.lessons)
+        .map(|(l, mark)| Line { href: lesson_href(&course.id, &l.id), title: l.title.clone(), mark: mark.clone() })
         .collect();
     let quizzes = course
         .quizzes
         .iter()
-        .map(|q| {
-            let (status, class) = quiz_status(p.quizzes.iter().find(|x| x.quiz == q.id), &m);
-            Line { href: format!("/quizzes/{}", q.id), title: q.title.clone(), status, class }
-        })
+        .zip(&marks.quizzes)
+        .map(|(q, mark)| Line { href: format!("/quizzes/{}", q.id), title: q.title.clone(), mark: mark.clone() })
         .collect();
     Ok(page(&CoursePage {
         frame: Frame::new(&m, req, format!("/courses/{id}"), Some(&who))?,
         title: course.title.clone(),
         description: course.description.clone(),
-        percent: p.percent_complete,
-        done_text: m
-            .with("lessons-done", &[("done", p.lessons_completed.to_string()), ("total", p.lessons_total.to_string())]),
-        passed_text: p.passed.then(|| m.get("course-passed")),
-        resume: next_step(&course, &p, &m),
+        marks,
         lessons_heading: m.get("lessons-heading"),
         lessons,
         quizzes_heading: m.get("quizzes-heading"),
         quizzes,
     }))
+}
+
+/// `course_marks {course}`: body `{progress: CourseProgress}`; answers
+/// `{"marks": [html...]}`, the reader's marks in slot order, to fill the
+/// shared `course` page with.
+pub fn course_marks(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let course = doc::<CourseDoc>(&course_key(param(req, "course")?))?;
+    let marks = marks(&course, &field::<CourseProgress>(req, "progress")?, &m)?;
+    Ok(lms_sdk::json(200, &json!({"marks": marks.list()})))
 }
 
 pub struct Link {

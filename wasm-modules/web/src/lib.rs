@@ -10,7 +10,9 @@
 //! `body.person` ({id, name, role}). Ops:
 //! - `login_page` (query `error=signin` after a refused sign-in);
 //! - `home`, `progress` (body `progress`: the progress module's courses);
-//! - `catalog`; `course {course}` (body `progress`: that course's);
+//! - `catalog`; `course {course}` (body `progress`: that course's; or
+//!   `slots` for the page all readers share) and `course_marks {course}`
+//!   (body `progress`: the reader's part of that shared page);
 //! - `lesson {course, lesson}` (emits `completed`, marked `once`);
 //! - `quiz {quiz}` (body `quiz`: the quiz module's `get_quiz`), and
 //!   `quiz_result {quiz}` (plus body `result`: its `attempt` answer);
@@ -47,6 +49,7 @@ pub fn handle(req: &Request) -> Response {
         "home" => learner::home(req),
         "catalog" => learner::catalog(req),
         "course" => learner::course(req),
+        "course_marks" => learner::course_marks(req),
         "lesson" => learner::lesson(req),
         "quiz" => learner::quiz(req),
         "quiz_result" => learner::quiz_result(req),

@@ -121,6 +121,37 @@ fn catalog_and_course_show_my_status() {
     assert_eq!(handle(&r).status, 404);
 }
 
+/// The page every reader shares, with the reader's marks filled into its
+/// slots as the host does, is exactly the page rendered for that reader.
+#[test]
+fn the_shared_course_page_filled_with_my_marks_is_my_page() {
+    pack();
+    for (lang, p) in [("en", progress(&["one"], 2, false)), ("zh-CN", progress(&["one", "two"], 1, true))] {
+        let mut mine = request("course", lang, json!({"person": person(), "progress": p}));
+        mine.params.insert("course".into(), "maths".into());
+        let mut shared = request("course", lang, json!({"person": person(), "slots": "S1ot"}));
+        shared.params = mine.params.clone();
+        let mut marks = request("course_marks", lang, json!({"progress": p}));
+        marks.params = mine.params.clone();
+        let marks = handle(&marks);
+        assert_eq!(marks.status, 200, "{}", marks.body.get());
+        let marks: Vec<String> =
+            serde_json::from_value(serde_json::from_str::<Value>(marks.body.get()).unwrap()["marks"].clone()).unwrap();
+        assert_eq!(marks.len(), 1 + 2 + 1, "the summary, two lessons, one quiz");
+        let mut filled = page_of(&shared);
+        assert!(!filled.contains("Completed") && !filled.contains("已完成"), "no reader's status in the shared page");
+        for (n, mark) in marks.iter().enumerate() {
+            let slot = format!("S1ot{n};");
+            assert_eq!(filled.matches(&slot).count(), 1, "{slot} once in {filled}");
+            filled = filled.replace(&slot, mark);
+        }
+        assert_eq!(filled, page_of(&mine));
+    }
+    let mut bad = request("course", "en", json!({"person": person(), "slots": "a\"><script>"}));
+    bad.params.insert("course".into(), "maths".into());
+    assert_eq!(handle(&bad).status, 400, "a slot prefix is letters and digits only");
+}
+
 #[test]
 fn a_lesson_is_markdown_without_raw_html_and_is_completed_once() {
     pack();

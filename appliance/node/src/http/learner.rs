@@ -113,6 +113,12 @@ impl Call {
         self.params.insert(k.to_string(), v);
         self
     }
+
+    /// The call made on `set` rather than on the current module set.
+    pub(super) fn on(mut self, set: Arc<ModuleSet>) -> Call {
+        self.set = Some(set);
+        self
+    }
 }
 
 /// Runs `call` on its module and stores the statements it returns (a 2xx

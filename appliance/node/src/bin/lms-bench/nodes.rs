@@ -186,6 +186,42 @@ pub fn cold_start(modules: &Path, cache: &Path) {
         calls[calls.len() / 2].as_secs_f64() * 1e6,
         calls[calls.len() * 99 / 100].as_secs_f64() * 1e6
     );
+    course_render(&host, &set, req);
+}
+
+/// What a course page costs the web module: the whole page rendered for one
+/// reader (every request before the outline was shared) against only the
+/// reader's marks (what a course page costs when its marks are not kept).
+fn course_render(host: &lms_node::wasm::Host, set: &lms_node::wasm::ModuleSet, mut req: lms_abi::Request) {
+    let progress = serde_json::json!({
+        "course": "arithmetic", "lessons_total": 8, "lessons_completed": 1, "completed_lessons": ["place-value"],
+        "percent_complete": 12.5, "quizzes": [{"quiz": "arithmetic-check", "attempts": 1, "best_scaled_score": 0.4}],
+        "last_activity": "2026-12-06T06:40:00.000Z",
+    });
+    req.params.insert("course".into(), "arithmetic".into());
+    req.ctx.language = Some("zh-CN".into());
+    req.ctx.csrf = Some("bench-csrf-0123456789".into());
+    let mut p50 = |op: &str, body: serde_json::Value| {
+        req.op = op.into();
+        req.body = Some(body);
+        let mut t: Vec<Duration> = (0..1000)
+            .map(|_| {
+                let start = Instant::now();
+                let r = host.call(set, "web", &req).unwrap();
+                assert_eq!(r.status, 200, "{op}: {}", r.body.get());
+                start.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[t.len() / 2].as_secs_f64() * 1e6
+    };
+    let person = serde_json::json!({"id": "bench", "name": "Bench", "role": "learner"});
+    let whole = p50("course", serde_json::json!({"person": person, "progress": progress}));
+    let marks = p50("course_marks", serde_json::json!({"progress": progress}));
+    println!(
+        "course page render (web)     whole page for one reader p50 {whole:.1} us; the reader's marks only p50 {marks:.1} us ({:.0}%)",
+        marks / whole * 100.0
+    );
 }
 
 fn instantiation_mean(text: &str, module: &str) -> Option<Duration> {

@@ -34,8 +34,7 @@ pub async fn catalog(State(node): State<AppState>, s: SignedIn) -> Page {
 pub async fn course(State(node): State<AppState>, s: SignedIn, p: Params) -> Page {
     let course = p.get("course");
     let mut progress = my_progress(&node, &s, Some(course.clone())).await?;
-    let call = with(s.page("course").param("course", course), "progress", progress[0].take());
-    show(&node, &s, call).await
+    super::shared::show_course(&node, &s, course, progress[0].take()).await
 }
 
 /// GET /courses/{course}/lessons/{lesson}: the lesson; reading it marks it
