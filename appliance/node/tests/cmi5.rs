@@ -9,6 +9,7 @@ use std::path::Path;
 
 const PUBLIC: &str = "http://lms.test:8080";
 const CONTENT: &str = "http://content.test:8081";
+const SATISFIED: &str = "https://w3id.org/xapi/adl/verbs/satisfied";
 
 fn q(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -230,9 +231,34 @@ async fn a_cmi5_launch_as_the_spec_asks() {
         .collect();
     assert_eq!(
         verbs,
-        ["terminated", "passed", "completed", "initialized", "launched"],
-        "only what the rules allow was stored"
+        ["terminated", "satisfied", "satisfied", "passed", "completed", "initialized", "launched"],
+        "only what the rules allow was stored, and completed + passed met the AU's moveOn"
     );
+    // satisfied (cmi5 9.3.9): the block, then the course, with the LMS's own
+    // ids and types, in the session that met them.
+    let satisfied: Vec<&Value> =
+        stored["statements"].as_array().unwrap().iter().filter(|s| s["verb"]["id"] == SATISFIED).rev().collect();
+    let ids: Vec<&str> = satisfied.iter().map(|s| s["object"]["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "https://lms.example.org/xapi/activities/cmi5/water-safety/block/0",
+            "https://lms.example.org/xapi/activities/cmi5/water-safety"
+        ]
+    );
+    let types: Vec<&str> = satisfied
+        .iter()
+        .map(|s| s["object"]["definition"]["type"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(types, ["block", "course"]);
+    for s in &satisfied {
+        assert_eq!(
+            s["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"],
+            session.as_str()
+        );
+        assert_eq!(s["context"]["registration"], registration.as_str());
+        assert_eq!(s["actor"], actor);
+    }
 
     // A new session of the same registration: initialized must come first,
     // and passed is not taken twice in the registration.
@@ -280,6 +306,35 @@ async fn a_cmi5_launch_as_the_spec_asks() {
         403,
         "passed twice in a registration"
     );
+    assert_eq!(send2("experienced", json!({})).await, 200);
+
+    // Launching again while that session is open abandons it (9.3.6): the
+    // LMS records abandoned with the session's duration, and its token is
+    // done. The course is not satisfied twice.
+    let r = admin_post(
+        "/admin/cmi5/launch-url",
+        json!({"course": "water-safety", "au": 0, "actor": actor, "registration": registration}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let abandoned = n
+        .get(&format!(
+            "/xapi/statements?registration={registration}&verb={}",
+            q("https://w3id.org/xapi/adl/verbs/abandoned")
+        ))
+        .await
+        .json();
+    let abandoned = abandoned["statements"].as_array().unwrap();
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    assert_eq!(
+        abandoned[0]["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"],
+        session2.as_str()
+    );
+    assert_eq!(abandoned[0]["object"]["id"], activity.as_str());
+    assert!(abandoned[0]["result"]["duration"].as_str().unwrap().starts_with("PT"), "{}", abandoned[0]);
+    assert_eq!(send2("experienced", json!({})).await, 401, "an abandoned session's token is done");
+    let all = n.get(&format!("/xapi/statements?registration={registration}&verb={}", q(SATISFIED))).await.json();
+    assert_eq!(all["statements"].as_array().unwrap().len(), 2, "each satisfied once per registration");
     n.stop().await;
 }
 

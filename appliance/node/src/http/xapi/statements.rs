@@ -58,7 +58,7 @@ pub async fn put_statement(
     p.attachments = carried.into_iter().next().unwrap_or_default();
     let batch = owned_voids(&node, &user, vec![p]).await?;
     node.store.write(batch).await?;
-    cmi5_recorded(&user, &summary);
+    cmi5_recorded(&node, &user, &summary).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -108,7 +108,7 @@ pub async fn post_statements(
     if !prepared.is_empty() {
         node.store.write(prepared).await?;
     }
-    cmi5_recorded(&user, &summary);
+    cmi5_recorded(&node, &user, &summary).await;
     Ok(Json(ids).into_response())
 }
 
@@ -147,10 +147,12 @@ fn cmi5_summary(user: &User, statements: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// After the store took a launch token's batch: the session moves on.
-fn cmi5_recorded(user: &User, summary: &[Value]) {
+/// After the store took a launch token's batch: the session moves on, and
+/// what it met may satisfy blocks and the course.
+async fn cmi5_recorded(node: &AppState, user: &User, summary: &[Value]) {
     if let Some(g) = &user.launch {
         let _ = crate::content::cmi5::verbs(g, summary, true);
+        crate::content::cmi5::moveon::after_batch(node, g, summary).await;
     }
 }
 

@@ -10,8 +10,20 @@
 //! outside tools: `{"course", "au" (index or id), "actor", "registration"?,
 //! "launch_mode"?, "return_url"?}` -> `{"url", "registration"}`.
 //!
+//! A launch also closes the learner's open session of the same registration
+//! (`abandoned`, 9.3.6) and, with every AU batch that completes or passes,
+//! records `satisfied` for the blocks and the course whose moveOn is met
+//! ([`moveon`]).
+//!
 //! Sessions live in memory: a node restart ends them (the AU's next request
-//! is 401 and the learner launches again; what it stored is kept).
+//! is 401 and the learner launches again; what it stored is kept, and what
+//! the registration recorded is read back from the store at the next
+//! launch). A session that was open at the restart gets no `abandoned`.
+
+pub mod moveon;
+mod rules;
+
+pub use rules::{may_document, may_write, verbs};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -19,7 +31,7 @@ use crate::xapi::documents::{Change, Kind as DocKind, Place, Precondition, Write
 use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
-use lms_package::course::{Au, Course, LaunchMethod};
+use lms_package::course::{Au, Course, LangMap, LaunchMethod};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +55,8 @@ pub struct Grant {
     pub actor_key: String,
     pub registration: String,
     pub activity_id: String,
+    /// The publisher's AU id (the contextTemplate's grouping).
+    pub publisher_au: String,
     pub session_id: String,
     pub course: String,
     pub au: usize,
@@ -58,15 +72,13 @@ struct Fetch {
 pub struct Launches {
     fetches: Mutex<HashMap<String, Fetch>>,
     tokens: Mutex<HashMap<String, Arc<Grant>>>,
-    /// What each registration has recorded per AU (completed, passed),
-    /// shared by its sessions.
-    registrations: Mutex<HashMap<RegistrationAu, Arc<Mutex<Recorded>>>>,
+    /// Held while a registration's `satisfied` statements are decided and
+    /// written (`moveon::satisfy`).
+    satisfying: tokio::sync::Mutex<()>,
 }
 
-/// (registration, course, AU index).
-type RegistrationAu = (String, String, usize);
-
-/// A registration's record for one AU.
+/// A registration's record for the session's AU, as the verb rules need it
+/// (read from the store at launch).
 #[derive(Debug, Default)]
 pub struct Recorded {
     pub completed: bool,
@@ -74,91 +86,19 @@ pub struct Recorded {
 }
 
 /// One AU session's state, as the cmi5 verb rules need it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     pub initialized: bool,
     pub terminated: bool,
+    /// The learner launched again while this session was open (cmi5 9.3.6):
+    /// it takes nothing more.
+    pub abandoned: bool,
     /// passed or failed already sent in this session.
     pub judged: bool,
-    pub registration: Arc<Mutex<Recorded>>,
-}
-
-const INITIALIZED: &str = "http://adlnet.gov/expapi/verbs/initialized";
-const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
-const PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
-const FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
-const TERMINATED: &str = "http://adlnet.gov/expapi/verbs/terminated";
-
-/// Checks a batch against the session's state and the cmi5 verb rules
-/// (section 9.3: initialized first and once, terminated last, completed and
-/// passed once per registration, one of passed/failed per session, no
-/// failed after passed; 9.5: passed at or above masteryScore, failed below,
-/// completed with completion true), and, when `apply`, records it. The
-/// caller checks with `apply = false` before storing and applies after the
-/// store took the batch, so a refused or failed write changes no state.
-pub fn verbs(g: &Grant, statements: &[Value], apply: bool) -> Result<(), ApiError> {
-    let mut s = g.session.lock().unwrap_or_else(|p| p.into_inner());
-    let reg = s.registration.clone();
-    let mut r = reg.lock().unwrap_or_else(|p| p.into_inner());
-    let (mut initialized, mut terminated, mut judged) = (s.initialized, s.terminated, s.judged);
-    let (mut completed, mut passed) = (r.completed, r.passed);
-    for (i, st) in statements.iter().enumerate() {
-        let refuse = |why: String| {
-            tracing::warn!(session = %g.session_id, "refused a cmi5 AU statement: {why}");
-            Err(ApiError::Forbidden(format!("statement [{i}]: {why} (cmi5 9.3)")))
-        };
-        let verb = st["verb"]["id"].as_str().unwrap_or_default();
-        if terminated {
-            return refuse("the session has terminated; it takes no more statements".into());
-        }
-        if !initialized && verb != INITIALIZED {
-            return refuse("the first statement of a session is initialized".into());
-        }
-        // The rules below are for cmi5 defined statements: about the AU itself.
-        let about_au = st["object"]["id"].as_str() == Some(g.activity_id.as_str());
-        let scaled = st["result"]["score"]["scaled"].as_f64();
-        match verb {
-            INITIALIZED if initialized => return refuse("initialized is sent once per session".into()),
-            INITIALIZED => initialized = true,
-            COMPLETED if about_au => {
-                if completed {
-                    return refuse("completed is sent once per registration".into());
-                }
-                if st["result"]["completion"] != Value::Bool(true) {
-                    return refuse("completed carries result.completion true".into());
-                }
-                completed = true;
-            }
-            PASSED | FAILED if about_au => {
-                if judged {
-                    return refuse("one of passed or failed per session".into());
-                }
-                if verb == PASSED && passed {
-                    return refuse("passed is sent once per registration".into());
-                }
-                if verb == FAILED && passed {
-                    return refuse("failed may not follow passed in a registration".into());
-                }
-                if let (Some(m), Some(sc)) = (g.mastery_score, scaled) {
-                    if verb == PASSED && sc < m {
-                        return refuse(format!("passed with score {sc}, below the masteryScore {m}"));
-                    }
-                    if verb == FAILED && sc >= m {
-                        return refuse(format!("failed with score {sc}, at or above the masteryScore {m}"));
-                    }
-                }
-                judged = true;
-                passed |= verb == PASSED;
-            }
-            TERMINATED => terminated = true,
-            _ => {}
-        }
-    }
-    if apply {
-        (s.initialized, s.terminated, s.judged) = (initialized, terminated, judged);
-        (r.completed, r.passed) = (completed, passed);
-    }
-    Ok(())
+    pub recorded: Recorded,
+    pub launched_at: time::OffsetDateTime,
+    /// When the AU last stored statements (the launch, before it did).
+    pub last_at: time::OffsetDateTime,
 }
 
 impl Launches {
@@ -271,6 +211,8 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     if let Some(r) = &req.return_url {
         launch_data["returnURL"] = json!(r);
     }
+    // The learner's open session of this registration ends here (9.3.6).
+    abandon_open(node, &actor_key, &registration).await?;
     // The LMS writes LaunchData before the launch (the AU may only read it).
     let place = Place {
         kind: DocKind::State,
@@ -307,7 +249,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     let mut launched = json!({
         "actor": req.actor,
         "verb": {"id": "http://adlnet.gov/expapi/verbs/launched", "display": {"en-US": "Launched"}},
-        "object": {"objectType": "Activity", "id": activity_id, "definition": {"name": au.title}},
+        "object": {"objectType": "Activity", "id": activity_id, "definition": {"name": lang_map(&au.title)}},
         "context": {
             "registration": registration,
             "contextActivities": {"grouping": [{"objectType": "Activity", "id": au.id}], "category": [{"id": CATEGORY}]},
@@ -326,42 +268,125 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     if let Some(p) = &au.launch_parameters {
         launched["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/launchparameters"] = json!(p);
     }
-    let authority =
-        json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": "lms:cmi5"}});
-    let p = crate::xapi::prepare(
-        launched,
-        "launched",
-        &authority,
-        time::OffsetDateTime::now_utc(),
-        crate::xapi::validate::Spec::V2,
-    )
-    .map_err(|e| ApiError::Unavailable(format!("the launched statement does not validate: {e}")))?;
-    node.store.write(vec![p]).await?;
+    lms_statements(node, vec![launched], "launched").await?;
 
+    // What the registration recorded for this AU, from the store, so the
+    // verb rules hold across sessions and restarts.
+    let met = moveon::recorded(node, course, &pkg.activity_base, &actor_key, &registration).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let session = Session {
+        initialized: false,
+        terminated: false,
+        abandoned: false,
+        judged: false,
+        recorded: Recorded { completed: met[au.index].completed, passed: met[au.index].passed },
+        launched_at: now,
+        last_at: now,
+    };
     let token = format!("{TOKEN_PREFIX}{}", random_token(24));
-    let registration_state = node
-        .launches
-        .registrations
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry((registration.clone(), req.course.clone(), au.index))
-        .or_default()
-        .clone();
     let grant = Grant {
-        session: Mutex::new(Session { registration: registration_state, ..Default::default() }),
+        session: Mutex::new(session),
         mastery_score: au.mastery_score,
         actor: req.actor.clone(),
         actor_key,
         registration: registration.clone(),
         activity_id,
+        publisher_au: au.id.clone(),
         session_id,
         course: req.course.clone(),
         au: au.index,
     };
     node.launches.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), Arc::new(grant));
     node.launches.fetches.lock().unwrap_or_else(|p| p.into_inner()).insert(fetch_id, Fetch { token, used: false });
+    // moveOn is evaluated at registration too (9.6.1): blocks of
+    // NotApplicable AUs are satisfied at once, under a session id of their own.
+    let outside = uuid::Uuid::new_v4().to_string();
+    moveon::satisfy(node, course, &pkg.activity_base, &req.actor, &registration, &outside).await?;
     tracing::info!(course = %req.course, au = au.index, %registration, "cmi5 launch prepared");
     Ok(Launched { url, registration })
+}
+
+/// A language map as xAPI takes it: a langstring without a language is `und`.
+pub(super) fn lang_map(m: &LangMap) -> Value {
+    let out: serde_json::Map<String, Value> =
+        m.iter().map(|(k, v)| (if k.is_empty() { "und".to_string() } else { k.clone() }, json!(v))).collect();
+    Value::Object(out)
+}
+
+/// Stores statements the LMS makes (launched, abandoned, satisfied) under
+/// its own authority, `lms:cmi5`, in one batch.
+pub(super) async fn lms_statements(node: &AppState, statements: Vec<Value>, what: &str) -> Result<(), ApiError> {
+    let authority =
+        json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": "lms:cmi5"}});
+    let now = time::OffsetDateTime::now_utc();
+    let prepared = statements
+        .into_iter()
+        .map(|s| crate::xapi::prepare(s, what, &authority, now, crate::xapi::validate::Spec::V2))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Unavailable(format!("the {what} statement does not validate: {e}")))?;
+    node.store.write(prepared).await?;
+    Ok(())
+}
+
+/// How long a terminated session's token still answers (the AU may read
+/// before it leaves), and how long any launch token lives.
+const TERMINATED_GRACE: time::Duration = time::Duration::hours(1);
+const TOKEN_LIFETIME: time::Duration = time::Duration::hours(24);
+
+/// Closes the learner's open sessions of `registration` (any AU of it):
+/// each gets `abandoned` with its duration (launch to the AU's last
+/// statements, 9.5.4.2) and its token stops working. Tokens past their
+/// time go too.
+async fn abandon_open(node: &AppState, actor_key: &str, registration: &str) -> Result<(), ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut open = Vec::new();
+    {
+        let mut tokens = node.launches.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, g| {
+            let mut s = g.session.lock().unwrap_or_else(|p| p.into_inner());
+            if s.launched_at + TOKEN_LIFETIME < now || (s.terminated && s.last_at + TERMINATED_GRACE < now) {
+                return false;
+            }
+            if g.actor_key == actor_key && g.registration == registration && !s.terminated {
+                s.abandoned = true;
+                open.push((g.clone(), s.last_at - s.launched_at));
+                return false;
+            }
+            true
+        });
+        let live: std::collections::HashSet<String> = tokens.keys().cloned().collect();
+        node.launches.fetches.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, f| live.contains(&f.token));
+    }
+    if open.is_empty() {
+        return Ok(());
+    }
+    let statements = open
+        .iter()
+        .map(|(g, took)| {
+            json!({
+                "actor": g.actor,
+                "verb": {"id": "https://w3id.org/xapi/adl/verbs/abandoned", "display": {"en-US": "abandoned"}},
+                "object": {"objectType": "Activity", "id": g.activity_id},
+                "result": {"duration": iso_duration(*took)},
+                "context": {
+                    "registration": g.registration,
+                    "contextActivities": {"grouping": [{"objectType": "Activity", "id": g.publisher_au}], "category": [{"id": CATEGORY}]},
+                    "extensions": {SESSION_EXT: g.session_id},
+                },
+                "timestamp": crate::xapi::format_stored(now),
+            })
+        })
+        .collect();
+    for (g, _) in &open {
+        tracing::info!(session = %g.session_id, course = %g.course, au = g.au, "cmi5 session abandoned by a new launch");
+    }
+    lms_statements(node, statements, "abandoned").await
+}
+
+/// An ISO 8601 duration in seconds (centiseconds, as xAPI keeps them).
+fn iso_duration(d: time::Duration) -> String {
+    let cs = d.whole_milliseconds().max(0) / 10;
+    format!("PT{}.{:02}S", cs / 100, cs % 100)
 }
 
 /// `POST /cmi5/fetch/{id}` (public): the auth token once, then error 1.
@@ -379,54 +404,4 @@ pub async fn fetch(State(node): State<AppState>, Path(id): Path<String>) -> Json
 
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// Statements a launch token may store: its actor, its registration, its
-/// session; no voiding. (Objects other than the AU's activity are "cmi5
-/// allowed" statements, such as interactions.)
-pub fn may_write(g: &Grant, statements: &[Value]) -> Result<(), ApiError> {
-    for (i, s) in statements.iter().enumerate() {
-        let refuse = |why: &str| {
-            tracing::warn!(session = %g.session_id, "refused a cmi5 AU statement: {why}");
-            Err(ApiError::Forbidden(format!("statement [{i}]: {why}")))
-        };
-        if crate::xapi::ifi_key(&s["actor"]).as_deref() != Some(g.actor_key.as_str()) {
-            return refuse("the actor is not the launched learner");
-        }
-        if s["context"]["registration"].as_str().map(str::to_ascii_lowercase).as_deref()
-            != Some(g.registration.as_str())
-        {
-            return refuse("context.registration is not the launch's registration");
-        }
-        if s["context"]["extensions"][SESSION_EXT].as_str() != Some(g.session_id.as_str()) {
-            return refuse("the session id extension is not the launch's session");
-        }
-        if s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/voided" {
-            return refuse("an AU may not void statements (cmi5 6.3)");
-        }
-    }
-    Ok(())
-}
-
-/// Documents a launch token may reach: its actor's State of its activity
-/// and registration (LaunchData read-only, checked by the caller), its
-/// actor's Agent Profile (read), its activity's Activity Profile (read).
-pub fn may_document(g: &Grant, place: &Place, write: bool) -> Result<(), ApiError> {
-    let allowed = match place.kind {
-        DocKind::State => {
-            place.agent == g.actor_key
-                && place.activity == g.activity_id
-                && place.registration.as_deref() == Some(g.registration.as_str())
-        }
-        DocKind::AgentProfile => !write && place.agent == g.actor_key,
-        DocKind::ActivityProfile => !write && place.activity == g.activity_id,
-    };
-    if allowed {
-        return Ok(());
-    }
-    tracing::warn!(session = %g.session_id, kind = place.kind.as_str(), write, "refused a cmi5 AU document request");
-    Err(ApiError::Forbidden(
-        "a cmi5 launch token reaches only its learner's state for its activity and registration (and reads their profiles)"
-            .into(),
-    ))
 }
