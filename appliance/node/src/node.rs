@@ -135,6 +135,7 @@ impl Node {
             for (id, files) in local {
                 set.packages.entry(id).or_insert(files);
             }
+            set.list_packages();
             Ok::<_, crate::wasm::LoadError>(set)
         })
         .await

@@ -76,3 +76,36 @@ async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
     screenshots(&["coach", "coach-class", "coach-learner", "coach-refused", "roster"], &["zh-CN", "en"]);
     n.stop().await;
 }
+
+/// An imported cmi5 course taken in the browser (issue 13): the AU authored
+/// in the repository runs on the content origin, and the node records what
+/// the cmi5 spec asks of an LMS.
+#[tokio::test]
+async fn a_cmi5_course_taken_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = pack_with_cmi5(dir.path());
+    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
+    r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
+    let content = n.content.clone();
+    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content]).await;
+    screenshots(&["course-cmi5"], &["zh-CN", "en"]);
+    let agent = serde_urlencoded::to_string([(
+        "agent",
+        r#"{"account":{"homePage":"https://lms.example.org/learners","name":"mei"}}"#,
+    )])
+    .unwrap();
+    let stored = n.get(&format!("/xapi/statements?{agent}&limit=50&ascending=true")).await.json();
+    let verbs: Vec<&str> = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        verbs,
+        ["launched", "initialized", "completed", "passed", "satisfied", "satisfied", "terminated"],
+        "what the LMS and the AU recorded, in order"
+    );
+    n.stop().await;
+}

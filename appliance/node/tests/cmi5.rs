@@ -3,9 +3,9 @@
 //! reaches only its learner, registration and activity.
 
 mod common;
+use common::people::*;
 use common::*;
 use serde_json::{Value, json};
-use std::path::Path;
 
 const PUBLIC: &str = "http://lms.test:8080";
 const CONTENT: &str = "http://content.test:8081";
@@ -29,18 +29,7 @@ fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 async fn a_cmi5_launch_as_the_spec_asks() {
     // The authored test course in a content pack.
     let dir = tempfile::tempdir().unwrap();
-    let pack = dir.path().join("current");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
-    std::fs::create_dir_all(pack.join("courses")).unwrap();
-    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
-    for e in std::fs::read_dir(src.join("courses")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
-    }
-    let z = dir.path().join("water-safety.zip");
-    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("cmi5"), &z, &[]);
-    let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
-    lms_package::pack::add(&pack, vec![lms_package::pack::Input::Package(p)]).unwrap();
+    let pack = pack_with_cmi5(dir.path());
     let d2 = pack.clone();
     let n = TestNode::start(None, move |c| {
         c.content = d2;
@@ -340,7 +329,13 @@ async fn a_cmi5_launch_as_the_spec_asks() {
 
 #[tokio::test]
 async fn launches_need_the_origins_browsers_reach() {
-    let n = TestNode::start(None, |_| {}).await.ready().await;
+    let n = TestNode::start(None, |c| {
+        c.public_url = None;
+        c.content_url = None;
+    })
+    .await
+    .ready()
+    .await;
     let body = json!({"course": "x", "au": 0, "actor": {}}).to_string();
     let r = n
         .client
@@ -354,5 +349,44 @@ async fn launches_need_the_origins_browsers_reach() {
         .unwrap();
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("public_url"));
+    n.stop().await;
+}
+
+/// The learner app's launch: a form on the course page (CSRF), the learner
+/// as actor, one registration per learner and course, a 303 to the AU on
+/// the content origin, which the page's form-action lets the form reach.
+#[tokio::test]
+async fn a_learner_launches_from_the_course_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = pack_with_cmi5(dir.path());
+    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    people(&n);
+    let (amina, csrf) = signed_in(&n, "amina").await;
+    let course = get_as(&n, &amina, "/courses/water-safety").await;
+    let csp = course.header("content-security-policy").unwrap().to_string();
+    assert!(csp.contains(&format!("form-action 'self' {}", n.content)), "{csp}");
+    let page = page(&course);
+    assert!(page.contains(r#"action="/courses/water-safety/launch/0""#), "{page}");
+    let catalog = common::people::page(&get_as(&n, &amina, "/courses").await);
+    assert!(catalog.contains(r#"href="/courses/water-safety""#), "the imported course is in the catalog: {catalog}");
+
+    assert_eq!(post_form(&n, "/courses/water-safety/launch/0", &amina, "csrf=stale").await.status, 403);
+    assert_eq!(post_form(&n, "/courses/water-safety/launch/9", &amina, &format!("csrf={csrf}")).await.status, 404);
+    assert_eq!(post_form(&n, "/courses/nope/launch/0", &amina, &format!("csrf={csrf}")).await.status, 404);
+    let mut registrations = Vec::new();
+    for _ in 0..2 {
+        let r = post_form(&n, "/courses/water-safety/launch/0", &amina, &format!("csrf={csrf}")).await;
+        assert_eq!(r.status, 303, "{}", r.text());
+        let to = r.header("location").unwrap().to_string();
+        assert!(to.starts_with(&format!("{}/p/water-safety/", n.content)), "{to}");
+        let params = query_of(&to);
+        let actor: Value = serde_json::from_str(&params["actor"]).unwrap();
+        assert_eq!(actor["account"]["name"], "amina", "the learner is the session's");
+        registrations.push(params["registration"].clone());
+    }
+    assert_eq!(registrations[0], registrations[1], "one registration per learner and course");
+    let (bo, bo_csrf) = signed_in(&n, "bo").await;
+    let r = post_form(&n, "/courses/water-safety/launch/0", &bo, &format!("csrf={bo_csrf}")).await;
+    assert_ne!(query_of(r.header("location").unwrap())["registration"], registrations[0]);
     n.stop().await;
 }

@@ -119,6 +119,34 @@ pub struct Entry {
     pub id: String,
     pub title: String,
     pub activity_id: String,
+    /// An imported package's unit, launched rather than read (a cmi5 AU):
+    /// done when its moveOn is met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+}
+
+/// How a launched unit is opened and when it counts as done.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Launch {
+    /// The unit's index in its package (`POST /courses/{course}/launch/{unit}`).
+    pub unit: usize,
+    /// cmi5 moveOn: `NotApplicable`, `Passed`, `Completed`,
+    /// `CompletedAndPassed` or `CompletedOrPassed`.
+    pub move_on: String,
+}
+
+impl Launch {
+    /// Whether a unit that sent `completed` and/or `passed` meets its moveOn
+    /// (an unknown rule asks for both).
+    pub fn met(&self, completed: bool, passed: bool) -> bool {
+        match self.move_on.as_str() {
+            "NotApplicable" => true,
+            "Passed" => passed,
+            "Completed" => completed,
+            "CompletedOrPassed" => completed || passed,
+            _ => completed && passed,
+        }
+    }
 }
 
 /// `lesson/{course}/{lesson}`.
@@ -358,6 +386,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                     id: l.id.clone(),
                     title: l.title.clone(),
                     activity_id: lesson_activity(activity_base, &c.id, &l.id),
+                    launch: None,
                 })
                 .collect(),
             quizzes: c
@@ -367,6 +396,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                     id: q.id.clone(),
                     title: q.title.clone(),
                     activity_id: quiz_activity(activity_base, &q.id),
+                    launch: None,
                 })
                 .collect(),
         };

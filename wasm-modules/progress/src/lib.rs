@@ -30,8 +30,13 @@ const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
 /// What the statements so far say about one course.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CourseFacts {
+    /// Lessons completed; for a launched unit (a cmi5 AU), units that sent
+    /// `completed`, which with `passed` decides whether it is done.
     #[serde(default)]
     pub completed: BTreeSet<String>,
+    /// Launched units that sent `passed`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub passed: BTreeSet<String>,
     #[serde(default)]
     pub quizzes: BTreeMap<String, QuizProgress>,
     #[serde(default)]
@@ -152,6 +157,9 @@ pub fn fold(course: &CourseDoc, mastery: &BTreeMap<String, f64>, facts: &mut Cou
             if verb == VERB_COMPLETED || result["completion"] == true {
                 facts.completed.insert(lesson.to_string());
             }
+            if verb == VERB_PASSED {
+                facts.passed.insert(lesson.to_string());
+            }
             facts.duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
         } else if let Some(quiz) = quiz_ids.get(object)
             && (verb == VERB_PASSED || verb == VERB_FAILED)
@@ -175,7 +183,20 @@ pub fn fold(course: &CourseDoc, mastery: &BTreeMap<String, f64>, facts: &mut Cou
 
 /// A course's progress from its facts, by its completion rules.
 pub fn finish(course: &CourseDoc, mut facts: CourseFacts) -> CourseProgress {
-    let completed = &facts.completed;
+    // A lesson is done when completed; a launched unit when its moveOn is met.
+    let completed: BTreeSet<&str> = course
+        .lessons
+        .iter()
+        .filter(|l| {
+            let sent = facts.completed.contains(&l.id);
+            match &l.launch {
+                None => sent,
+                Some(launch) => launch.met(sent, facts.passed.contains(&l.id)),
+            }
+        })
+        .map(|l| l.id.as_str())
+        .collect();
+    let completed = &completed;
     let lessons_total = course.lessons.len();
     let lessons_required =
         course.completion.lessons_required.map_or(lessons_total, |n| (n as usize).min(lessons_total));
@@ -205,7 +226,12 @@ pub fn finish(course: &CourseDoc, mut facts: CourseFacts) -> CourseProgress {
         lessons_total,
         lessons_required,
         lessons_completed: completed.len(),
-        completed_lessons: course.lessons.iter().filter(|l| completed.contains(&l.id)).map(|l| l.id.clone()).collect(),
+        completed_lessons: course
+            .lessons
+            .iter()
+            .filter(|l| completed.contains(l.id.as_str()))
+            .map(|l| l.id.clone())
+            .collect(),
         percent_complete: percent,
         best_scaled_score: best,
         quizzes,
@@ -345,6 +371,28 @@ mod tests {
             );
         }
         assert_eq!((whole.quizzes[0].attempts, whole.quizzes[0].failures, whole.passed), (3, 2, true));
+    }
+
+    /// An imported cmi5 AU listed as a lesson is done when its moveOn is met.
+    #[test]
+    fn a_launched_unit_is_done_by_its_move_on() {
+        let mut c = course();
+        c.completion.lessons_required = None;
+        c.completion.quizzes_to_pass.clear();
+        c.lessons.truncate(2);
+        for (l, rule) in c.lessons.iter_mut().zip(["CompletedAndPassed", "Passed"]) {
+            l.launch = Some(lms_content::Launch { unit: 0, move_on: rule.into() });
+        }
+        let (l1, l2) = ("https://x/courses/c/lessons/l1", "https://x/courses/c/lessons/l2");
+        let m = BTreeMap::new();
+        let done = |s: &[Value]| course_progress(&c, &m, s).completed_lessons;
+        let completed = st(VERB_COMPLETED, l1, json!({"completion": true}), "2026-01-01T10:00:00Z");
+        assert!(done(std::slice::from_ref(&completed)).is_empty(), "completed alone does not meet CompletedAndPassed");
+        let passed = st(VERB_PASSED, l1, json!({"success": true}), "2026-01-01T10:01:00Z");
+        assert_eq!(done(&[completed.clone(), passed.clone()]), ["l1"]);
+        let p2 = st(VERB_PASSED, l2, json!({"success": true}), "2026-01-01T10:02:00Z");
+        let all = course_progress(&c, &m, &[completed, passed, p2]);
+        assert_eq!((all.completed_lessons.len(), all.completed, all.percent_complete), (2, true, 100.0));
     }
 
     #[test]

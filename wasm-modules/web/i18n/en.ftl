@@ -31,6 +31,7 @@ course-passed = You have completed and passed this course.
 lessons-heading = Lessons
 quizzes-heading = Quizzes
 status-completed = Completed
+launch-unit = Start: { $unit }
 status-not-started = Not started
 quiz-passed = Passed (best score { $best }%)
 quiz-not-passed = Not passed yet: best score { $best }% after { $attempts } attempts

@@ -31,6 +31,7 @@ course-passed = 你已完成并通过本课程。
 lessons-heading = 课程内容
 quizzes-heading = 测验
 status-completed = 已完成
+launch-unit = 开始：{ $unit }
 status-not-started = 未开始
 quiz-passed = 已通过（最高分 { $best }%）
 quiz-not-passed = 尚未通过：已尝试 { $attempts } 次，最高分 { $best }%

@@ -113,7 +113,11 @@ fn next_step(course: &CourseDoc, p: &CourseProgress, m: &Messages) -> Continue {
     match course.lessons.iter().find(|l| !p.completed_lessons.contains(&l.id)) {
         Some(l) => Continue {
             course: course.title.clone(),
-            href: lesson_href(&course.id, &l.id),
+            // A launched unit starts from its form on the course page.
+            href: match &l.launch {
+                Some(_) => format!("/courses/{}#{}", course.id, l.id),
+                None => lesson_href(&course.id, &l.id),
+            },
             link: m.with("continue-lesson", &[("lesson", l.title.clone())]),
         },
         None => Continue {
@@ -190,7 +194,11 @@ pub fn catalog(req: &Request) -> Result<Response, Response> {
 }
 
 pub struct Line {
+    /// The entry's id (the anchor of a launched unit's line).
+    pub id: String,
     pub href: String,
+    /// For a unit that is launched (a cmi5 AU): the form's action.
+    pub launch: Option<String>,
     pub title: String,
     /// The reader's status of this line: HTML, or a slot the host fills.
     pub mark: String,
@@ -337,13 +345,28 @@ pub fn course(req: &Request) -> Result<Response, Response> {
         .lessons
         .iter()
         .zip(&marks.lessons)
-        .map(|(l, mark)| Line { href: lesson_href(&course.id, &l.id), title: l.title.clone(), mark: mark.clone() })
+        .map(|(l, mark)| Line {
+            id: l.id.clone(),
+            href: lesson_href(&course.id, &l.id),
+            launch: l.launch.as_ref().map(|u| format!("/courses/{}/launch/{}", course.id, u.unit)),
+            title: match &l.launch {
+                Some(_) => m.with("launch-unit", &[("unit", l.title.clone())]),
+                None => l.title.clone(),
+            },
+            mark: mark.clone(),
+        })
         .collect();
     let quizzes = course
         .quizzes
         .iter()
         .zip(&marks.quizzes)
-        .map(|(q, mark)| Line { href: format!("/quizzes/{}", q.id), title: q.title.clone(), mark: mark.clone() })
+        .map(|(q, mark)| Line {
+            id: q.id.clone(),
+            href: format!("/quizzes/{}", q.id),
+            launch: None,
+            title: q.title.clone(),
+            mark: mark.clone(),
+        })
         .collect();
     Ok(page(&CoursePage {
         frame: Frame::new(&m, req, format!("/courses/{id}"), Some(&who))?,

@@ -16,6 +16,8 @@ pub mod serve;
 pub mod upload;
 
 use crate::wasm::{Content, LoadError};
+use lms_content::{CompletionRules, CourseDoc, CourseSummary, Entry, Launch};
+use lms_package::course::{Kind, LangMap};
 use std::path::{Path, PathBuf};
 
 /// The manifest lms-updater keeps in a content slot.
@@ -76,4 +78,68 @@ pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo, serve::PackageIn
     };
     let index = serve::index_pack(dir, &pack);
     Ok(Some((content, info, index)))
+}
+
+/// Text of a langstring map for pages rendered from one text per course:
+/// Chinese first (the network's learners), then English, then any.
+fn text_of(m: &LangMap) -> String {
+    let by = |want: &dyn Fn(&str) -> bool| m.iter().find(|(k, _)| want(k)).map(|(_, v)| v.clone());
+    by(&|k| k.eq_ignore_ascii_case("zh-CN"))
+        .or_else(|| by(&|k| k.to_ascii_lowercase().starts_with("zh")))
+        .or_else(|| by(&|k| k.to_ascii_lowercase().starts_with("en")))
+        .or_else(|| m.values().next().cloned())
+        .unwrap_or_default()
+}
+
+/// The learner app's view of the launchable packages (cmi5): each is a
+/// course of the catalog whose lessons are its AUs, each launched rather
+/// than read and done when its moveOn is met (by the AU's own statements
+/// on its launch activity id, which the progress module counts).
+pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, CourseDoc)> {
+    let mut out: Vec<(CourseSummary, CourseDoc)> = packages
+        .values()
+        .filter(|p| p.kind == Kind::Cmi5)
+        .map(|p| {
+            let c = &p.course;
+            let lessons: Vec<Entry> = c
+                .aus
+                .iter()
+                .map(|au| Entry {
+                    id: format!("au-{}", au.index),
+                    title: text_of(&au.title),
+                    activity_id: cmi5::au_activity(&p.activity_base, &c.id, au.index),
+                    launch: Some(Launch {
+                        unit: au.index,
+                        move_on: serde_json::to_value(au.move_on)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                    }),
+                })
+                .collect();
+            let (title, description) = (text_of(&c.title), text_of(&c.description));
+            let language =
+                if c.title.keys().any(|k| k.to_ascii_lowercase().starts_with("zh")) { "zh-CN" } else { "en" };
+            let summary = CourseSummary {
+                id: c.id.clone(),
+                title: title.clone(),
+                description: description.clone(),
+                lessons: lessons.len(),
+                quizzes: 0,
+            };
+            let doc = CourseDoc {
+                id: c.id.clone(),
+                title,
+                language: language.into(),
+                description,
+                activity_id: cmi5::moveon::course_activity(&p.activity_base, &c.id),
+                completion: CompletionRules::default(),
+                lessons,
+                quizzes: vec![],
+            };
+            (summary, doc)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    out
 }

@@ -94,6 +94,7 @@ fn routes(node: AppState) -> Router {
         .route("/courses", get(pages::catalog))
         .route("/courses/{course}", get(pages::course))
         .route("/courses/{course}/lessons/{lesson}", get(pages::lesson))
+        .route("/courses/{course}/launch/{unit}", post(pages::launch))
         .route("/quizzes/{quiz}", get(pages::quiz).post(pages::quiz_submit))
         .route("/progress", get(pages::progress))
         .route("/coach", get(pages::coach::classes))

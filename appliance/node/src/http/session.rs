@@ -27,7 +27,7 @@ use std::collections::HashMap;
 pub const SESSION_COOKIE: &str = "lms_session";
 pub const CSRF_COOKIE: &str = "lms_csrf";
 /// Longest form a sign-in, sign-out or language switch may post.
-pub(super) const FORM_MAX: usize = 4096;
+pub(crate) const FORM_MAX: usize = 4096;
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

@@ -157,6 +157,31 @@ pub struct ModuleSet {
 }
 
 impl ModuleSet {
+    /// Lists the set's launchable packages (`packages`, signed and local) in
+    /// the content the modules read, as courses beside the native ones
+    /// (`content::package_courses`); a native course of the same id wins.
+    pub fn list_packages(&mut self) {
+        let extra = crate::content::package_courses(&self.packages);
+        if extra.is_empty() {
+            return;
+        }
+        let mut docs = self.content.docs.clone();
+        let mut index: lms_content::IndexDoc = match docs.get("index").and_then(|b| serde_json::from_slice(b).ok()) {
+            Some(i) => i,
+            None => return,
+        };
+        for (summary, doc) in extra {
+            let key = lms_content::course_key(&doc.id);
+            if docs.contains_key(&key) {
+                continue;
+            }
+            docs.insert(key, serde_json::to_vec(&doc).expect("json"));
+            index.courses.push(summary);
+        }
+        docs.insert("index".into(), serde_json::to_vec(&index).expect("json"));
+        self.content = Arc::new(Content { docs });
+    }
+
     /// The static file `file` (its content-hashed name), if the manifest lists it.
     pub fn asset(&self, file: &str) -> Option<&Asset> {
         self.assets.get(file)

@@ -157,13 +157,17 @@ impl TestNode {
             module_instances: 32,
             ..Config::default()
         };
-        tweak(&mut cfg);
         let public = tokio::net::TcpListener::bind(addr).await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let content = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", public.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let content_url = format!("http://{}", content.local_addr().unwrap());
+        // The origins a browser reaches, as an appliance's settings name them
+        // (the two ports are two origins).
+        cfg.public_url = Some(base.clone());
+        cfg.content_url = Some(content_url.clone());
+        tweak(&mut cfg);
         let node = Node::new(cfg).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_with_content(
@@ -300,4 +304,24 @@ pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
         out.push((h, f.bytes().await.unwrap().to_vec()));
     }
     out
+}
+
+/// The factory courses plus the cmi5 course authored for the tests
+/// (`water-safety`: one block, one AU, CompletedAndPassed at 0.8) as a
+/// content pack in `dir/current`.
+#[allow(dead_code)]
+pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
+    let pack = dir.join("current");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
+    std::fs::create_dir_all(pack.join("courses")).unwrap();
+    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
+    for e in std::fs::read_dir(src.join("courses")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
+    }
+    let z = dir.join("water-safety.zip");
+    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("cmi5"), &z, &[]);
+    let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
+    lms_package::pack::add(&pack, vec![lms_package::pack::Input::Package(p)]).unwrap();
+    pack
 }

@@ -5,11 +5,11 @@
 
 use super::super::error::ApiError;
 use super::super::learner::{Call, learner_actor, progress_call};
-use super::super::session::form;
+use super::super::session::{FORM_MAX, form};
 use super::{Page, SignedIn, data, fail, show, with};
 use crate::http::{AppState, Params};
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 /// The signed-in learner's progress: every course, or one.
@@ -75,6 +75,61 @@ pub async fn quiz_submit(State(node): State<AppState>, s: SignedIn, p: Params, r
     let result = data(&node, &s, attempt).await?;
     let call = with(with(s.page("quiz_result").param("quiz", quiz), "quiz", public), "result", result);
     show(&node, &s, call).await
+}
+
+/// POST /courses/{course}/launch/{unit} (form: `csrf`): opens a unit of an
+/// imported course (a cmi5 AU) for the signed-in learner: the cmi5 launch
+/// (LaunchData, `launched`, a one-time fetch URL) with the learner as actor
+/// under their registration of the course, then 303 to the AU on the
+/// content origin. The AU comes back to the course page when it ends.
+pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: Request) -> Page {
+    let f = form(req, FORM_MAX).await.map_err(fail)?;
+    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
+        return Err(fail(ApiError::Forbidden(
+            "csrf: the launch form is stale or came from another site; reload it".into(),
+        )));
+    }
+    let course = p.get("course");
+    let unit: usize = p
+        .get("unit")
+        .parse()
+        .map_err(|_| fail(ApiError::NotFound(format!("{course} has no unit {:?}", p.get("unit")))))?;
+    let public = node.cfg.public_url.clone().unwrap_or_default();
+    let launched = crate::content::cmi5::launch(
+        &node,
+        crate::content::cmi5::LaunchRequest {
+            course: course.clone(),
+            au: Value::from(unit),
+            actor: learner_actor(&node, s.id()),
+            registration: Some(registration_of(s.id(), &course)),
+            launch_mode: None,
+            return_url: Some(format!("{}/courses/{course}", public.trim_end_matches('/'))),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        // The admin contract names fields; a person sees the course is not there.
+        ApiError::BadRequest { field: Some(_), .. } => {
+            fail(ApiError::NotFound(format!("{course} has no unit {unit} to launch")))
+        }
+        e => fail(e),
+    })?;
+    let mut resp = axum::http::StatusCode::SEE_OTHER.into_response();
+    let location = axum::http::HeaderValue::from_str(&launched.url)
+        .map_err(|_| fail(ApiError::Unavailable("the launch URL is not a valid header value".into())))?;
+    resp.headers_mut().insert(axum::http::header::LOCATION, location);
+    Ok(resp)
+}
+
+/// A learner's registration of a course: one per learner and course, the
+/// same on every launch (so what they did counts on), made from both as a
+/// name-based UUID.
+fn registration_of(learner: &str, course: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("lms-registration\n{learner}\n{course}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
 }
 
 /// GET /progress: my progress in every course.

@@ -14,7 +14,7 @@ pub mod coach;
 mod learner;
 mod shared;
 
-pub use learner::{catalog, course, home, lesson, progress, quiz, quiz_submit};
+pub use learner::{catalog, course, home, launch, lesson, progress, quiz, quiz_submit};
 
 use super::AppState;
 use super::auth::User;

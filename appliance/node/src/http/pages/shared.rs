@@ -121,7 +121,9 @@ async fn shared_render(node: &AppState, s: &SignedIn, set: &Arc<ModuleSet>, call
 pub(super) async fn show_course(node: &AppState, s: &SignedIn, course: String, progress: Value) -> Page {
     let page = s.page("course").param("course", course.clone());
     if !node.cfg.cache_enabled {
-        return show(node, s, with(page, "progress", progress)).await;
+        let mut page = show(node, s, with(page, "progress", progress)).await?;
+        launch_forms_may_leave(node, &mut page);
+        return Ok(page);
     }
     let set = node.current().map_err(|r| fail(ApiError::Unavailable(format!("modules not ready: {r}"))))?;
     let mut resp = shared_render(node, s, &set, with(page, "slots", Value::String(SLOTS.marks.clone()))).await?;
@@ -131,7 +133,32 @@ pub(super) async fn show_course(node: &AppState, s: &SignedIn, course: String, p
     let html = resp.html.take().unwrap_or_default();
     let marks = course_marks(node, &set, &s.language, course, progress).await?;
     resp.html = Some(fill(&html, &SLOTS.marks, &marks).map_err(|e| fail(bad_page(e)))?);
-    respond(resp).map_err(fail)
+    let mut page = respond(resp).map_err(fail)?;
+    launch_forms_may_leave(node, &mut page);
+    Ok(page)
+}
+
+/// A course page's launch forms answer with a redirect to the content
+/// origin, which the page's `form-action` must name (browsers hold the
+/// redirect of a form to it too). Nothing else is let in.
+fn launch_forms_may_leave(node: &AppState, page: &mut Response) {
+    let Some(origin) = node.cfg.content_url.as_deref().and_then(origin_of) else { return };
+    let h = axum::http::header::CONTENT_SECURITY_POLICY;
+    let csp = page.headers().get(&h).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let widened = csp.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&widened) {
+        page.headers_mut().insert(h, v);
+    }
+}
+
+/// `scheme://host[:port]` of a URL, if it is an http(s) one.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let ok = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    ok.then(|| format!("{scheme}://{host}"))
 }
 
 /// The reader's marks of a course page (see [`show_course`]).
@@ -207,6 +234,15 @@ mod tests {
         assert_eq!(escape(r#"王美 <script>"x"&'y'"#), "王美 &#60;script&#62;&#34;x&#34;&#38;&#39;y&#39;");
         assert!(SLOTS.name.len() > 20 && SLOTS.name != SLOTS.csrf);
         assert!(SLOTS.marks.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn origins_of_the_content_url() {
+        assert_eq!(origin_of("http://10.0.0.5:8081/").as_deref(), Some("http://10.0.0.5:8081"));
+        assert_eq!(origin_of("https://content.example.org").as_deref(), Some("https://content.example.org"));
+        assert_eq!(origin_of("javascript:alert(1)"), None);
+        assert_eq!(origin_of("http://a b/"), None);
+        assert_eq!(origin_of("http://x.org; script-src *"), None);
     }
 
     #[test]

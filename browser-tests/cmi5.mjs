@@ -1,0 +1,84 @@
+// A learner takes an imported cmi5 course in Debian's headless chromium:
+// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL
+// The catalog lists the imported course; its page (zh-CN and en: axe-core,
+// reflow at 320 px, weight, screenshot) shows each AU with a launch button;
+// the button opens the AU on the content origin under the pages' real CSP
+// (no bypass: the launch form's redirect and the AU's sandbox are part of
+// what is tested); the AU authored in the repository fetches its token,
+// reads LMS.LaunchData, answers, and sends completed, passed, terminated,
+// then returns to the course page, which now shows the AU done. The AU's
+// page cannot reach the node's cookies or pages. Exit 1 listing failures.
+import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
+
+const [base, out, user, password, content] = process.argv.slice(2);
+const COURSE = `${base}/courses/water-safety`;
+
+const browser = await launch(out);
+const check = checker(out);
+
+async function coursePage(locale, lang) {
+  const ctx = await browser.newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
+  ctx.setDefaultTimeout(15000);
+  const page = await ctx.newPage();
+  const weight = weigh(page);
+  await signIn(page, base, user, password);
+  weight();
+  await page.click('nav a[href="/courses"]');
+  await page.waitForURL(`${base}/courses`);
+  if (!(await page.isVisible('a[href="/courses/water-safety"]'))) fail(`catalog ${lang}: the imported course is not listed`);
+  await page.click('a[href="/courses/water-safety"]');
+  await page.waitForURL(COURSE);
+  const button = await page.textContent('form.launch button');
+  const want = lang === 'en' ? 'Start:' : '开始：';
+  if (!button.includes(want)) fail(`course ${lang}: launch button ${JSON.stringify(button)} lacks ${want}`);
+  await check(page, 'course-cmi5', lang, weight);
+  await ctx.close();
+}
+
+await run(browser, async () => {
+  await coursePage('zh-CN', 'zh-CN');
+  await coursePage('en-GB', 'en');
+
+  // The launch, with every CSP in force.
+  const ctx = await browser.newContext({ locale: 'en-GB' });
+  ctx.setDefaultTimeout(20000);
+  const page = await ctx.newPage();
+  const csp = [];
+  page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
+  await signIn(page, base, user, password);
+  await page.goto(COURSE);
+  const before = await page.textContent('#au-0');
+  if (before.includes('Completed')) fail(`course: the AU shows done before it was taken: ${before}`);
+  await page.click('#au-0 form.launch button');
+  await page.waitForURL((u) => u.href.startsWith(`${content}/p/water-safety/`), { timeout: 20000 });
+  const url = new URL(page.url());
+  for (const p of ['endpoint', 'fetch', 'actor', 'registration', 'activityId']) {
+    if (!url.searchParams.get(p)) fail(`launch URL lacks ${p}: ${url}`);
+  }
+  if (url.searchParams.get('lesson') !== 'currents') fail(`launch URL lost the AU's own query: ${url}`);
+  await page.waitForFunction(() => document.getElementById('status').textContent === 'Ready', null, { timeout: 20000 })
+    .catch(async () => fail(`AU did not start: ${await page.textContent('#status')}`));
+  // The AU runs without the node's origin: no cookies of the node, no access to its pages.
+  const reach = await page.evaluate(async (b) => {
+    let cookies = 'none';
+    try { cookies = document.cookie; } catch (e) { cookies = 'blocked'; }
+    let read = 'blocked';
+    try { read = String((await fetch(`${b}/`, { credentials: 'include' })).status); } catch (e) { read = 'blocked'; }
+    return { origin: self.origin, cookies, read };
+  }, base);
+  if (reach.origin !== 'null') fail(`the AU runs with origin ${reach.origin}, not an opaque one`);
+  if (reach.cookies !== 'blocked' && reach.cookies !== '') fail(`the AU sees cookies: ${reach.cookies}`);
+  if (reach.read !== 'blocked') fail(`the AU read the node's page across origins: ${reach.read}`);
+  await page.selectOption('#answer', 'knees');
+  await page.click('#finish');
+  await page.waitForURL(COURSE, { timeout: 20000 });
+  const after = await page.textContent('#au-0');
+  if (!after.includes('Completed')) fail(`course: after the AU it shows ${JSON.stringify(after)}, want Completed`);
+  await page.goto(`${base}/progress`);
+  const row = await page.textContent('tbody tr:has(a[href="/courses/water-safety"])');
+  if (!row.includes('1/1') || !row.includes('100%')) fail(`progress: the AU is not counted: ${row}`);
+  if (csp.length) fail(`CSP refusals on the way: ${csp.join('; ')}`);
+  console.log('cmi5 launch: ok');
+  await page.screenshot({ path: `${out}/course-cmi5-done-en.png`, fullPage: true });
+  await ctx.close();
+});
