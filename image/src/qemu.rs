@@ -19,6 +19,9 @@ pub struct Vm {
     pub cpus: u32,
     /// Host port forwarded to the guest's 8080.
     pub port: u16,
+    /// Host port forwarded to the guest's 8081 (the content listener:
+    /// package files on an origin of their own), when one is wanted.
+    pub content_port: Option<u16>,
     /// Writable qcow2 overlay over disk.img (created when missing); `None`: a throwaway snapshot.
     pub overlay: Option<PathBuf>,
     /// Boot this raw disk (written to, like hardware) instead of disk.img; see `lms-image flash`.
@@ -86,7 +89,10 @@ impl Vm {
         c.arg("-drive").arg(drive);
         c.args([
             "-netdev",
-            &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080", self.port),
+            &match self.content_port {
+                Some(c) => format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080,hostfwd=tcp:127.0.0.1:{c}-:8081", self.port),
+                None => format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080", self.port),
+            },
             "-device",
             "virtio-net-pci,netdev=n0",
         ]);

@@ -116,7 +116,10 @@ fn xtask() -> Result<()> {
                 image.display()
             );
             let mut c = Command::new(&lms_image);
+            // The content listener on the next port: the dev settings name
+            // http://127.0.0.1:8081 as the origin cmi5 launches open.
             c.arg("run").arg(&image).arg("--port").arg(port.to_string());
+            c.arg("--content-port").arg((port + 1).to_string());
             if direct {
                 c.arg("--direct");
             }

@@ -157,6 +157,16 @@ async fn a_cmi5_launch_as_the_spec_asks() {
         }
     };
     assert_eq!(as_au("GET", state(&registration), String::new()).await.status, 200);
+    // cmi5LearnerPreferences (11.0), written by the LMS at launch: readable
+    // by the AU, not writable (the spec lets the LMS refuse with 403).
+    let prefs = format!("/xapi/agents/profile?agent={}&profileId=cmi5LearnerPreferences", q(&actor.to_string()));
+    let p = as_au("GET", prefs.clone(), String::new()).await;
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert_eq!(
+        (p.json()["languagePreference"].as_str(), p.json()["audioPreference"].as_str()),
+        (Some("zh-CN"), Some("on"))
+    );
+    assert_eq!(as_au("PUT", prefs, r#"{"languagePreference":"fr"}"#.into()).await.status, 403);
     assert_eq!(as_au("PUT", state(&registration), "{}".into()).await.status, 403);
     assert_eq!(as_au("GET", state(&uuid::Uuid::new_v4().to_string()), String::new()).await.status, 403);
     let statement = |actor: &Value, reg: &str| {

@@ -21,6 +21,10 @@ pub struct Args {
     /// Host port for the node's 8080 (default: a free one on 127.0.0.1).
     #[arg(long)]
     port: Option<u16>,
+    /// Host port for the node's content listener, 8081 (package files that
+    /// cmi5 and SCORM launches open); default: not forwarded.
+    #[arg(long)]
+    content_port: Option<u16>,
     /// Keep the VM's writes in this qcow2 overlay (made when missing) so the data
     /// partition survives between runs; default: writes are thrown away.
     #[arg(long)]
@@ -61,6 +65,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         memory_mib: a.memory,
         cpus: a.cpus,
         port,
+        content_port: a.content_port,
         overlay: a.overlay.clone(),
         disk: a.disk.clone(),
         console: a.console.clone(),

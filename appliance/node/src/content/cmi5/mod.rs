@@ -136,6 +136,11 @@ pub struct LaunchRequest {
     pub registration: Option<String>,
     pub launch_mode: Option<String>,
     pub return_url: Option<String>,
+    /// The learner's languages, most wanted first (RFC 5646 tags, comma
+    /// separated), for the `cmi5LearnerPreferences` Agent Profile; the
+    /// node's `default_language` when not given.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -213,6 +218,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     }
     // The learner's open session of this registration ends here (9.3.6).
     abandon_open(node, &actor_key, &registration).await?;
+    learner_preferences(node, &actor_key, req.language.as_deref()).await?;
     // The LMS writes LaunchData before the launch (the AU may only read it).
     let place = Place {
         kind: DocKind::State,
@@ -304,6 +310,48 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     moveon::satisfy(node, course, &pkg.activity_base, &req.actor, &registration, &outside).await?;
     tracing::info!(course = %req.course, au = au.index, %registration, "cmi5 launch prepared");
     Ok(Launched { url, registration })
+}
+
+/// The Agent Profile `cmi5LearnerPreferences` (cmi5 11.0) the AU reads on
+/// start: the learner's languages, audio on. Written when missing or when
+/// the languages changed; what else it holds is kept.
+async fn learner_preferences(node: &AppState, actor_key: &str, language: Option<&str>) -> Result<(), ApiError> {
+    const PROFILE: &str = "cmi5LearnerPreferences";
+    let wanted = language.filter(|l| !l.trim().is_empty()).unwrap_or(&node.cfg.default_language).to_string();
+    if !wanted.split(',').all(|t| crate::xapi::validate::is_language_tag(t.trim())) {
+        return Err(ApiError::field(
+            "invalid_language",
+            "language",
+            format!("{wanted:?} is not a list of RFC 5646 tags"),
+        ));
+    }
+    let place = || Place {
+        kind: DocKind::AgentProfile,
+        activity: String::new(),
+        agent: actor_key.to_string(),
+        registration: None,
+    };
+    let mut prefs = match node.store.document(place(), PROFILE.into()).await? {
+        Some(d) => serde_json::from_slice::<Value>(&d.body).ok().filter(Value::is_object).unwrap_or_else(|| json!({})),
+        None => json!({}),
+    };
+    if prefs["languagePreference"].as_str() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    prefs["languagePreference"] = json!(wanted);
+    if prefs.get("audioPreference").is_none() {
+        prefs["audioPreference"] = json!("on");
+    }
+    node.store
+        .write_document(Write {
+            place: place(),
+            id: Some(PROFILE.into()),
+            change: Change::Put { content_type: "application/json".into(), body: prefs.to_string().into_bytes() },
+            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
+            updated: crate::xapi::format_stored(time::OffsetDateTime::now_utc()),
+        })
+        .await?;
+    Ok(())
 }
 
 /// A language map as xAPI takes it: a langstring without a language is `und`.

@@ -104,6 +104,7 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
             registration: Some(registration_of(s.id(), &course)),
             launch_mode: None,
             return_url: Some(format!("{}/courses/{course}", public.trim_end_matches('/'))),
+            language: Some(s.language.clone()),
         },
     )
     .await
