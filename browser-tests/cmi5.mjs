@@ -1,5 +1,5 @@
 // A learner takes an imported cmi5 course in Debian's headless chromium:
-// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL
+// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL COACH COACH_PASSWORD
 // The catalog lists the imported course; its page (zh-CN and en: axe-core,
 // reflow at 320 px, weight, screenshot) shows each AU with a launch button;
 // the button opens the AU on the content origin under the pages' real CSP
@@ -7,10 +7,12 @@
 // what is tested); the AU authored in the repository fetches its token,
 // reads LMS.LaunchData, answers, and sends completed, passed, terminated,
 // then returns to the course page, which now shows the AU done. The AU's
-// page cannot reach the node's cookies or pages. Exit 1 listing failures.
+// page cannot reach the node's cookies or pages. The learner's coach sees
+// the AU on the learner's page with a form to mark it done (waived; checked
+// with axe-core, not sent). Exit 1 listing failures.
 import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
 
-const [base, out, user, password, content] = process.argv.slice(2);
+const [base, out, user, password, content, coach, coachPassword] = process.argv.slice(2);
 const COURSE = `${base}/courses/water-safety`;
 
 const browser = await launch(out);
@@ -35,9 +37,25 @@ async function coursePage(locale, lang) {
   await ctx.close();
 }
 
+async function coachView(locale, lang) {
+  const ctx = await browser.newContext({ locale, bypassCSP: true, viewport: { width: 320, height: 640 } });
+  ctx.setDefaultTimeout(15000);
+  const page = await ctx.newPage();
+  const weight = weigh(page);
+  await signIn(page, base, coach, coachPassword);
+  weight();
+  await page.goto(`${base}/coach/learners/${user}`);
+  const forms = await page.locator(`form[action="/coach/learners/${user}/waive"]`).count();
+  if (forms !== 1) fail(`coach ${lang}: ${forms} waive forms, want 1 (the AU not yet done)`);
+  await check(page, 'coach-waive', lang, weight);
+  await ctx.close();
+}
+
 await run(browser, async () => {
   await coursePage('zh-CN', 'zh-CN');
   await coursePage('en-GB', 'en');
+  await coachView('zh-CN', 'zh-CN');
+  await coachView('en-GB', 'en');
 
   // The launch, with every CSP in force.
   const ctx = await browser.newContext({ locale: 'en-GB' });

@@ -87,9 +87,10 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
     let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
     let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
+    r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();
     let content = n.content.clone();
-    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content]).await;
-    screenshots(&["course-cmi5"], &["zh-CN", "en"]);
+    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content, "li", "li-password"]).await;
+    screenshots(&["course-cmi5", "coach-waive"], &["zh-CN", "en"]);
     let agent = serde_urlencoded::to_string([(
         "agent",
         r#"{"account":{"homePage":"https://lms.example.org/learners","name":"mei"}}"#,

@@ -397,6 +397,88 @@ async fn a_learner_launches_from_the_course_page() {
     assert_eq!(registrations[0], registrations[1], "one registration per learner and course");
     let (bo, bo_csrf) = signed_in(&n, "bo").await;
     let r = post_form(&n, "/courses/water-safety/launch/0", &bo, &format!("csrf={bo_csrf}")).await;
-    assert_ne!(query_of(r.header("location").unwrap())["registration"], registrations[0]);
+    let bo_launch = query_of(r.header("location").unwrap());
+    let bo_registration = bo_launch["registration"].clone();
+    assert_ne!(bo_registration, registrations[0]);
+
+    // waived (9.3.7) through the admin contract: a reason cmi5 names, once
+    // per AU and registration; it meets the AU's moveOn, so the block and
+    // the course are satisfied under the waiver's own session id.
+    let waive = |reason: &str| {
+        let body = json!({"course": "water-safety", "au": 0, "actor": serde_json::from_str::<Value>(&bo_launch["actor"]).unwrap(),
+                          "registration": bo_registration, "reason": reason});
+        let (client, url) = (n.client.clone(), format!("{}/admin/cmi5/waive", n.admin));
+        async move {
+            client
+                .send(
+                    "POST".parse().unwrap(),
+                    &url,
+                    &[("content-type", "application/json")],
+                    axum::body::Bytes::from(body.to_string()),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let r = waive("Because").await;
+    assert_eq!((r.status.as_u16(), r.json()["field"].as_str()), (400, Some("reason")), "{}", r.text());
+    let r = waive("Tested Out").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let session = r.json()["session"].as_str().unwrap().to_string();
+    assert_eq!(waive("Administrative").await.status, 409, "waived once per registration");
+    let stored =
+        n.get(&format!("/xapi/statements?registration={bo_registration}&limit=50&ascending=true")).await.json();
+    let after_launch: Vec<(&str, &str)> = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap(),
+                s["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"].as_str().unwrap(),
+            )
+        })
+        .skip(1)
+        .collect();
+    assert_eq!(
+        after_launch,
+        [("waived", session.as_str()), ("satisfied", session.as_str()), ("satisfied", session.as_str())]
+    );
+    let waived = &stored["statements"][1];
+    assert_eq!(waived["result"]["extensions"]["https://w3id.org/xapi/cmi5/result/extensions/reason"], "Tested Out");
+    assert_eq!(
+        (waived["result"]["success"].as_bool(), waived["result"]["completion"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let course = common::people::page(&get_as(&n, &format!("{bo}; lms_lang=en"), "/courses/water-safety").await);
+    assert!(course.contains("1 of 1 lessons completed"), "a waived AU counts as done: {course}");
+
+    // The coach view: wang coaches 7B (amina), not 8A (bo).
+    let (wang, wang_csrf) = signed_in(&n, "wang").await;
+    let detail = common::people::page(&get_as(&n, &format!("{wang}; lms_lang=en"), "/coach/learners/amina").await);
+    assert!(
+        detail.contains(r#"action="/coach/learners/amina/waive""#) && detail.contains(r#"value="Tested Out""#),
+        "{detail}"
+    );
+    let form =
+        |course: &str, reason: &str, csrf: &str| format!("csrf={csrf}&course={course}&unit=0&reason={}", q(reason));
+    let waive_as = |who: &str, learner: &str, body: String| {
+        let (who, path) = (who.to_string(), format!("/coach/learners/{learner}/waive"));
+        let n = &n;
+        async move { post_form(n, &path, &who, &body).await.status.as_u16() }
+    };
+    assert_eq!(waive_as(&wang, "amina", form("water-safety", "Administrative", "stale")).await, 403, "CSRF");
+    assert_eq!(
+        waive_as(&wang, "bo", form("water-safety", "Administrative", &wang_csrf)).await,
+        403,
+        "not wang's class"
+    );
+    assert_eq!(waive_as(&amina, "amina", form("water-safety", "Administrative", &csrf)).await, 403, "learners cannot");
+    assert_eq!(waive_as(&wang, "amina", form("nope", "Administrative", &wang_csrf)).await, 400);
+    assert_eq!(waive_as(&wang, "amina", form("water-safety", "Administrative", &wang_csrf)).await, 303);
+    let detail = common::people::page(&get_as(&n, &format!("{wang}; lms_lang=en"), "/coach/learners/amina").await);
+    assert!(!detail.contains("/waive"), "nothing left to waive: {detail}");
+    let mine = common::people::page(&get_as(&n, &format!("{amina}; lms_lang=en"), "/courses/water-safety").await);
+    assert!(mine.contains("1 of 1 lessons completed"), "{mine}");
     n.stop().await;
 }

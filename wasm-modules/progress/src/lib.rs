@@ -26,6 +26,8 @@ lms_sdk::export_module!(handle: handle, self_test: self_test);
 const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 const VERB_PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
 const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
+/// cmi5: the LMS waived a unit, which meets any moveOn.
+const VERB_WAIVED: &str = "https://w3id.org/xapi/adl/verbs/waived";
 
 /// What the statements so far say about one course.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -157,7 +159,7 @@ pub fn fold(course: &CourseDoc, mastery: &BTreeMap<String, f64>, facts: &mut Cou
             if verb == VERB_COMPLETED || result["completion"] == true {
                 facts.completed.insert(lesson.to_string());
             }
-            if verb == VERB_PASSED {
+            if verb == VERB_PASSED || verb == VERB_WAIVED {
                 facts.passed.insert(lesson.to_string());
             }
             facts.duration += result["duration"].as_str().and_then(parse_duration).unwrap_or(0.0);
@@ -390,7 +392,7 @@ mod tests {
         assert!(done(std::slice::from_ref(&completed)).is_empty(), "completed alone does not meet CompletedAndPassed");
         let passed = st(VERB_PASSED, l1, json!({"success": true}), "2026-01-01T10:01:00Z");
         assert_eq!(done(&[completed.clone(), passed.clone()]), ["l1"]);
-        let p2 = st(VERB_PASSED, l2, json!({"success": true}), "2026-01-01T10:02:00Z");
+        let p2 = st(VERB_WAIVED, l2, json!({"success": true, "completion": true}), "2026-01-01T10:02:00Z");
         let all = course_progress(&c, &m, &[completed, passed, p2]);
         assert_eq!((all.completed_lessons.len(), all.completed, all.percent_complete), (2, true, 100.0));
     }

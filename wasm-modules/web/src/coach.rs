@@ -326,6 +326,23 @@ pub struct QuizLine {
     pub class: &'static str,
 }
 
+/// A launched unit (a cmi5 AU) the learner has not done, which the coach
+/// may mark as done by other means (cmi5 `waived`).
+pub struct WaiveLine {
+    pub course: String,
+    pub unit: usize,
+    pub label: String,
+}
+
+/// The reasons cmi5 names for a waiver (the form's values) and their
+/// message ids.
+const WAIVE_REASONS: [(&str, &str); 4] = [
+    ("Tested Out", "waive-tested-out"),
+    ("Equivalent AU", "waive-equivalent-au"),
+    ("Equivalent Outside Activity", "waive-equivalent-outside"),
+    ("Administrative", "waive-administrative"),
+];
+
 #[derive(Template)]
 #[template(path = "coach_learner.html")]
 struct LearnerPage {
@@ -341,6 +358,13 @@ struct LearnerPage {
     quizzes_heading: String,
     quiz_columns: [String; 5],
     quizzes: Vec<QuizLine>,
+    waive_heading: String,
+    waive_intro: String,
+    waive_button: String,
+    waive_reason: String,
+    waive_action: String,
+    reasons: Vec<(&'static str, String)>,
+    waive: Vec<WaiveLine>,
 }
 
 /// `coach_learner {learner}`: body `{person, inactive_days, learner: LearnerProgress}`.
@@ -352,10 +376,18 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
     let docs = courses(&index()?)?;
     let titles = quiz_titles(&docs);
     let mut quizzes = Vec::new();
+    let mut waive = Vec::new();
     let courses = docs
         .iter()
         .map(|c| {
             let p = progress_in(&l, &c.id).cloned().unwrap_or_default();
+            for u in c.lessons.iter().filter(|u| u.launch.is_some() && !p.completed_lessons.contains(&u.id)) {
+                waive.push(WaiveLine {
+                    course: c.id.clone(),
+                    unit: u.launch.as_ref().map_or(0, |x| x.unit),
+                    label: m.with("waive-unit", &[("course", c.title.clone()), ("unit", u.title.clone())]),
+                });
+            }
             for q in &c.quizzes {
                 let qp = p.quizzes.iter().find(|x| x.quiz == q.id).cloned().unwrap_or_default();
                 let (status, class) = if qp.passed {
@@ -390,6 +422,13 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
         quizzes_heading: m.get("quizzes-heading"),
         quiz_columns: ["col-quiz", "col-attempts", "col-failures", "col-best", "col-status"].map(|k| m.get(k)),
         quizzes,
+        waive_heading: m.get("waive-heading"),
+        waive_intro: m.get("waive-intro"),
+        waive_button: m.get("waive-button"),
+        waive_reason: m.get("waive-reason"),
+        waive_action: format!("{}/waive", learner_href(&l.id)),
+        reasons: WAIVE_REASONS.iter().map(|(v, k)| (*v, m.get(k))).collect(),
+        waive,
     }))
 }
 

@@ -101,6 +101,7 @@ fn routes(node: AppState) -> Router {
         .route("/coach/classes/{class}", get(pages::coach::class))
         .route("/coach/classes/{class}/csv", get(pages::coach::class_csv))
         .route("/coach/learners/{learner}", get(pages::coach::learner))
+        .route("/coach/learners/{learner}/waive", post(pages::coach::waive))
         .route("/roster", get(pages::coach::roster_page))
         .route_layer(middleware::from_fn_with_state(node.clone(), pages::html_errors));
     Router::new()
@@ -143,6 +144,7 @@ pub fn admin_router(node: AppState) -> Router {
         .route("/admin/status", get(ops::status))
         .route("/admin/content/packages", post(crate::content::upload::add_package))
         .route("/admin/cmi5/launch-url", post(crate::content::cmi5::launch_url))
+        .route("/admin/cmi5/waive", post(crate::content::cmi5::waive_admin))
         .route("/v1/sync/status", get(ops::sync_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

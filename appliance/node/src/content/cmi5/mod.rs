@@ -22,8 +22,10 @@
 
 pub mod moveon;
 mod rules;
+mod waive;
 
 pub use rules::{may_document, may_write, verbs};
+pub use waive::{WaiveRequest, waive, waive_admin};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -167,25 +169,12 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
             ));
         }
     };
-    let set = node.current().map_err(ApiError::Unavailable)?;
-    let pkg = set.packages.get(&req.course).cloned().ok_or_else(|| {
-        ApiError::field("unknown_course", "course", format!("no course {:?} on this node", req.course))
-    })?;
+    let pkg = package(node, &req.course)?;
     let course: &Course = &pkg.course;
-    let au: &Au = match &req.au {
-        Value::Number(n) => n.as_u64().and_then(|i| course.aus.get(i as usize)),
-        Value::String(id) => course.aus.iter().find(|a| &a.id == id),
-        _ => None,
-    }
-    .ok_or_else(|| ApiError::field("unknown_au", "au", format!("{} has no AU {}", req.course, req.au)))?;
-    let actor_key = match (&req.actor["account"]["homePage"], &req.actor["account"]["name"]) {
-        (Value::String(_), Value::String(_)) => crate::xapi::ifi_key(&req.actor),
-        _ => None,
-    }
-    .ok_or_else(|| ApiError::field("invalid_actor", "actor", "an xAPI Agent with an account (homePage, name)"))?;
+    let au: &Au = &course.aus[au_index(course, &req.au)?];
+    let actor_key = actor_key(&req.actor)?;
     let registration = match req.registration {
-        Some(r) if crate::xapi::validate::is_uuid(&r) => r.to_ascii_lowercase(),
-        Some(r) => return Err(ApiError::field("invalid_registration", "registration", format!("{r:?} is not a UUID"))),
+        Some(r) => checked_registration(&r)?,
         None => uuid::Uuid::new_v4().to_string(),
     };
     let launch_mode = req.launch_mode.unwrap_or_else(|| "Normal".into());
@@ -352,6 +341,53 @@ async fn learner_preferences(node: &AppState, actor_key: &str, language: Option<
         })
         .await?;
     Ok(())
+}
+
+/// A learner's registration of a course in the learner app: one per
+/// learner and course, the same on every launch (so what they did counts
+/// on), made from both as a name-based UUID.
+pub fn learner_registration(learner: &str, course: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("lms-registration\n{learner}\n{course}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
+}
+
+/// The imported package `course` of the active content.
+pub(super) fn package(node: &AppState, course: &str) -> Result<Arc<crate::content::serve::PackageFiles>, ApiError> {
+    let set = node.current().map_err(ApiError::Unavailable)?;
+    set.packages
+        .get(course)
+        .cloned()
+        .ok_or_else(|| ApiError::field("unknown_course", "course", format!("no course {course:?} on this node")))
+}
+
+/// The index of the AU `au` names (its index, or its publisher id).
+pub(super) fn au_index(course: &Course, au: &Value) -> Result<usize, ApiError> {
+    match au {
+        Value::Number(n) => n.as_u64().map(|i| i as usize).filter(|i| *i < course.aus.len()),
+        Value::String(id) => course.aus.iter().position(|a| &a.id == id),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::field("unknown_au", "au", format!("{} has no AU {au}", course.id)))
+}
+
+/// The IFI key of an actor, which must be an Agent with an account.
+pub(super) fn actor_key(actor: &Value) -> Result<String, ApiError> {
+    match (&actor["account"]["homePage"], &actor["account"]["name"]) {
+        (Value::String(_), Value::String(_)) => crate::xapi::ifi_key(actor),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::field("invalid_actor", "actor", "an xAPI Agent with an account (homePage, name)"))
+}
+
+pub(super) fn checked_registration(r: &str) -> Result<String, ApiError> {
+    if crate::xapi::validate::is_uuid(r) {
+        Ok(r.to_ascii_lowercase())
+    } else {
+        Err(ApiError::field("invalid_registration", "registration", format!("{r:?} is not a UUID")))
+    }
 }
 
 /// A language map as xAPI takes it: a langstring without a language is `und`.

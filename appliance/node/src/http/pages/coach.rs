@@ -5,7 +5,7 @@
 //! progress module over that learner's statements, as on their own pages.
 
 use super::super::error::ApiError;
-use super::super::learner::{may_see_learner, progress_call};
+use super::super::learner::{learner_actor, may_see_learner, progress_call};
 use super::{Page, SignedIn, data, fail, show, with};
 use crate::http::{AppState, Params};
 use crate::roster::{Person, Role};
@@ -129,6 +129,37 @@ pub async fn learner(State(node): State<AppState>, s: SignedIn, p: Params) -> Pa
     let body = json!({"id": learner.id, "name": learner.name, "classes": learner.classes, "progress": progress});
     let call = with(s.page("coach_learner"), "learner", body);
     show(&node, &s, with(call, "inactive_days", json!(node.cfg.needs_help_inactive_days))).await
+}
+
+/// POST /coach/learners/{learner}/waive (form: `csrf`, `course`, `unit`,
+/// `reason`): a coach of the learner's class (or an admin) marks a unit
+/// of an imported course as done by other means: cmi5 `waived` in the
+/// learner's registration of the course, then back to the learner's page.
+pub async fn waive(State(node): State<AppState>, s: SignedIn, p: Params, req: axum::extract::Request) -> Page {
+    coach_only(&s).map_err(fail)?;
+    let f = super::super::session::form(req, super::super::session::FORM_MAX).await.map_err(fail)?;
+    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
+        return Err(fail(ApiError::Forbidden(
+            "csrf: the waive form is stale or came from another site; reload it".into(),
+        )));
+    }
+    let id = p.get("learner");
+    crate::roster::check_id(&id).map_err(|e| fail(e.into()))?;
+    may_see_learner(&node, &s.user(), &id).await.map_err(fail)?;
+    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let unit: usize =
+        field("unit").parse().map_err(|_| fail(ApiError::field("invalid_field", "unit", "unit: a number")))?;
+    let course = field("course");
+    let request = crate::content::cmi5::WaiveRequest {
+        registration: crate::content::cmi5::learner_registration(&id, &course),
+        course,
+        au: json!(unit),
+        actor: learner_actor(&node, &id),
+        reason: field("reason"),
+    };
+    crate::content::cmi5::waive(&node, request).await.map_err(fail)?;
+    tracing::info!(coach = %s.id(), learner = %id, "waived a unit");
+    Ok(super::super::session::see_other(&format!("/coach/learners/{id}")))
 }
 
 /// GET /roster: everyone on the node (admins only). Changes go through

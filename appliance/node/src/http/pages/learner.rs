@@ -101,7 +101,7 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
             course: course.clone(),
             au: Value::from(unit),
             actor: learner_actor(&node, s.id()),
-            registration: Some(registration_of(s.id(), &course)),
+            registration: Some(crate::content::cmi5::learner_registration(s.id(), &course)),
             launch_mode: None,
             return_url: Some(format!("{}/courses/{course}", public.trim_end_matches('/'))),
             language: Some(s.language.clone()),
@@ -120,17 +120,6 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
         .map_err(|_| fail(ApiError::Unavailable("the launch URL is not a valid header value".into())))?;
     resp.headers_mut().insert(axum::http::header::LOCATION, location);
     Ok(resp)
-}
-
-/// A learner's registration of a course: one per learner and course, the
-/// same on every launch (so what they did counts on), made from both as a
-/// name-based UUID.
-fn registration_of(learner: &str, course: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("lms-registration\n{learner}\n{course}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
 }
 
 /// GET /progress: my progress in every course.
