@@ -90,7 +90,9 @@ impl Vm {
         c.args([
             "-netdev",
             &match self.content_port {
-                Some(c) => format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080,hostfwd=tcp:127.0.0.1:{c}-:8081", self.port),
+                Some(c) => {
+                    format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080,hostfwd=tcp:127.0.0.1:{c}-:8081", self.port)
+                }
                 None => format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080", self.port),
             },
             "-device",
