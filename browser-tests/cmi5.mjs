@@ -1,5 +1,5 @@
 // A learner takes an imported cmi5 course in Debian's headless chromium:
-// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL COACH COACH_PASSWORD
+// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL COACH COACH_PASSWORD SCORM_COURSE
 // The catalog lists the imported course; its page (zh-CN and en: axe-core,
 // reflow at 320 px, weight, screenshot) shows each AU with a launch button;
 // the button opens the AU on the content origin under the pages' real CSP
@@ -9,10 +9,12 @@
 // then returns to the course page, which now shows the AU done. The AU's
 // page cannot reach the node's cookies or pages. The learner's coach sees
 // the AU on the learner's page with a form to mark it done (waived; checked
-// with axe-core, not sent). Exit 1 listing failures.
+// with axe-core, not sent). Then a SCORM 1.2 SCO runs in the node's
+// player page (scorm-again) and its result shows on the course page.
+// Exit 1 listing failures.
 import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
 
-const [base, out, user, password, content, coach, coachPassword] = process.argv.slice(2);
+const [base, out, user, password, content, coach, coachPassword, scormCourse] = process.argv.slice(2);
 const COURSE = `${base}/courses/water-safety`;
 
 const browser = await launch(out);
@@ -98,5 +100,19 @@ await run(browser, async () => {
   if (csp.length) fail(`CSP refusals on the way: ${csp.join('; ')}`);
   console.log('cmi5 launch: ok');
   await page.screenshot({ path: `${out}/course-cmi5-done-en.png`, fullPage: true });
+
+  // A SCORM 1.2 SCO in the node's player (scorm-again), same page, real CSPs.
+  const SCORM = `${base}/courses/${scormCourse}`;
+  await page.goto(SCORM);
+  await page.click('form.launch button');
+  await page.waitForURL((u) => u.href.startsWith(`${content}/scorm/play/`), { timeout: 20000 });
+  const sco = page.frameLocator('#sco');
+  await sco.locator('#answer').selectOption('sun');
+  await sco.locator('#finish').click();
+  await page.waitForURL(SCORM, { timeout: 20000 });
+  const scoLine = await page.textContent('ol.outline li');
+  if (!scoLine.includes('Completed')) fail(`SCORM course: after the SCO it shows ${JSON.stringify(scoLine)}, want Completed`);
+  if (csp.length) fail(`CSP refusals in the SCORM player: ${csp.join('; ')}`);
+  console.log('SCORM launch: ok');
   await ctx.close();
 });

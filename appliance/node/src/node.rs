@@ -50,6 +50,8 @@ pub struct Node {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Open cmi5 launches: fetch URLs and their tokens.
     pub launches: crate::content::cmi5::Launches,
+    /// Open SCORM launches (the player page's secrets).
+    pub players: crate::content::scorm::Players,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -93,6 +95,7 @@ impl Node {
             sync: Default::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             launches: Default::default(),
+            players: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }

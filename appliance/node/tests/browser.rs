@@ -77,9 +77,10 @@ async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
     n.stop().await;
 }
 
-/// An imported cmi5 course taken in the browser (issue 13): the AU authored
-/// in the repository runs on the content origin, and the node records what
-/// the cmi5 spec asks of an LMS.
+/// Imported courses taken in the browser (issue 13): the cmi5 AU authored
+/// in the repository runs on the content origin and the node records what
+/// the cmi5 spec asks of an LMS; the SCORM 1.2 SCO runs in the node's
+/// player (scorm-again) and its commits become xAPI statements.
 #[tokio::test]
 async fn a_cmi5_course_taken_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +90,8 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
     r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();
     let content = n.content.clone();
-    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content, "li", "li-password"]).await;
+    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content, "li", "li-password", "org-example-lms-water-cycle"])
+        .await;
     screenshots(&["course-cmi5", "coach-waive"], &["zh-CN", "en"]);
     let agent = serde_urlencoded::to_string([(
         "agent",
@@ -97,16 +99,35 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
     )])
     .unwrap();
     let stored = n.get(&format!("/xapi/statements?{agent}&limit=50&ascending=true")).await.json();
-    let verbs: Vec<&str> = stored["statements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap())
-        .collect();
+    let verbs = |kind: &str| -> Vec<String> {
+        stored["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["object"]["id"].as_str().unwrap().contains(kind)
+                    || s["verb"]["id"].as_str().unwrap().ends_with("satisfied") && kind == "/cmi5/"
+            })
+            .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
     assert_eq!(
-        verbs,
+        verbs("/cmi5/"),
         ["launched", "initialized", "completed", "passed", "satisfied", "satisfied", "terminated"],
         "what the LMS and the AU recorded, in order"
     );
+    // The SCO, through scorm-again's commits, as the xAPI SCORM profile has it.
+    assert_eq!(verbs("/scorm/"), ["initialized", "completed", "passed", "terminated"]);
+    let passed = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["object"]["id"].as_str().unwrap().contains("/scorm/")
+                && s["verb"]["id"].as_str().unwrap().ends_with("passed")
+        })
+        .unwrap();
+    assert_eq!(passed["result"]["score"], serde_json::json!({"scaled": 1.0, "raw": 100.0, "min": 0.0, "max": 100.0}));
+    assert_eq!(passed["authority"]["account"]["name"], "lms:scorm");
     n.stop().await;
 }

@@ -133,6 +133,9 @@ pub struct Launch {
     /// cmi5 moveOn: `NotApplicable`, `Passed`, `Completed`,
     /// `CompletedAndPassed` or `CompletedOrPassed`.
     pub move_on: String,
+    /// Whether a coach may mark it done by other means (cmi5 `waived`).
+    #[serde(default)]
+    pub waivable: bool,
 }
 
 impl Launch {

@@ -383,7 +383,7 @@ mod tests {
         c.completion.quizzes_to_pass.clear();
         c.lessons.truncate(2);
         for (l, rule) in c.lessons.iter_mut().zip(["CompletedAndPassed", "Passed"]) {
-            l.launch = Some(lms_content::Launch { unit: 0, move_on: rule.into() });
+            l.launch = Some(lms_content::Launch { unit: 0, move_on: rule.into(), waivable: true });
         }
         let (l1, l2) = ("https://x/courses/c/lessons/l1", "https://x/courses/c/lessons/l2");
         let m = BTreeMap::new();

@@ -381,7 +381,11 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
         .iter()
         .map(|c| {
             let p = progress_in(&l, &c.id).cloned().unwrap_or_default();
-            for u in c.lessons.iter().filter(|u| u.launch.is_some() && !p.completed_lessons.contains(&u.id)) {
+            for u in c
+                .lessons
+                .iter()
+                .filter(|u| u.launch.as_ref().is_some_and(|l| l.waivable) && !p.completed_lessons.contains(&u.id))
+            {
                 waive.push(WaiveLine {
                     course: c.id.clone(),
                     unit: u.launch.as_ref().map_or(0, |x| x.unit),

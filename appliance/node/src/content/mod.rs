@@ -12,12 +12,13 @@
 //! updater's gate rolls the version back).
 
 pub mod cmi5;
+pub mod scorm;
 pub mod serve;
 pub mod upload;
 
 use crate::wasm::{Content, LoadError};
 use lms_content::{CompletionRules, CourseDoc, CourseSummary, Entry, Launch};
-use lms_package::course::{Kind, LangMap};
+use lms_package::course::{Kind, LangMap, UnitKind};
 use std::path::{Path, PathBuf};
 
 /// The manifest lms-updater keeps in a content slot.
@@ -91,32 +92,48 @@ fn text_of(m: &LangMap) -> String {
         .unwrap_or_default()
 }
 
-/// The learner app's view of the launchable packages (cmi5): each is a
-/// course of the catalog whose lessons are its AUs, each launched rather
-/// than read and done when its moveOn is met (by the AU's own statements
-/// on its launch activity id, which the progress module counts).
+/// The learner app's view of the launchable packages: each cmi5 or SCORM
+/// package is a course of the catalog whose lessons are its AUs or SCOs,
+/// each launched rather than read and done when its moveOn is met (by the
+/// statements on its launch activity id, which the progress module counts).
 pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, CourseDoc)> {
     let mut out: Vec<(CourseSummary, CourseDoc)> = packages
         .values()
-        .filter(|p| p.kind == Kind::Cmi5)
-        .map(|p| {
+        .filter_map(|p| {
             let c = &p.course;
-            let lessons: Vec<Entry> = c
-                .aus
-                .iter()
-                .map(|au| Entry {
-                    id: format!("au-{}", au.index),
-                    title: text_of(&au.title),
-                    activity_id: cmi5::au_activity(&p.activity_base, &c.id, au.index),
-                    launch: Some(Launch {
-                        unit: au.index,
-                        move_on: serde_json::to_value(au.move_on)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                    }),
-                })
-                .collect();
+            let lessons: Vec<Entry> = match p.kind {
+                Kind::Cmi5 => c
+                    .aus
+                    .iter()
+                    .map(|au| Entry {
+                        id: format!("au-{}", au.index),
+                        title: text_of(&au.title),
+                        activity_id: cmi5::au_activity(&p.activity_base, &c.id, au.index),
+                        launch: Some(Launch {
+                            unit: au.index,
+                            move_on: serde_json::to_value(au.move_on)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default(),
+                            waivable: true,
+                        }),
+                    })
+                    .collect(),
+                // A SCO is done when it reports completed or passed; assets
+                // are not tracked and not listed as lessons.
+                Kind::Scorm12 | Kind::Scorm2004 => c
+                    .units
+                    .iter()
+                    .filter(|u| u.kind == UnitKind::Sco)
+                    .map(|u| Entry {
+                        id: format!("sco-{}", u.index),
+                        title: text_of(&u.title),
+                        activity_id: scorm::unit_activity(&p.activity_base, &c.id, u.index),
+                        launch: Some(Launch { unit: u.index, move_on: "CompletedOrPassed".into(), waivable: false }),
+                    })
+                    .collect(),
+                Kind::Html5 | Kind::Media => return None,
+            };
             let (title, description) = (text_of(&c.title), text_of(&c.description));
             let language =
                 if c.title.keys().any(|k| k.to_ascii_lowercase().starts_with("zh")) { "zh-CN" } else { "en" };
@@ -137,7 +154,7 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                 lessons,
                 quizzes: vec![],
             };
-            (summary, doc)
+            Some((summary, doc))
         })
         .collect();
     out.sort_by(|a, b| a.0.id.cmp(&b.0.id));

@@ -75,6 +75,7 @@ fn policy(kind: Kind) -> &'static str {
 pub fn router(node: AppState) -> axum::Router {
     axum::Router::new()
         .route("/p/{course}/{tag}/{*path}", axum::routing::get(file))
+        .merge(super::scorm::router())
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(node)
 }

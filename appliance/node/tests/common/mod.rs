@@ -306,9 +306,10 @@ pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
     out
 }
 
-/// The factory courses plus the cmi5 course authored for the tests
-/// (`water-safety`: one block, one AU, CompletedAndPassed at 0.8) as a
-/// content pack in `dir/current`.
+/// The factory courses plus the packages authored for the tests as a
+/// content pack in `dir/current`: the cmi5 course `water-safety` (one
+/// block, one AU, CompletedAndPassed at 0.8) and the SCORM 1.2 course
+/// `water-cycle` (a SCO with masteryscore 80, and an asset).
 #[allow(dead_code)]
 pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
     let pack = dir.join("current");
@@ -319,9 +320,13 @@ pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
         let e = e.unwrap();
         std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
     }
-    let z = dir.join("water-safety.zip");
-    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("cmi5"), &z, &[]);
-    let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
-    lms_package::pack::add(&pack, vec![lms_package::pack::Input::Package(p)]).unwrap();
+    let mut inputs = Vec::new();
+    for (data, zip) in [("cmi5", "water-safety.zip"), ("scorm12", "water-cycle.zip")] {
+        let z = dir.join(zip);
+        lms_package::testing::zip_tree(&lms_package::testing::data_dir().join(data), &z, &[]);
+        let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
+        inputs.push(lms_package::pack::Input::Package(p));
+    }
+    lms_package::pack::add(&pack, inputs).unwrap();
     pack
 }

@@ -95,19 +95,30 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
         .parse()
         .map_err(|_| fail(ApiError::NotFound(format!("{course} has no unit {:?}", p.get("unit")))))?;
     let public = node.cfg.public_url.clone().unwrap_or_default();
-    let launched = crate::content::cmi5::launch(
-        &node,
-        crate::content::cmi5::LaunchRequest {
-            course: course.clone(),
-            au: Value::from(unit),
-            actor: learner_actor(&node, s.id()),
-            registration: Some(crate::content::cmi5::learner_registration(s.id(), &course)),
-            launch_mode: None,
-            return_url: Some(format!("{}/courses/{course}", public.trim_end_matches('/'))),
-            language: Some(s.language.clone()),
-        },
-    )
-    .await
+    let return_url = format!("{}/courses/{course}", public.trim_end_matches('/'));
+    let registration = crate::content::cmi5::learner_registration(s.id(), &course);
+    let actor = learner_actor(&node, s.id());
+    let kind = node.current().ok().and_then(|set| set.packages.get(&course).map(|p| p.kind));
+    let to = match kind {
+        Some(lms_package::course::Kind::Scorm12 | lms_package::course::Kind::Scorm2004) => {
+            let l = crate::content::scorm::Launch { course: course.clone(), unit, actor, registration, return_url };
+            crate::content::scorm::launch(&node, l).await
+        }
+        _ => crate::content::cmi5::launch(
+            &node,
+            crate::content::cmi5::LaunchRequest {
+                course: course.clone(),
+                au: Value::from(unit),
+                actor,
+                registration: Some(registration),
+                launch_mode: None,
+                return_url: Some(return_url),
+                language: Some(s.language.clone()),
+            },
+        )
+        .await
+        .map(|l| l.url),
+    }
     .map_err(|e| match e {
         // The admin contract names fields; a person sees the course is not there.
         ApiError::BadRequest { field: Some(_), .. } => {
@@ -116,7 +127,7 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
         e => fail(e),
     })?;
     let mut resp = axum::http::StatusCode::SEE_OTHER.into_response();
-    let location = axum::http::HeaderValue::from_str(&launched.url)
+    let location = axum::http::HeaderValue::from_str(&to)
         .map_err(|_| fail(ApiError::Unavailable("the launch URL is not a valid header value".into())))?;
     resp.headers_mut().insert(axum::http::header::LOCATION, location);
     Ok(resp)

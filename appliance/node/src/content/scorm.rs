@@ -1,0 +1,431 @@
+//! SCORM 1.2 and 2004 SCOs, run in the node's player page on the content
+//! origin. The runtime is scorm-again (MIT, vendored unchanged in
+//! `assets/scorm-again`): `window.API` / `window.API_1484_11` in the player
+//! page, which opens the SCO in a frame of the same origin. scorm-again
+//! commits the SCO's data to the node; the node turns it into xAPI as ADL's
+//! xAPI SCORM profile describes (initialized, completed, passed/failed with
+//! the score, terminated or suspended with the duration) and keeps the
+//! runtime data in the State resource, from which a suspended attempt
+//! resumes (location, suspend data).
+//!
+//! Routes of the content listener:
+//! - `GET /scorm/play/{launch}`: the player page of a launch;
+//! - `GET /scorm/runtime/{file}`: scorm-again and the player's script;
+//! - `GET /scorm/state/{launch}`: what the attempt resumes from;
+//! - `POST /scorm/commit/{launch}[?final=true]`: scorm-again's commits.
+//!
+//! `{launch}` is a random secret per launch (the only credential the
+//! player holds; it reaches this learner's attempt of this SCO only).
+//! Launches live in memory, like cmi5 sessions.
+
+use super::cmi5::{actor_key, checked_registration, lang_map, package};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::xapi::documents::{Change, Kind as DocKind, Place, Precondition, Write};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lms_package::course::{Kind, UnitKind};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const RUNTIME_12: &str = include_str!("../../assets/scorm-again/scorm12.min.js");
+const RUNTIME_2004: &str = include_str!("../../assets/scorm-again/scorm2004.min.js");
+const PLAYER: &str = include_str!("../../assets/scorm-player.js");
+/// The State document a SCO's runtime data is kept in.
+pub const STATE_ID: &str = "scorm.runtime";
+const CATEGORY: &str = "https://w3id.org/xapi/scorm";
+const VERB: &str = "http://adlnet.gov/expapi/verbs/";
+const SUSPENDED: &str = "https://w3id.org/xapi/adl/verbs/suspended";
+
+/// The LMS's activity id of a SCORM course's unit.
+pub fn unit_activity(activity_base: &str, course: &str, unit: usize) -> String {
+    format!("{}/scorm/{course}/unit/{unit}", activity_base.trim_end_matches('/'))
+}
+
+/// Open SCORM launches by their secret.
+#[derive(Default)]
+pub struct Players {
+    launches: Mutex<HashMap<String, Arc<Attempt>>>,
+}
+
+/// One launch of a SCO for one learner.
+pub struct Attempt {
+    version: &'static str,
+    title: String,
+    sco: String,
+    return_url: String,
+    init: Value,
+    actor: Value,
+    actor_key: String,
+    registration: String,
+    activity: String,
+    course_activity: String,
+    started: time::OffsetDateTime,
+    seen: Mutex<Seen>,
+}
+
+/// What this attempt has recorded so far (from the kept runtime data at
+/// launch, then from each commit), so each change is recorded once.
+#[derive(Default)]
+struct Seen {
+    initialized: bool,
+    completion: String,
+    success: String,
+    finished: bool,
+}
+
+pub struct Launch {
+    pub course: String,
+    pub unit: usize,
+    pub actor: Value,
+    pub registration: String,
+    pub return_url: String,
+}
+
+/// Prepares a launch of unit `unit` (a SCO; an asset opens as its file)
+/// and the URL to open on the content origin.
+pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
+    let content = node.cfg.content_url.as_deref().map(|c| c.trim_end_matches('/').to_string()).ok_or_else(|| {
+        ApiError::Unavailable("SCORM launches need the setting content_url (the origin browsers reach)".into())
+    })?;
+    let pkg = package(node, &req.course)?;
+    let version = match pkg.kind {
+        Kind::Scorm12 => "1.2",
+        Kind::Scorm2004 => "2004",
+        _ => return Err(ApiError::field("unknown_unit", "unit", format!("{} is not a SCORM course", req.course))),
+    };
+    let course = &pkg.course;
+    let unit = course
+        .units
+        .get(req.unit)
+        .ok_or_else(|| ApiError::field("unknown_unit", "unit", format!("{} has no unit {}", course.id, req.unit)))?;
+    let file = format!("/p/{}/{}/{}", course.id, pkg.tag, unit.href);
+    if unit.kind != UnitKind::Sco {
+        return Ok(format!("{content}{file}"));
+    }
+    let key = actor_key(&req.actor)?;
+    let registration = checked_registration(&req.registration)?;
+    let activity = unit_activity(&pkg.activity_base, &course.id, unit.index);
+    let kept = node.store.document(state_place(&activity, &key, &registration), STATE_ID.into()).await?;
+    let kept: Value = kept.and_then(|d| serde_json::from_slice(&d.body).ok()).unwrap_or(Value::Null);
+    let seen = Seen {
+        initialized: false,
+        completion: kept["completion"].as_str().unwrap_or_default().to_string(),
+        success: kept["success"].as_str().unwrap_or_default().to_string(),
+        finished: false,
+    };
+    let name = req.actor["account"]["name"].as_str().unwrap_or_default().to_string();
+    let mut init = if version == "1.2" {
+        json!({"core": {"student_id": name, "student_name": name}})
+    } else {
+        json!({"learner_id": name, "learner_name": name})
+    };
+    if let Some(d) = &unit.data_from_lms {
+        init["launch_data"] = json!(d);
+    }
+    if let Some(m) = unit.mastery_score {
+        if version == "1.2" {
+            init["student_data"] = json!({"mastery_score": format!("{}", (m * 100.0).round())});
+        } else {
+            init["scaled_passing_score"] = json!(format!("{m}"));
+        }
+    }
+    let attempt = Attempt {
+        version,
+        title: lang_map(&unit.title)
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or("SCO")
+            .to_string(),
+        sco: file,
+        return_url: req.return_url,
+        init,
+        actor: req.actor,
+        actor_key: key,
+        registration,
+        activity,
+        course_activity: super::cmi5::moveon::course_activity(&pkg.activity_base, &course.id),
+        started: time::OffsetDateTime::now_utc(),
+        seen: Mutex::new(seen),
+    };
+    let secret = crate::roster::sessions::random_token(24);
+    node.players.launches.lock().unwrap_or_else(|p| p.into_inner()).insert(secret.clone(), Arc::new(attempt));
+    tracing::info!(course = %req.course, unit = req.unit, "SCORM launch prepared");
+    Ok(format!("{content}/scorm/play/{secret}"))
+}
+
+fn state_place(activity: &str, actor_key: &str, registration: &str) -> Place {
+    Place {
+        kind: DocKind::State,
+        activity: activity.to_string(),
+        agent: actor_key.to_string(),
+        registration: Some(registration.to_string()),
+    }
+}
+
+fn attempt(node: &AppState, secret: &str) -> Result<Arc<Attempt>, StatusCode> {
+    node.players.launches.lock().unwrap_or_else(|p| p.into_inner()).get(secret).cloned().ok_or(StatusCode::NOT_FOUND)
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/scorm/play/{launch}", axum::routing::get(play))
+        .route("/scorm/runtime/{file}", axum::routing::get(runtime))
+        .route("/scorm/state/{launch}", axum::routing::get(resume))
+        .route("/scorm/commit/{launch}", axum::routing::post(commit))
+}
+
+/// The player page: the runtime, the launch's data, the SCO's frame.
+async fn play(State(node): State<AppState>, Path(secret): Path<String>) -> Response {
+    let a = match attempt(&node, &secret) {
+        Ok(a) => a,
+        Err(s) => return s.into_response(),
+    };
+    let data = json!({
+        "version": a.version,
+        "commit": format!("/scorm/commit/{secret}"),
+        "state": format!("/scorm/state/{secret}"),
+        "sco": a.sco,
+        "returnUrl": a.return_url,
+        "init": a.init,
+    });
+    // In a JSON script block: no "</" may close it early.
+    let data = data.to_string().replace('<', "\\u003c");
+    let runtime = if a.version == "1.2" { "scorm12.js" } else { "scorm2004.js" };
+    let title = html_escape(&a.title);
+    let page = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>html,body{{margin:0;height:100%}}iframe{{border:0;width:100%;height:100%;display:block}}</style>\
+         <script id=\"launch\" type=\"application/json\">{data}</script>\
+         <script src=\"/scorm/runtime/{runtime}\"></script><script src=\"/scorm/runtime/player.js\"></script></head>\
+         <body><iframe id=\"sco\" title=\"{title}\"></iframe></body></html>\n"
+    );
+    let mut r = page.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-src 'self'; object-src 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn runtime(Path(file): Path<String>) -> Response {
+    let body = match file.as_str() {
+        "scorm12.js" => RUNTIME_12,
+        "scorm2004.js" => RUNTIME_2004,
+        "player.js" => PLAYER,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// What the attempt resumes from: the kept location and suspend data, when
+/// the learner left the SCO suspended.
+async fn resume(State(node): State<AppState>, Path(secret): Path<String>) -> Response {
+    let a = match attempt(&node, &secret) {
+        Ok(a) => a,
+        Err(s) => return s.into_response(),
+    };
+    let kept = match node.store.document(state_place(&a.activity, &a.actor_key, &a.registration), STATE_ID.into()).await
+    {
+        Ok(d) => d.and_then(|d| serde_json::from_slice::<Value>(&d.body).ok()).unwrap_or(Value::Null),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if kept["exit"] != "suspend" {
+        return Json(json!({})).into_response();
+    }
+    let cmi = &kept["cmi"];
+    let resumed = if a.version == "1.2" {
+        json!({"core": {"lesson_location": cmi["core"]["lesson_location"], "entry": "resume"}, "suspend_data": cmi["suspend_data"]})
+    } else {
+        json!({"location": cmi["location"], "entry": "resume", "suspend_data": cmi["suspend_data"]})
+    };
+    Json(json!({ "cmi": strip_nulls(resumed) })).into_response()
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect())
+        }
+        v => v,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Final {
+    #[serde(rename = "final")]
+    done: Option<String>,
+}
+
+/// scorm-again's commit: `{successStatus, completionStatus,
+/// totalTimeSeconds, score?, runtimeData}`. Answers its `{result,
+/// errorCode}` (101 when the attempt is unknown or over).
+async fn commit(
+    State(node): State<AppState>,
+    Path(secret): Path<String>,
+    Query(q): Query<Final>,
+    body: axum::body::Bytes,
+) -> Response {
+    let refuse = |code: u16| Json(json!({"result": false, "errorCode": code})).into_response();
+    let Ok(a) = attempt(&node, &secret) else { return refuse(101) };
+    let Ok(c) = serde_json::from_slice::<Value>(&body) else { return refuse(201) };
+    let last = q.done.as_deref() == Some("true");
+    match record(&node, &a, &c, last).await {
+        Ok(()) => {
+            if last {
+                node.players.launches.lock().unwrap_or_else(|p| p.into_inner()).remove(&secret);
+            }
+            Json(json!({"result": true, "errorCode": 0})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!("SCORM commit not recorded: {e}");
+            refuse(101)
+        }
+    }
+}
+
+/// The statements and State of one commit.
+async fn record(node: &AppState, a: &Attempt, c: &Value, last: bool) -> Result<(), ApiError> {
+    let rd = &c["runtimeData"];
+    let cmi = if rd.get("cmi").is_some() { rd["cmi"].clone() } else { rd.clone() };
+    let exit = if a.version == "1.2" { cmi["core"]["exit"].as_str() } else { cmi["exit"].as_str() }.unwrap_or_default();
+    let completion = c["completionStatus"].as_str().unwrap_or("unknown").to_string();
+    let success = c["successStatus"].as_str().unwrap_or("unknown").to_string();
+    let now = time::OffsetDateTime::now_utc();
+    let took = now - a.started;
+    let duration = format!("PT{}.{:02}S", took.whole_seconds().max(0), (took.whole_milliseconds().max(0) % 1000) / 10);
+    let mut out = Vec::new();
+    {
+        let mut seen = a.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.finished {
+            return Err(ApiError::Conflict("the attempt has ended".into()));
+        }
+        if !seen.initialized {
+            out.push(statement(a, "initialized", json!(null), now));
+            seen.initialized = true;
+        }
+        if completion == "completed" && seen.completion != "completed" {
+            out.push(statement(a, "completed", json!({"completion": true, "duration": duration}), now));
+        }
+        if (success == "passed" || success == "failed") && seen.success != success {
+            let mut result = json!({"success": success == "passed", "duration": duration});
+            if let Some(score) = score(&c["score"]) {
+                result["score"] = score;
+            }
+            out.push(statement(a, &success, result, now));
+        }
+        if last {
+            let verb = if exit == "suspend" { "suspended" } else { "terminated" };
+            out.push(statement(a, verb, json!({"duration": duration}), now));
+            seen.finished = true;
+        }
+        seen.completion = completion.clone();
+        seen.success = success.clone();
+    }
+    let kept = json!({"version": a.version, "cmi": cmi, "exit": exit, "completion": completion, "success": success});
+    node.store
+        .write_document(Write {
+            place: state_place(&a.activity, &a.actor_key, &a.registration),
+            id: Some(STATE_ID.into()),
+            change: Change::Put { content_type: "application/json".into(), body: kept.to_string().into_bytes() },
+            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
+            updated: crate::xapi::format_stored(now),
+        })
+        .await?;
+    if out.is_empty() {
+        return Ok(());
+    }
+    let authority =
+        json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": "lms:scorm"}});
+    let prepared = out
+        .into_iter()
+        .map(|s| crate::xapi::prepare(s, "scorm", &authority, now, crate::xapi::validate::Spec::V2))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Unavailable(format!("a SCORM statement does not validate: {e}")))?;
+    node.store.write(prepared).await?;
+    Ok(())
+}
+
+/// A commit's score as xAPI's: scaled when given, else raw over max.
+fn score(s: &Value) -> Option<Value> {
+    let num = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|t| t.parse().ok()));
+    let (raw, min, max) = (num(&s["raw"]), num(&s["min"]), num(&s["max"]));
+    let scaled = num(&s["scaled"]).or(match (raw, max) {
+        (Some(r), Some(m)) if m > 0.0 => Some(r / m),
+        (Some(r), None) => Some(r / 100.0),
+        _ => None,
+    })?;
+    let mut out = json!({"scaled": (scaled.clamp(-1.0, 1.0) * 10000.0).round() / 10000.0});
+    if let (Some(r), Some(lo), Some(hi)) = (raw, min, max)
+        && lo <= r
+        && r <= hi
+    {
+        out["raw"] = json!(r);
+        out["min"] = json!(lo);
+        out["max"] = json!(hi);
+    }
+    Some(out)
+}
+
+fn statement(a: &Attempt, verb: &str, result: Value, now: time::OffsetDateTime) -> Value {
+    let id = if verb == "suspended" { SUSPENDED.to_string() } else { format!("{VERB}{verb}") };
+    let mut s = json!({
+        "actor": a.actor,
+        "verb": {"id": id, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": a.activity, "definition": {
+            "type": "http://adlnet.gov/expapi/activities/lesson", "name": {"und": a.title}}},
+        "context": {
+            "registration": a.registration,
+            "contextActivities": {"grouping": [{"objectType": "Activity", "id": a.course_activity}], "category": [{"id": CATEGORY}]},
+        },
+        "timestamp": crate::xapi::format_stored(now),
+    });
+    if !result.is_null() {
+        s["result"] = result;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_as_xapi_takes_them() {
+        assert_eq!(
+            score(&json!({"raw": "100", "min": "0", "max": "100"})),
+            Some(json!({"scaled": 1.0, "raw": 100.0, "min": 0.0, "max": 100.0}))
+        );
+        assert_eq!(score(&json!({"raw": 40})), Some(json!({"scaled": 0.4})));
+        assert_eq!(score(&json!({"scaled": 0.75, "raw": 150, "min": 0, "max": 100})), Some(json!({"scaled": 0.75})));
+        assert_eq!(score(&json!({})), None);
+    }
+
+    #[test]
+    fn the_runtime_is_the_pinned_scorm_again() {
+        use sha2::{Digest, Sha256};
+        let hex = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
+        assert_eq!(hex(RUNTIME_12), "cf86d5840673b1ae90d00a1f6689376312842b65c7595b417b1259bfb0fc56b6");
+        assert_eq!(hex(RUNTIME_2004), "cc03a8c90f1f7cff3ad41d9e246a0c37760d7502bed53b1335622c189768e4ea");
+    }
+}
