@@ -1,0 +1,122 @@
+//! SCORM through the node (issue 13): the launch from the learner app, the
+//! player page on the content origin, scorm-again's commits turned into
+//! xAPI statements and State, and a suspended attempt resumed.
+
+mod common;
+use common::people::*;
+use common::*;
+use serde_json::{Value, json};
+
+const COURSE: &str = "org-example-lms-water-cycle";
+
+fn q(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn on_content(n: &TestNode, method: &str, path: &str, body: Option<Value>) -> lms_node::client::Reply {
+    let url = format!("{}{path}", n.content);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    n.client
+        .send(method.parse().unwrap(), &url, &[("content-type", "application/json")], axum::body::Bytes::from(body))
+        .await
+        .unwrap()
+}
+
+/// Launches the SCO as `cookie` and returns the player page's path.
+async fn launch(n: &TestNode, cookie: &str, csrf: &str, unit: usize) -> String {
+    let r = post_form(n, &format!("/courses/{COURSE}/launch/{unit}"), cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    r.header("location").unwrap().strip_prefix(&n.content).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = pack_with_cmi5(dir.path());
+    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    people(&n);
+    let (amina, csrf) = signed_in(&n, "amina").await;
+
+    // The asset opens as its file; the SCO in the player.
+    let asset = post_form(&n, &format!("/courses/{COURSE}/launch/1"), &amina, &format!("csrf={csrf}")).await;
+    assert!(asset.header("location").unwrap().ends_with("/glossary.html"), "{:?}", asset.header("location"));
+    let play = launch(&n, &amina, &csrf, 0).await;
+    let secret = play.strip_prefix("/scorm/play/").unwrap().to_string();
+    let page = on_content(&n, "GET", &play, None).await;
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-src 'self'"), "{csp}");
+    let html = page.text();
+    assert!(html.contains(r#"src="/scorm/runtime/scorm12.js""#), "{html}");
+    let data: Value = serde_json::from_str(
+        html.split(r#"<script id="launch" type="application/json">"#)
+            .nth(1)
+            .unwrap()
+            .split("</script>")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data["init"]["core"]["student_id"], "amina");
+    assert_eq!(data["init"]["student_data"]["mastery_score"], "80");
+    assert_eq!(data["init"]["launch_data"], "level=basic");
+    assert!(data["sco"].as_str().unwrap().ends_with("/index.html?part=1"), "{data}");
+    let js = on_content(&n, "GET", "/scorm/runtime/scorm12.js", None).await;
+    assert!(js.status == 200 && js.text().contains("Scorm12API"));
+    assert_eq!(on_content(&n, "GET", "/scorm/runtime/other.js", None).await.status, 404);
+    assert_eq!(on_content(&n, "GET", &format!("/scorm/state/{secret}"), None).await.json(), json!({}));
+
+    // The SCO saves its place and leaves suspended.
+    let commit = |fin: bool, exit: &str| {
+        json!({"successStatus": "unknown", "completionStatus": "incomplete", "totalTimeSeconds": 30,
+               "runtimeData": {"cmi": {"core": {"lesson_location": "page-3", "exit": exit, "lesson_status": "incomplete"},
+                                       "suspend_data": "seen=1,2,3"}}, "_final": fin})
+    };
+    let r = on_content(&n, "POST", &format!("/scorm/commit/{secret}"), Some(commit(false, ""))).await;
+    assert_eq!(r.json(), json!({"result": true, "errorCode": 0}));
+    let r = on_content(&n, "POST", &format!("/scorm/commit/{secret}?final=true"), Some(commit(true, "suspend"))).await;
+    assert_eq!(r.json()["result"], true);
+    let r = on_content(&n, "POST", &format!("/scorm/commit/{secret}"), Some(commit(false, ""))).await;
+    assert_eq!(r.json(), json!({"result": false, "errorCode": 101}), "the attempt is over");
+    assert_eq!(on_content(&n, "GET", &play, None).await.status, 404);
+
+    // Launched again: the attempt resumes where it was left.
+    let play = launch(&n, &amina, &csrf, 0).await;
+    let secret = play.strip_prefix("/scorm/play/").unwrap().to_string();
+    let resumed = on_content(&n, "GET", &format!("/scorm/state/{secret}"), None).await.json();
+    assert_eq!(
+        resumed,
+        json!({"cmi": {"core": {"lesson_location": "page-3", "entry": "resume"}, "suspend_data": "seen=1,2,3"}})
+    );
+    // Then passes (scorm-again reports status and score in its commit).
+    let done = json!({"successStatus": "passed", "completionStatus": "completed", "totalTimeSeconds": 90,
+                      "score": {"raw": 90, "min": 0, "max": 100},
+                      "runtimeData": {"cmi": {"core": {"exit": "", "lesson_status": "passed"}}}});
+    let r = on_content(&n, "POST", &format!("/scorm/commit/{secret}?final=true"), Some(done)).await;
+    assert_eq!(r.json()["result"], true);
+
+    let agent = q(r#"{"account":{"homePage":"https://lms.example.org/learners","name":"amina"}}"#);
+    let stored = n.get(&format!("/xapi/statements?agent={agent}&ascending=true&limit=50")).await.json();
+    let verbs: Vec<&str> = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(verbs, ["initialized", "suspended", "initialized", "completed", "passed", "terminated"]);
+    let passed = &stored["statements"][4];
+    assert_eq!(passed["result"]["score"]["scaled"], 0.9);
+    assert_eq!(
+        passed["context"]["registration"], stored["statements"][0]["context"]["registration"],
+        "one registration"
+    );
+    assert!(passed["object"]["id"].as_str().unwrap().ends_with(&format!("/scorm/{COURSE}/unit/0")));
+    let course =
+        common::people::page(&get_as(&n, &format!("{amina}; lms_lang=en"), &format!("/courses/{COURSE}")).await);
+    assert!(course.contains("1 of 1 lessons completed"), "{course}");
+
+    assert_eq!(on_content(&n, "GET", "/scorm/play/made-up", None).await.status, 404);
+    let r = on_content(&n, "POST", "/scorm/commit/made-up", Some(json!({}))).await;
+    assert_eq!(r.json()["errorCode"], 101);
+    n.stop().await;
+}
