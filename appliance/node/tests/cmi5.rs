@@ -41,20 +41,7 @@ async fn a_cmi5_launch_as_the_spec_asks() {
     .await;
     let actor =
         json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": "amina"}});
-    let admin_post = |path: &'static str, body: Value| {
-        let (client, url) = (n.client.clone(), format!("{}{path}", n.admin));
-        async move {
-            client
-                .send(
-                    "POST".parse().unwrap(),
-                    &url,
-                    &[("content-type", "application/json")],
-                    axum::body::Bytes::from(body.to_string()),
-                )
-                .await
-                .unwrap()
-        }
-    };
+    let admin_post = |path: &'static str, body: Value| n.admin_json(path, body);
 
     // Refusals first: unknown course, unknown AU, an actor without an account.
     for (body, field) in [
@@ -407,18 +394,7 @@ async fn a_learner_launches_from_the_course_page() {
     let waive = |reason: &str| {
         let body = json!({"course": "water-safety", "au": 0, "actor": serde_json::from_str::<Value>(&bo_launch["actor"]).unwrap(),
                           "registration": bo_registration, "reason": reason});
-        let (client, url) = (n.client.clone(), format!("{}/admin/cmi5/waive", n.admin));
-        async move {
-            client
-                .send(
-                    "POST".parse().unwrap(),
-                    &url,
-                    &[("content-type", "application/json")],
-                    axum::body::Bytes::from(body.to_string()),
-                )
-                .await
-                .unwrap()
-        }
+        n.admin_json("/admin/cmi5/waive", body)
     };
     let r = waive("Because").await;
     assert_eq!((r.status.as_u16(), r.json()["field"].as_str()), (400, Some("reason")), "{}", r.text());

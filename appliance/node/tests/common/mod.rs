@@ -191,6 +191,14 @@ impl TestNode {
         }
     }
 
+    /// POSTs `body` as JSON to `path` on the admin listener.
+    #[allow(dead_code)]
+    pub async fn admin_json(&self, path: &str, body: serde_json::Value) -> lms_node::client::Reply {
+        let h = [("content-type", "application/json")];
+        let url = format!("{}{path}", self.admin);
+        self.client.send("POST".parse().unwrap(), &url, &h, axum::body::Bytes::from(body.to_string())).await.unwrap()
+    }
+
     /// Waits until /readyz says 200 (or panics with its last answer).
     pub async fn ready(self) -> TestNode {
         wait_ready(&self.client, &self.base).await;
