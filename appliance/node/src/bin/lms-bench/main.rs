@@ -13,6 +13,7 @@
 //! - [`lrs`]: the LRS (statement POST, State documents, filtered GET over 1M statements);
 //! - [`sync`]: the drain of a backlog into a hub.
 
+mod content;
 mod harness;
 mod learners;
 mod lrs;
@@ -115,5 +116,6 @@ async fn main() {
     }
     learners::progress(&b).await;
     lrs::filters(&b).await;
+    content::package_files(&b).await;
     sync::drain(&b).await;
 }
