@@ -7,6 +7,7 @@ use crate::http;
 use crate::node::Node;
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::serve::ListenerExt;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -230,6 +231,13 @@ pub async fn run_with_content(
         )),
         _ => None,
     };
+    // Answers go out as written: with Nagle's algorithm, the last part of a
+    // response larger than a segment waits for the client's delayed ACK
+    // (40 ms on Linux) before it is sent.
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    };
+    let public = public.tap_io(nodelay);
     let public_srv = serve(public, http::public_router(node.clone()), public_limits, tls, stop_rx.clone());
     let admin_app = http::admin_router(node.clone());
     let admin_task = match admin {
@@ -239,7 +247,7 @@ pub async fn run_with_content(
     };
     let content_task = content.map(|l| {
         let app = crate::content::serve::router(node.clone());
-        tokio::spawn(serve(l, app, public_limits, None, stop_rx.clone()))
+        tokio::spawn(serve(l.tap_io(nodelay), app, public_limits, None, stop_rx.clone()))
     });
     public_srv.await?;
     if let Some(t) = content_task {

@@ -1,8 +1,9 @@
 //! Package files from the content listener against nginx serving the same
 //! files, side by side (issue 13: ≥ 80% of nginx's requests/s): a 50 KB
 //! script whole, and 64 KiB ranges of a 5 MB video (a player seeking).
-//! nginx (Debian's nginx-light) runs with its stock worker count, sendfile
-//! and no access log; without it installed the scenarios say so and skip.
+//! nginx (Debian's nginx-light) runs with its stock worker count and
+//! settings (tcp_nodelay on), sendfile and no access log; without it
+//! installed the scenarios say so and skip.
 
 use crate::Bench;
 use crate::harness::{compare, wanted};
@@ -80,12 +81,20 @@ pub async fn package_files(b: &Bench) {
     let (src, pack) = (work.join("src"), work.join("pack"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::create_dir_all(&pack).unwrap();
-    std::fs::write(src.join("index.html"), "<!doctype html><title>Bench</title><script src=\"app.js\"></script>").unwrap();
+    std::fs::write(src.join("index.html"), "<!doctype html><title>Bench</title><script src=\"app.js\"></script>")
+        .unwrap();
     let script: Vec<u8> = noise(50_000, 7).iter().map(|b| b"abcdefghij;(){}= \n"[(*b as usize) % 18]).collect();
     std::fs::write(src.join("app.js"), script).unwrap();
     const VIDEO_BYTES: u64 = 5_000_000;
     std::fs::write(src.join("lesson.mp4"), noise(VIDEO_BYTES as usize, 11)).unwrap();
-    std::fs::write(pack.join("pack.toml"), "activity_base = \"https://lms.example.org/xapi/activities\"\n").unwrap();
+    // The factory courses too: the modules' self-tests want a catalog.
+    let factory = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../content"));
+    std::fs::create_dir_all(pack.join("courses")).unwrap();
+    std::fs::copy(factory.join("pack.toml"), pack.join("pack.toml")).unwrap();
+    for e in std::fs::read_dir(factory.join("courses")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
+    }
     let zip = work.join("bench-app.zip");
     write_zip(&src, &zip, &["index.html", "app.js", "lesson.mp4"]);
     let read = lms_package::read(&zip, &Default::default(), &Default::default()).expect("the bench package imports");
@@ -110,7 +119,7 @@ pub async fn package_files(b: &Bench) {
         &conf,
         format!(
             "worker_processes auto;\ndaemon off;\npid {pid};\nerror_log {log} warn;\nevents {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  types {{ text/javascript js; video/mp4 mp4; text/html html; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  types {{ text/javascript js; video/mp4 mp4; text/html html; }}\n\
              client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n\
              server {{ listen 127.0.0.1:{nginx_port}; root {root}; }}\n}}\n",
             pid = work.join("nginx.pid").display(),
@@ -142,8 +151,16 @@ pub async fn package_files(b: &Bench) {
         &b.args,
         VIDEO,
         vec![
-            ("lms-node content listener", 1.0, getter(&b.client, format!("{node_files}/lesson.mp4"), Some(VIDEO_BYTES))),
-            ("nginx, same file (baseline)", 1.0, getter(&b.client, format!("{nginx_files}/lesson.mp4"), Some(VIDEO_BYTES))),
+            (
+                "lms-node content listener",
+                1.0,
+                getter(&b.client, format!("{node_files}/lesson.mp4"), Some(VIDEO_BYTES)),
+            ),
+            (
+                "nginx, same file (baseline)",
+                1.0,
+                getter(&b.client, format!("{nginx_files}/lesson.mp4"), Some(VIDEO_BYTES)),
+            ),
         ],
     )
     .await;
