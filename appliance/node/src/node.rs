@@ -52,6 +52,8 @@ pub struct Node {
     pub launches: crate::content::cmi5::Launches,
     /// Open SCORM launches (the player page's secrets).
     pub players: crate::content::scorm::Players,
+    /// Small package files kept in memory by sha256 (content listener).
+    pub package_files: crate::content::serve::KeptFiles,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -96,6 +98,7 @@ impl Node {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             launches: Default::default(),
             players: Default::default(),
+            package_files: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }

@@ -197,6 +197,18 @@ async fn package_files_are_served_from_their_own_origin() {
     assert_eq!(&part.body[..], &video[1000..2000]);
     let past = get(format!("/p/rivers/{tag}/au/clip.mp4"), vec![("range", "bytes=300000-".into())]).await;
     assert_eq!(past.status, 416);
+    let tail = get(format!("/p/rivers/{tag}/au/clip.mp4"), vec![("range", "bytes=-100".into())]).await;
+    assert_eq!((tail.status.as_u16(), tail.header("content-range")), (206, Some("bytes 199900-199999/200000")));
+    assert_eq!(&tail.body[..], &video[199_900..]);
+    let whole = get(format!("/p/rivers/{tag}/au/clip.mp4"), vec![]).await;
+    assert_eq!((whole.status.as_u16(), whole.body.len()), (200, video.len()));
+    assert_eq!(whole.header("content-type"), Some("video/mp4"));
+    // Twice: the second answer comes from the kept copy, the same bytes.
+    for _ in 0..2 {
+        let again = get(format!("/p/rivers/{tag}/au/index.html"), vec![]).await;
+        assert_eq!((again.status.as_u16(), &again.body[..]), (200, &b"<!doctype html><title>Rivers</title>"[..]));
+        assert_eq!(again.header("content-type"), Some("text/html"));
+    }
 
     // Nothing but listed files of the current bytes: not the structure's
     // neighbours, not another tag, not a path out, not on the node's origin.
