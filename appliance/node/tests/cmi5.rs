@@ -364,6 +364,12 @@ async fn a_learner_launches_from_the_course_page() {
     assert!(csp.contains(&format!("form-action 'self' {}", n.content)), "{csp}");
     let page = page(&course);
     assert!(page.contains(r#"action="/courses/water-safety/launch/0""#), "{page}");
+    // The package's texts in the page's language.
+    assert!(page.contains("水上安全") && page.contains("开始：水流"), "{page}");
+    let en = common::people::page(&get_as(&n, &format!("{amina}; lms_lang=en"), "/courses/water-safety").await);
+    assert!(en.contains("<h1>Water safety</h1>") && en.contains("Start: Currents") && !en.contains("水流"), "{en}");
+    let en_catalog = common::people::page(&get_as(&n, &format!("{amina}; lms_lang=en"), "/courses").await);
+    assert!(en_catalog.contains("Water safety"), "{en_catalog}");
     let catalog = common::people::page(&get_as(&n, &amina, "/courses").await);
     assert!(catalog.contains(r#"href="/courses/water-safety""#), "the imported course is in the catalog: {catalog}");
 

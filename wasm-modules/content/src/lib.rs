@@ -98,6 +98,29 @@ pub struct CourseSummary {
     pub description: String,
     pub lessons: usize,
     pub quizzes: usize,
+    /// The texts in other page languages (imported packages carry several).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub i18n: BTreeMap<String, Localized>,
+}
+
+/// A course's texts in one page language: title, description and, by
+/// lesson id, the lessons' titles.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Localized {
+    pub title: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lessons: BTreeMap<String, String>,
+}
+
+impl CourseSummary {
+    /// The summary with its texts in `lang`, when it has them.
+    pub fn localized(mut self, lang: &str) -> CourseSummary {
+        if let Some(l) = self.i18n.remove(lang) {
+            (self.title, self.description) = (l.title, l.description);
+        }
+        self
+    }
 }
 
 /// `course/{course}`.
@@ -111,6 +134,24 @@ pub struct CourseDoc {
     pub completion: CompletionRules,
     pub lessons: Vec<Entry>,
     pub quizzes: Vec<Entry>,
+    /// The texts in other page languages (imported packages carry several).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub i18n: BTreeMap<String, Localized>,
+}
+
+impl CourseDoc {
+    /// The course with its texts in `lang`, when it has them.
+    pub fn localized(mut self, lang: &str) -> CourseDoc {
+        if let Some(mut l) = self.i18n.remove(lang) {
+            (self.title, self.description) = (l.title, l.description);
+            for e in &mut self.lessons {
+                if let Some(t) = l.lessons.remove(&e.id) {
+                    e.title = t;
+                }
+            }
+        }
+        self
+    }
 }
 
 /// A lesson or quiz as listed in a course.
@@ -370,6 +411,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                 description: c.description.clone(),
                 lessons: c.lessons.len(),
                 quizzes: c.quizzes.len(),
+                i18n: BTreeMap::new(),
             })
             .collect(),
     };
@@ -402,6 +444,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                     launch: None,
                 })
                 .collect(),
+            i18n: BTreeMap::new(),
         };
         docs.insert(course_key(&c.id), to_value(&course));
         for (i, l) in c.lessons.iter().enumerate() {

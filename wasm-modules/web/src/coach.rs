@@ -4,11 +4,11 @@
 //! learners, an admin every class) and passes the learners' progress from
 //! the progress module; these pages show it and apply the needs-help rule.
 
-use crate::frame::{Frame, doc, field, page, param, person};
+use crate::frame::{Frame, field, page, param, person};
 use crate::i18n::{Messages, percent};
-use crate::learner::{COURSE_COLUMNS, CourseRow, index, when};
+use crate::learner::{COURSE_COLUMNS, CourseRow, course_doc, index, when};
 use askama::Template;
-use lms_content::{CourseDoc, CourseProgress, IndexDoc, course_key};
+use lms_content::{CourseDoc, CourseProgress, IndexDoc};
 use lms_sdk::{Request, Response, download};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -82,8 +82,8 @@ pub fn needs_help(progress: &[CourseProgress], now: &str, inactive_days: u32) ->
 }
 
 /// The courses in catalog order, with their documents (titles of quizzes).
-fn courses(index: &IndexDoc) -> Result<Vec<CourseDoc>, Response> {
-    index.courses.iter().map(|c| doc::<CourseDoc>(&course_key(&c.id))).collect()
+fn courses(index: &IndexDoc, lang: &str) -> Result<Vec<CourseDoc>, Response> {
+    index.courses.iter().map(|c| course_doc(&c.id, lang)).collect()
 }
 
 fn quiz_titles(courses: &[CourseDoc]) -> BTreeMap<String, String> {
@@ -208,7 +208,7 @@ pub fn class(req: &Request) -> Result<Response, Response> {
     let who = person(req)?;
     let (class, learners) = class_body(req)?;
     let days = inactive_days(req)?;
-    let docs = courses(&index()?)?;
+    let docs = courses(&index(m.lang)?, m.lang)?;
     let titles = quiz_titles(&docs);
     let rows = learners
         .iter()
@@ -287,7 +287,7 @@ pub fn class_csv(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let (class, learners) = class_body(req)?;
     let days = inactive_days(req)?;
-    let docs = courses(&index()?)?;
+    let docs = courses(&index(m.lang)?, m.lang)?;
     let titles = quiz_titles(&docs);
     let mut header = vec![m.get("col-learner-id"), m.get("col-learner")];
     for c in &docs {
@@ -373,7 +373,7 @@ pub fn learner(req: &Request) -> Result<Response, Response> {
     let who = person(req)?;
     let l: LearnerProgress = field(req, "learner")?;
     let days = inactive_days(req)?;
-    let docs = courses(&index()?)?;
+    let docs = courses(&index(m.lang)?, m.lang)?;
     let titles = quiz_titles(&docs);
     let mut quizzes = Vec::new();
     let mut waive = Vec::new();

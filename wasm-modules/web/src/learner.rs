@@ -70,8 +70,16 @@ pub fn when(ts: &Option<String>, m: &Messages) -> String {
     }
 }
 
-pub fn index() -> Result<IndexDoc, Response> {
-    doc::<IndexDoc>("index")
+/// The catalog with each course's texts in the page language `lang`.
+pub fn index(lang: &str) -> Result<IndexDoc, Response> {
+    let mut i = doc::<IndexDoc>("index")?;
+    i.courses = i.courses.into_iter().map(|c| c.localized(lang)).collect();
+    Ok(i)
+}
+
+/// A course with its texts in the page language `lang`.
+pub fn course_doc(id: &str, lang: &str) -> Result<CourseDoc, Response> {
+    Ok(doc::<CourseDoc>(&course_key(id))?.localized(lang))
 }
 
 fn lesson_href(course: &str, lesson: &str) -> String {
@@ -145,12 +153,12 @@ pub fn home(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
     let progress: Vec<CourseProgress> = field(req, "progress")?;
-    let index = index()?;
+    let index = index(m.lang)?;
     let started: Vec<&CourseProgress> = progress.iter().filter(|p| p.started()).collect();
     // Continue in the course touched last that is not yet passed.
     let latest = started.iter().filter(|p| !p.passed).max_by(|a, b| a.last_activity.cmp(&b.last_activity));
     let resume = match latest {
-        Some(p) => Some(next_step(&doc::<CourseDoc>(&course_key(&p.course))?, p, &m)),
+        Some(p) => Some(next_step(&course_doc(&p.course, m.lang)?, p, &m)),
         None => None,
     };
     let courses = index
@@ -184,7 +192,7 @@ struct Catalog {
 pub fn catalog(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
-    let courses = index()?.courses.iter().map(|c| card(c, None, &m)).collect();
+    let courses = index(m.lang)?.courses.iter().map(|c| card(c, None, &m)).collect();
     Ok(page(&Catalog {
         frame: Frame::new(&m, req, "/courses".into(), Some(&who))?,
         title: m.get("catalog-title"),
@@ -336,7 +344,7 @@ pub fn course(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
     let id = param(req, "course")?;
-    let course = doc::<CourseDoc>(&course_key(id))?;
+    let course = course_doc(id, m.lang)?;
     let marks = match slot_prefix(req)? {
         Some(prefix) => Marks::slots(&prefix, &course),
         None => marks(&course, &field::<CourseProgress>(req, "progress")?, &m)?,
@@ -385,7 +393,7 @@ pub fn course(req: &Request) -> Result<Response, Response> {
 /// shared `course` page with.
 pub fn course_marks(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
-    let course = doc::<CourseDoc>(&course_key(param(req, "course")?))?;
+    let course = course_doc(param(req, "course")?, m.lang)?;
     let marks = marks(&course, &field::<CourseProgress>(req, "progress")?, &m)?;
     Ok(lms_sdk::json(200, &json!({"marks": marks.list()})))
 }
@@ -415,7 +423,7 @@ pub fn lesson(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
     let (cid, lid) = (param(req, "course")?, param(req, "lesson")?);
-    let course = doc::<CourseDoc>(&course_key(cid))?;
+    let course = course_doc(cid, m.lang)?;
     let lesson = doc::<LessonDoc>(&lms_content::lesson_key(cid, lid))?;
     let title_of = |id: &Option<String>| {
         id.as_ref().and_then(|id| course.lessons.iter().find(|l| &l.id == id)).map(|l| (l.id.clone(), l.title.clone()))
@@ -504,7 +512,7 @@ pub fn answer_field(question: &str) -> String {
 }
 
 fn course_link(course: &str, m: &Messages) -> Result<Link, Response> {
-    let c = doc::<CourseDoc>(&course_key(course))?;
+    let c = course_doc(course, m.lang)?;
     Ok(Link { href: format!("/courses/{course}"), text: m.with("back-to-course", &[("course", c.title)]) })
 }
 
@@ -657,7 +665,7 @@ pub fn progress(req: &Request) -> Result<Response, Response> {
     let m = Messages::new(req.ctx.language.as_deref());
     let who = person(req)?;
     let progress: Vec<CourseProgress> = field(req, "progress")?;
-    let index = index()?;
+    let index = index(m.lang)?;
     let rows = index
         .courses
         .iter()

@@ -17,8 +17,9 @@ pub mod serve;
 pub mod upload;
 
 use crate::wasm::{Content, LoadError};
-use lms_content::{CompletionRules, CourseDoc, CourseSummary, Entry, Launch};
+use lms_content::{CompletionRules, CourseDoc, CourseSummary, Entry, Launch, Localized};
 use lms_package::course::{Kind, LangMap, UnitKind};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The manifest lms-updater keeps in a content slot.
@@ -92,6 +93,32 @@ fn text_of(m: &LangMap) -> String {
         .unwrap_or_default()
 }
 
+/// Text of a langstring map in the page language `lang` (its tag, or one
+/// of the same language), else as [`text_of`] picks.
+fn text_in(m: &LangMap, lang: &str) -> String {
+    let primary = |t: &str| t.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(lang))
+        .or_else(|| m.iter().find(|(k, _)| !k.is_empty() && primary(k) == primary(lang)))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| text_of(m))
+}
+
+/// A package course's texts in every page language.
+fn localized(c: &lms_package::Course, lessons: &[(String, &LangMap)]) -> BTreeMap<String, Localized> {
+    crate::http::pages::LANGUAGES
+        .iter()
+        .map(|lang| {
+            let l = Localized {
+                title: text_in(&c.title, lang),
+                description: text_in(&c.description, lang),
+                lessons: lessons.iter().map(|(id, t)| (id.clone(), text_in(t, lang))).collect(),
+            };
+            (lang.to_string(), l)
+        })
+        .collect()
+}
+
 /// The learner app's view of the launchable packages: each cmi5 or SCORM
 /// package is a course of the catalog whose lessons are its AUs or SCOs,
 /// each launched rather than read and done when its moveOn is met (by the
@@ -134,6 +161,11 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                     .collect(),
                 Kind::Html5 | Kind::Media => return None,
             };
+            let titles: Vec<(String, &LangMap)> = match p.kind {
+                Kind::Cmi5 => c.aus.iter().map(|a| (format!("au-{}", a.index), &a.title)).collect(),
+                _ => c.units.iter().map(|u| (format!("sco-{}", u.index), &u.title)).collect(),
+            };
+            let i18n = localized(c, &titles);
             let (title, description) = (text_of(&c.title), text_of(&c.description));
             let language =
                 if c.title.keys().any(|k| k.to_ascii_lowercase().starts_with("zh")) { "zh-CN" } else { "en" };
@@ -143,6 +175,7 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                 description: description.clone(),
                 lessons: lessons.len(),
                 quizzes: 0,
+                i18n: i18n.clone(),
             };
             let doc = CourseDoc {
                 id: c.id.clone(),
@@ -153,6 +186,7 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                 completion: CompletionRules::default(),
                 lessons,
                 quizzes: vec![],
+                i18n,
             };
             Some((summary, doc))
         })
