@@ -120,3 +120,45 @@ async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
     assert_eq!(r.json()["errorCode"], 101);
     n.stop().await;
 }
+
+/// An HTML5 app and a PDF record nothing themselves: opening one from the
+/// course page records `experienced` (with completion) and opens the file.
+#[tokio::test]
+async fn html5_and_media_count_as_done_once_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = pack_with_cmi5(dir.path());
+    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    people(&n);
+    let (bo, csrf) = signed_in(&n, "bo").await;
+    let en = format!("{bo}; lms_lang=en");
+    let catalog = common::people::page(&get_as(&n, &en, "/courses").await);
+    assert!(catalog.contains("Rain gauge") && catalog.contains("Teacher guide"), "{catalog}");
+    let ids: Vec<String> = n.node.current().unwrap().packages.keys().cloned().collect();
+    let (app, guide) = (
+        ids.iter().find(|i| i.contains("rain")).unwrap().clone(),
+        ids.iter().find(|i| i.contains("guide")).unwrap().clone(),
+    );
+    for (course, file) in [(&app, "/index.html"), (&guide, "/guide.pdf")] {
+        let page = common::people::page(&get_as(&n, &en, &format!("/courses/{course}")).await);
+        assert!(
+            page.contains("0 of 1 lessons completed") && page.contains(&format!("/courses/{course}/launch/0")),
+            "{page}"
+        );
+        let r = post_form(&n, &format!("/courses/{course}/launch/0"), &bo, &format!("csrf={csrf}")).await;
+        assert_eq!(r.status, 303, "{}", r.text());
+        let to = r.header("location").unwrap().to_string();
+        assert!(to.starts_with(&format!("{}/p/{course}/", n.content)) && to.ends_with(file), "{to}");
+        assert_eq!(n.client.get(&to, &[]).await.unwrap().status, 200, "the file is served");
+        let page = common::people::page(&get_as(&n, &en, &format!("/courses/{course}")).await);
+        assert!(page.contains("1 of 1 lessons completed"), "{page}");
+    }
+    assert_eq!(post_form(&n, &format!("/courses/{app}/launch/5"), &bo, &format!("csrf={csrf}")).await.status, 404);
+    let agent = q(r#"{"account":{"homePage":"https://lms.example.org/learners","name":"bo"}}"#);
+    let stored = n.get(&format!("/xapi/statements?agent={agent}")).await.json();
+    let s = stored["statements"].as_array().unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|s| s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/experienced"
+        && s["result"]["completion"] == true
+        && s["authority"]["account"]["name"] == "person:bo"));
+    n.stop().await;
+}

@@ -119,14 +119,15 @@ fn localized(c: &lms_package::Course, lessons: &[(String, &LangMap)]) -> BTreeMa
         .collect()
 }
 
-/// The learner app's view of the launchable packages: each cmi5 or SCORM
-/// package is a course of the catalog whose lessons are its AUs or SCOs,
-/// each launched rather than read and done when its moveOn is met (by the
-/// statements on its launch activity id, which the progress module counts).
+/// The learner app's view of the packages: each is a course of the catalog
+/// whose lessons are its AUs (cmi5), SCOs (SCORM) or units (an HTML5 app,
+/// a video, a PDF), each launched rather than read and done when its
+/// moveOn is met by the statements on its activity id, which the progress
+/// module counts (HTML5 and media: once opened).
 pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, CourseDoc)> {
     let mut out: Vec<(CourseSummary, CourseDoc)> = packages
         .values()
-        .filter_map(|p| {
+        .map(|p| {
             let c = &p.course;
             let lessons: Vec<Entry> = match p.kind {
                 Kind::Cmi5 => c
@@ -159,11 +160,25 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                         launch: Some(Launch { unit: u.index, move_on: "CompletedOrPassed".into(), waivable: false }),
                     })
                     .collect(),
-                Kind::Html5 | Kind::Media => return None,
+                // An HTML5 app, a video or a PDF records nothing itself: it
+                // counts as done once opened (`open_unit`).
+                Kind::Html5 | Kind::Media => c
+                    .units
+                    .iter()
+                    .map(|u| Entry {
+                        id: format!("unit-{}", u.index),
+                        title: text_of(&u.title),
+                        activity_id: unit_activity(&p.activity_base, &c.id, u.index),
+                        launch: Some(Launch { unit: u.index, move_on: "Completed".into(), waivable: false }),
+                    })
+                    .collect(),
             };
             let titles: Vec<(String, &LangMap)> = match p.kind {
                 Kind::Cmi5 => c.aus.iter().map(|a| (format!("au-{}", a.index), &a.title)).collect(),
-                _ => c.units.iter().map(|u| (format!("sco-{}", u.index), &u.title)).collect(),
+                Kind::Scorm12 | Kind::Scorm2004 => {
+                    c.units.iter().map(|u| (format!("sco-{}", u.index), &u.title)).collect()
+                }
+                Kind::Html5 | Kind::Media => c.units.iter().map(|u| (format!("unit-{}", u.index), &u.title)).collect(),
             };
             let i18n = localized(c, &titles);
             let (title, description) = (text_of(&c.title), text_of(&c.description));
@@ -188,9 +203,56 @@ pub fn package_courses(packages: &serve::PackageIndex) -> Vec<(CourseSummary, Co
                 quizzes: vec![],
                 i18n,
             };
-            Some((summary, doc))
+            (summary, doc)
         })
         .collect();
     out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     out
+}
+
+/// The LMS's activity id of an HTML5 app's or a media file's unit.
+pub fn unit_activity(activity_base: &str, course: &str, unit: usize) -> String {
+    format!("{}/units/{course}/{unit}", activity_base.trim_end_matches('/'))
+}
+
+/// Opens a unit of an HTML5 or media course for `actor`: records that the
+/// learner experienced it (with completion: such content reports nothing
+/// itself, so opening it is what counts) under `authority`, and answers
+/// the file's URL on the content origin.
+pub async fn open_unit(
+    node: &crate::http::AppState,
+    course: &str,
+    unit: usize,
+    actor: serde_json::Value,
+    authority: &serde_json::Value,
+) -> Result<String, crate::http::error::ApiError> {
+    use crate::http::error::ApiError;
+    let content = node
+        .cfg
+        .content_url
+        .as_deref()
+        .map(|c| c.trim_end_matches('/').to_string())
+        .ok_or_else(|| ApiError::Unavailable("opening package files needs the setting content_url".into()))?;
+    let pkg = cmi5::package(node, course)?;
+    let u = pkg
+        .course
+        .units
+        .get(unit)
+        .filter(|_| matches!(pkg.kind, Kind::Html5 | Kind::Media))
+        .ok_or_else(|| ApiError::field("unknown_unit", "unit", format!("{course} has no unit {unit} to open")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let statement = serde_json::json!({
+        "actor": actor,
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced", "display": {"en-US": "experienced"}},
+        "object": {"objectType": "Activity", "id": unit_activity(&pkg.activity_base, course, unit),
+                   "definition": {"name": cmi5::lang_map(&u.title)}},
+        "result": {"completion": true},
+        "context": {"contextActivities": {"grouping": [{"objectType": "Activity",
+                    "id": cmi5::moveon::course_activity(&pkg.activity_base, course)}]}},
+        "timestamp": crate::xapi::format_stored(now),
+    });
+    let p = crate::xapi::prepare(statement, "open", authority, now, crate::xapi::validate::Spec::V2)
+        .map_err(|e| ApiError::Unavailable(format!("the experienced statement does not validate: {e}")))?;
+    node.store.write(vec![p]).await?;
+    Ok(format!("{content}/p/{course}/{}/{}", pkg.tag, u.href))
 }

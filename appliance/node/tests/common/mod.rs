@@ -317,7 +317,8 @@ pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
 /// The factory courses plus the packages authored for the tests as a
 /// content pack in `dir/current`: the cmi5 course `water-safety` (one
 /// block, one AU, CompletedAndPassed at 0.8) and the SCORM 1.2 course
-/// `water-cycle` (a SCO with masteryscore 80, and an asset).
+/// `water-cycle` (a SCO with masteryscore 80, and an asset), an HTML5 app
+/// (`rain-gauge`) and a PDF (`guide`).
 #[allow(dead_code)]
 pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
     let pack = dir.join("current");
@@ -335,6 +336,23 @@ pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
         let p = lms_package::read(&z, &Default::default(), &Default::default()).unwrap();
         inputs.push(lms_package::pack::Input::Package(p));
     }
+    // An HTML5 app and a PDF, which record nothing themselves.
+    let app = dir.join("rain-app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("index.html"),
+        "<!doctype html><html><head><title>Rain gauge</title></head><body>app</body></html>",
+    )
+    .unwrap();
+    let z = dir.join("rain-gauge.zip");
+    lms_package::testing::zip_tree(&app, &z, &[]);
+    inputs.push(lms_package::pack::Input::Package(
+        lms_package::read(&z, &Default::default(), &Default::default()).unwrap(),
+    ));
+    let pdf = dir.join("guide.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n").unwrap();
+    let options = lms_package::Options { title: Some("Teacher guide"), ..Default::default() };
+    inputs.push(lms_package::pack::Input::Package(lms_package::read(&pdf, &options, &Default::default()).unwrap()));
     lms_package::pack::add(&pack, inputs).unwrap();
     pack
 }

@@ -104,6 +104,10 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
             let l = crate::content::scorm::Launch { course: course.clone(), unit, actor, registration, return_url };
             crate::content::scorm::launch(&node, l).await
         }
+        Some(lms_package::course::Kind::Html5 | lms_package::course::Kind::Media) => {
+            let authority = crate::http::learner::authority(&node, &s.user());
+            crate::content::open_unit(&node, &course, unit, actor, &authority).await
+        }
         _ => crate::content::cmi5::launch(
             &node,
             crate::content::cmi5::LaunchRequest {
