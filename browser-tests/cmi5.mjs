@@ -1,5 +1,5 @@
 // A learner takes an imported cmi5 course in Debian's headless chromium:
-// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL COACH COACH_PASSWORD SCORM_COURSE
+// node cmi5.mjs BASE_URL ARTIFACT_DIR USER PASSWORD CONTENT_URL COACH COACH_PASSWORD SCORM_COURSE UPLOAD_ZIP
 // The catalog lists the imported course; its page (zh-CN and en: axe-core,
 // reflow at 320 px, weight, screenshot) shows each AU with a launch button;
 // the button opens the AU on the content origin under the pages' real CSP
@@ -9,12 +9,14 @@
 // then returns to the course page, which now shows the AU done. The AU's
 // page cannot reach the node's cookies or pages. The learner's coach sees
 // the AU on the learner's page with a form to mark it done (waived; checked
-// with axe-core, not sent). Then a SCORM 1.2 SCO runs in the node's
+// with axe-core, not sent) and adds a package on the upload page. Then a SCORM 1.2 SCO runs in the node's
 // player page (scorm-again) and its result shows on the course page.
 // Exit 1 listing failures.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { launch, fail, run, weigh, checker, signIn } from './common.mjs';
 
-const [base, out, user, password, content, coach, coachPassword, scormCourse] = process.argv.slice(2);
+const [base, out, user, password, content, coach, coachPassword, scormCourse, uploadFile] = process.argv.slice(2);
 const COURSE = `${base}/courses/water-safety`;
 
 const browser = await launch(out);
@@ -50,6 +52,20 @@ async function coachView(locale, lang) {
   const forms = await page.locator(`form[action="/coach/learners/${user}/waive"]`).count();
   if (forms !== 1) fail(`coach ${lang}: ${forms} waive forms, want 1 (the AU not yet done)`);
   await check(page, 'coach-waive', lang, weight);
+  // The upload page (the coach's page links it), then, once, a real upload.
+  await page.goto(`${base}/coach`);
+  await page.click('a[href="/content/packages"]');
+  await page.waitForURL(`${base}/content/packages`);
+  await check(page, 'content-upload', lang, weight);
+  if (lang === 'en') {
+    const buffer = readFileSync(uploadFile);
+    await page.setInputFiles('#package', { name: basename(uploadFile), mimeType: 'application/zip', buffer });
+    await page.click('main button[type=submit]');
+    await page.waitForSelector('[role=status], [role=alert]');
+    const said = await page.textContent('main');
+    if (!said.includes('Added')) fail(`upload: the page says ${JSON.stringify(said)}`);
+    await check(page, 'content-added', lang, weight);
+  }
   await ctx.close();
 }
 

@@ -90,9 +90,14 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
     r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();
     let content = n.content.clone();
-    run_script(&n, "cmi5.mjs", &["mei", "mei-password", &content, "li", "li-password", "org-example-lms-water-cycle"])
-        .await;
-    screenshots(&["course-cmi5", "coach-waive"], &["zh-CN", "en"]);
+    let upload = dir.path().join("half.zip");
+    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("scorm2004"), &upload, &[]);
+    let upload = upload.display().to_string();
+    let args = ["mei", "mei-password", &content, "li", "li-password", "org-example-lms-water-cycle", &upload];
+    run_script(&n, "cmi5.mjs", &args).await;
+    screenshots(&["course-cmi5", "coach-waive", "content-upload"], &["zh-CN", "en"]);
+    screenshots(&["content-added"], &["en"]);
+    assert_eq!(n.node.current().unwrap().local_packages.len(), 1, "the upload landed in the local pack");
     let agent = serde_urlencoded::to_string([(
         "agent",
         r#"{"account":{"homePage":"https://lms.example.org/learners","name":"mei"}}"#,

@@ -225,3 +225,68 @@ async fn package_files_are_served_from_their_own_origin() {
     assert_ne!(on_node.status, 200, "package files must not be served from the node's own origin");
     n.stop().await;
 }
+
+/// A multipart/form-data body: the fields in order, then the file.
+fn form_data(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "lms-test-boundary-7c1d";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    if let Some((name, bytes)) = file {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"{name}\"\r\nContent-Type: application/zip\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Coaches and admins add a package from the browser: the same checks and
+/// local pack as the admin API; learners may not; the form's token counts.
+#[tokio::test]
+async fn a_coach_adds_a_package_from_the_upload_page() {
+    use common::people::*;
+    let n = TestNode::start(None, |_| {}).await.ready().await;
+    people(&n);
+    let (wang, csrf) = signed_in(&n, "wang").await;
+    let (amina, amina_csrf) = signed_in(&n, "amina").await;
+    let en = format!("{wang}; lms_lang=en");
+    let form = page(&get_as(&n, &en, "/content/packages").await);
+    assert!(form.contains(r#"enctype="multipart/form-data""#) && form.contains(r#"name="package""#), "{form}");
+    assert!(page(&get_as(&n, &en, "/coach").await).contains(r#"href="/content/packages""#));
+    assert_eq!(get_as(&n, &amina, "/content/packages").await.status, 403);
+
+    let dir = tempfile::tempdir().unwrap();
+    let z = dir.path().join("half.zip");
+    lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("scorm2004"), &z, &[]);
+    let zip = std::fs::read(&z).unwrap();
+    let post = |cookie: String, fields: Vec<(&'static str, String)>, file: Option<(&'static str, Vec<u8>)>| {
+        let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (ct, body) = form_data(&f, file.as_ref().map(|(n, b)| (*n, b.as_slice())));
+        let (client, url) = (n.client.clone(), n.url("/content/packages"));
+        async move {
+            let h = [("cookie", cookie.as_str()), ("content-type", ct.as_str())];
+            client.send("POST".parse().unwrap(), &url, &h, axum::body::Bytes::from(body)).await.unwrap()
+        }
+    };
+    let file = || Some(("half.zip", zip.clone()));
+    assert_eq!(post(en.clone(), vec![("csrf", "stale-token-0123456789".into())], file()).await.status, 403);
+    assert_eq!(post(en.clone(), vec![], file()).await.status, 403, "no token before the file");
+    assert_eq!(post(amina.clone(), vec![("csrf", amina_csrf)], file()).await.status, 403, "learners may not");
+    let bad = post(en.clone(), vec![("csrf", csrf.clone())], Some(("notes.zip", b"not a zip".to_vec()))).await;
+    assert_eq!(bad.status, 400);
+    let text = bad.text();
+    assert!(text.contains("notes.zip") && text.contains("role=\"alert\""), "the problem is named: {text}");
+    let r = post(en.clone(), vec![("csrf", csrf.clone()), ("title", "".into())], file()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains("Added") && text.contains("role=\"status\""), "{text}");
+    let id = n.node.current().unwrap().local_packages.first().cloned().expect("one local package");
+    assert!(text.contains(&format!(r#"href="/courses/{id}""#)), "{text}");
+    assert!(page(&get_as(&n, &en, "/courses").await).contains(&format!(r#"href="/courses/{id}""#)));
+    n.stop().await;
+}

@@ -127,6 +127,7 @@ pub struct ClassCard {
 #[derive(Template)]
 #[template(path = "coach.html")]
 struct Classes {
+    add_content: String,
     frame: Frame,
     title: String,
     no_classes: String,
@@ -151,6 +152,54 @@ pub fn classes(req: &Request) -> Result<Response, Response> {
         title: m.get("coach-title"),
         no_classes: m.get("no-classes"),
         classes,
+        add_content: m.get("content-link"),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "content.html")]
+struct ContentPage {
+    frame: Frame,
+    title: String,
+    intro: String,
+    added: Option<String>,
+    added_link: Option<(String, String)>,
+    failed_heading: String,
+    failed: Option<String>,
+    file_label: String,
+    file_help: String,
+    title_label: String,
+    submit: String,
+}
+
+/// `content_page`: body `{person, added?: {course, title, units}, error?}`:
+/// the form coaches and admins add a package with, and what the last one
+/// gave (the course added, or the problem named).
+pub fn content_page(req: &Request) -> Result<Response, Response> {
+    let m = Messages::new(req.ctx.language.as_deref());
+    let who = person(req)?;
+    let body = req.body.clone().unwrap_or_default();
+    let added = body.get("added").filter(|a| a.is_object());
+    Ok(page(&ContentPage {
+        frame: Frame::new(&m, req, "/content/packages".into(), Some(&who))?,
+        title: m.get("content-title"),
+        intro: m.get("content-intro"),
+        added: added.map(|a| {
+            m.with(
+                "content-added",
+                &[
+                    ("title", a["title"].as_str().unwrap_or_default().to_string()),
+                    ("units", a["units"].as_u64().unwrap_or(0).to_string()),
+                ],
+            )
+        }),
+        added_link: added.and_then(|a| a["course"].as_str()).map(|c| (format!("/courses/{c}"), m.get("content-open"))),
+        failed_heading: m.get("content-failed"),
+        failed: body.get("error").and_then(|e| e.as_str()).map(str::to_string),
+        file_label: m.get("content-file"),
+        file_help: m.get("content-file-help"),
+        title_label: m.get("content-title-field"),
+        submit: m.get("content-submit"),
     }))
 }
 

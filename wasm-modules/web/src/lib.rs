@@ -19,7 +19,8 @@
 //! - the coach view: `coach` (body `classes`), `coach_class {class}` and
 //!   `coach_class_csv {class}` (body `learners`: each with `progress`, and
 //!   `inactive_days`), `coach_learner` (body `learner`, `inactive_days`),
-//!   `roster` (admins: body `people`).
+//!   `roster` (admins: body `people`), `content_page` (coaches and admins:
+//!   the package upload form, body `added` or `error` after one).
 //!
 //! Pages use no script and no asset from outside the node.
 
@@ -60,6 +61,7 @@ pub fn handle(req: &Request) -> Response {
         "coach_class_csv" => coach::class_csv(req),
         "coach_learner" => coach::learner(req),
         "roster" => coach::roster(req),
+        "content_page" => coach::content_page(req),
         other => Err(error(400, "unknown_op", format!("web has no op {other:?}"))),
     };
     out.unwrap_or_else(|e| e)

@@ -95,7 +95,7 @@ fn text_of(m: &LangMap) -> String {
 
 /// Text of a langstring map in the page language `lang` (its tag, or one
 /// of the same language), else as [`text_of`] picks.
-fn text_in(m: &LangMap, lang: &str) -> String {
+pub fn text_in(m: &LangMap, lang: &str) -> String {
     let primary = |t: &str| t.split('-').next().unwrap_or_default().to_ascii_lowercase();
     m.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(lang))

@@ -41,12 +41,7 @@ pub async fn add_package(
         return Err(ApiError::field("invalid_name", "name", "a file name, without directories"));
     }
     // The body goes to a file (packages carry video), counted against the cap.
-    let tmp_dir = node.cfg.data_dir.join("tmp");
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::Unavailable(format!("{}: {e}", tmp_dir.display())))?;
-    let upload = tempfile::Builder::new()
-        .prefix("upload-")
-        .tempdir_in(&tmp_dir)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let upload = upload_dir(&node)?;
     let path = upload.path().join(&name);
     let max = node.cfg.max_package_bytes;
     let mut file = std::fs::File::create(&path).map_err(|e| ApiError::Unavailable(e.to_string()))?;
@@ -63,7 +58,30 @@ pub async fn add_package(
         }
     }
     drop(file);
-    let (id, title) = (q.get("id").cloned(), q.get("title").cloned());
+    let added = import(&node, upload, name, q.get("id").cloned(), q.get("title").cloned()).await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+/// A fresh directory under `{data_dir}/tmp` for one upload (removed when
+/// dropped, so nothing half-received is left).
+pub fn upload_dir(node: &AppState) -> Result<tempfile::TempDir, ApiError> {
+    let tmp_dir = node.cfg.data_dir.join("tmp");
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::Unavailable(format!("{}: {e}", tmp_dir.display())))?;
+    tempfile::Builder::new().prefix("upload-").tempdir_in(&tmp_dir).map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+/// Checks the package `name` received in `upload` and adds it to the local
+/// content pack (all or nothing), then reloads so it is served at once.
+/// The same for the admin API and the coaches' upload page.
+pub async fn import(
+    node: &AppState,
+    upload: tempfile::TempDir,
+    name: String,
+    id: Option<String>,
+    title: Option<String>,
+) -> Result<pack::Added, ApiError> {
+    let path = upload.path().join(&name);
+    let max = node.cfg.max_package_bytes;
     let local = node.cfg.local_content_path();
     let taken: Vec<String> = node
         .current()
@@ -99,5 +117,5 @@ pub async fn add_package(
     if let Err(e) = node.reload().await {
         tracing::warn!(error = %e, "reload after adding a package failed");
     }
-    Ok((StatusCode::CREATED, Json(added)))
+    Ok(added)
 }

@@ -103,6 +103,7 @@ fn routes(node: AppState) -> Router {
         .route("/coach/learners/{learner}", get(pages::coach::learner))
         .route("/coach/learners/{learner}/waive", post(pages::coach::waive))
         .route("/roster", get(pages::coach::roster_page))
+        .route("/content/packages", get(pages::content::page).post(pages::content::upload))
         .route_layer(middleware::from_fn_with_state(node.clone(), pages::html_errors));
     Router::new()
         .merge(pages)

@@ -11,6 +11,7 @@
 //! browser's Accept-Language, else the node's `default_language`.
 
 pub mod coach;
+pub mod content;
 mod learner;
 mod shared;
 
