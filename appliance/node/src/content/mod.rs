@@ -227,12 +227,7 @@ pub async fn open_unit(
     authority: &serde_json::Value,
 ) -> Result<String, crate::http::error::ApiError> {
     use crate::http::error::ApiError;
-    let content = node
-        .cfg
-        .content_url
-        .as_deref()
-        .map(|c| c.trim_end_matches('/').to_string())
-        .ok_or_else(|| ApiError::Unavailable("opening package files needs the setting content_url".into()))?;
+    let content = content_origin(node)?;
     let pkg = cmi5::package(node, course)?;
     let u = pkg
         .course
@@ -251,8 +246,69 @@ pub async fn open_unit(
                     "id": cmi5::moveon::course_activity(&pkg.activity_base, course)}]}},
         "timestamp": crate::xapi::format_stored(now),
     });
-    let p = crate::xapi::prepare(statement, "open", authority, now, crate::xapi::validate::Spec::V2)
-        .map_err(|e| ApiError::Unavailable(format!("the experienced statement does not validate: {e}")))?;
-    node.store.write(vec![p]).await?;
+    store_statements(node, vec![statement], "open", authority).await?;
     Ok(format!("{content}/p/{course}/{}/{}", pkg.tag, u.href))
+}
+
+/// The origin browsers reach the content listener at (`content_url`),
+/// which every launch URL is on.
+pub(crate) fn content_origin(node: &crate::http::AppState) -> Result<String, crate::http::error::ApiError> {
+    node.cfg.content_url.as_deref().map(|c| c.trim_end_matches('/').to_string()).ok_or_else(|| {
+        crate::http::error::ApiError::Unavailable(
+            "launching package content needs the setting content_url (the origin browsers reach)".into(),
+        )
+    })
+}
+
+/// The authority of statements the LMS itself makes (`lms:cmi5`, `lms:scorm`).
+pub(crate) fn lms_authority(node: &crate::http::AppState, name: &str) -> serde_json::Value {
+    serde_json::json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": name}})
+}
+
+/// Stores statements the node makes on a learner's behalf (launched,
+/// satisfied, a SCORM commit's, an opened unit's) under `authority`, in one
+/// batch; `what` names them if one does not validate.
+pub(crate) async fn store_statements(
+    node: &crate::http::AppState,
+    statements: Vec<serde_json::Value>,
+    what: &str,
+    authority: &serde_json::Value,
+) -> Result<(), crate::http::error::ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let prepared = statements
+        .into_iter()
+        .map(|s| crate::xapi::prepare(s, what, authority, now, crate::xapi::validate::Spec::V2))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            crate::http::error::ApiError::Unavailable(format!("the {what} statement does not validate: {e}"))
+        })?;
+    node.store.write(prepared).await?;
+    Ok(())
+}
+
+/// Writes the JSON document `id` at `place` as the node (LaunchData,
+/// learner preferences, a SCORM attempt's runtime data), replacing it.
+pub(crate) async fn put_json_document(
+    node: &crate::http::AppState,
+    place: crate::xapi::documents::Place,
+    id: &str,
+    value: &serde_json::Value,
+) -> Result<(), crate::http::error::ApiError> {
+    use crate::xapi::documents::{Change, Precondition, Write};
+    node.store
+        .write_document(Write {
+            place,
+            id: Some(id.into()),
+            change: Change::Put { content_type: "application/json".into(), body: value.to_string().into_bytes() },
+            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
+            updated: crate::xapi::format_stored(time::OffsetDateTime::now_utc()),
+        })
+        .await?;
+    Ok(())
+}
+
+/// An ISO 8601 duration in seconds (centiseconds, as xAPI keeps them).
+pub(crate) fn iso_duration(d: time::Duration) -> String {
+    let cs = d.whole_milliseconds().max(0) / 10;
+    format!("PT{}.{:02}S", cs / 100, cs % 100)
 }

@@ -18,10 +18,10 @@
 //! player holds; it reaches this learner's attempt of this SCO only).
 //! Launches live in memory, like cmi5 sessions.
 
-use super::cmi5::{actor_key, checked_registration, lang_map, package};
+use super::cmi5::{actor_key, checked_registration, package};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::xapi::documents::{Change, Kind as DocKind, Place, Precondition, Write};
+use crate::xapi::documents::{Kind as DocKind, Place};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -88,9 +88,7 @@ pub struct Launch {
 /// Prepares a launch of unit `unit` (a SCO; an asset opens as its file)
 /// and the URL to open on the content origin.
 pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
-    let content = node.cfg.content_url.as_deref().map(|c| c.trim_end_matches('/').to_string()).ok_or_else(|| {
-        ApiError::Unavailable("SCORM launches need the setting content_url (the origin browsers reach)".into())
-    })?;
+    let content = super::content_origin(node)?;
     let pkg = package(node, &req.course)?;
     let version = match pkg.kind {
         Kind::Scorm12 => "1.2",
@@ -135,12 +133,7 @@ pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
     }
     let attempt = Attempt {
         version,
-        title: lang_map(&unit.title)
-            .as_object()
-            .and_then(|m| m.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or("SCO")
-            .to_string(),
+        title: super::text_of(&unit.title),
         sco: file,
         return_url: req.return_url,
         init,
@@ -313,7 +306,7 @@ async fn record(node: &AppState, a: &Attempt, c: &Value, last: bool) -> Result<(
     let success = c["successStatus"].as_str().unwrap_or("unknown").to_string();
     let now = time::OffsetDateTime::now_utc();
     let took = now - a.started;
-    let duration = format!("PT{}.{:02}S", took.whole_seconds().max(0), (took.whole_milliseconds().max(0) % 1000) / 10);
+    let duration = super::iso_duration(took);
     let mut out = Vec::new();
     {
         let mut seen = a.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,27 +336,11 @@ async fn record(node: &AppState, a: &Attempt, c: &Value, last: bool) -> Result<(
         seen.success = success.clone();
     }
     let kept = json!({"version": a.version, "cmi": cmi, "exit": exit, "completion": completion, "success": success});
-    node.store
-        .write_document(Write {
-            place: state_place(&a.activity, &a.actor_key, &a.registration),
-            id: Some(STATE_ID.into()),
-            change: Change::Put { content_type: "application/json".into(), body: kept.to_string().into_bytes() },
-            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
-            updated: crate::xapi::format_stored(now),
-        })
-        .await?;
+    super::put_json_document(node, state_place(&a.activity, &a.actor_key, &a.registration), STATE_ID, &kept).await?;
     if out.is_empty() {
         return Ok(());
     }
-    let authority =
-        json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": "lms:scorm"}});
-    let prepared = out
-        .into_iter()
-        .map(|s| crate::xapi::prepare(s, "scorm", &authority, now, crate::xapi::validate::Spec::V2))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Unavailable(format!("a SCORM statement does not validate: {e}")))?;
-    node.store.write(prepared).await?;
-    Ok(())
+    super::store_statements(node, out, "scorm", &super::lms_authority(node, "lms:scorm")).await
 }
 
 /// A commit's score as xAPI's: scaled when given, else raw over max.

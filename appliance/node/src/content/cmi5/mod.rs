@@ -29,10 +29,9 @@ pub use waive::{WaiveRequest, waive, waive_admin};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::xapi::documents::{Change, Kind as DocKind, Place, Precondition, Write};
+use crate::xapi::documents::{Kind as DocKind, Place};
 use axum::Json;
 use axum::extract::{Path, State};
-use base64::Engine;
 use lms_package::course::{Au, Course, LangMap, LaunchMethod};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -116,12 +115,6 @@ impl Launches {
     }
 }
 
-fn random_token(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("system randomness");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
 /// The launch activity id of an AU: the LMS's own, distinct from the
 /// publisher's AU id (cmi5 requires both), stable for the course and AU,
 /// under the activity base its content pack declares.
@@ -161,14 +154,12 @@ pub async fn launch_url(
 
 /// Prepares one AU session and returns the URL to open.
 pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, ApiError> {
-    let (public, content) = match (&node.cfg.public_url, &node.cfg.content_url) {
-        (Some(p), Some(c)) => (p.trim_end_matches('/').to_string(), c.trim_end_matches('/').to_string()),
-        _ => {
-            return Err(ApiError::Unavailable(
-                "cmi5 launches need the settings public_url and content_url (the origins browsers reach)".into(),
-            ));
-        }
-    };
+    let public = node.cfg.public_url.as_deref().map(|p| p.trim_end_matches('/').to_string()).ok_or_else(|| {
+        ApiError::Unavailable(
+            "cmi5 launches need the setting public_url (the origin browsers reach the node at)".into(),
+        )
+    })?;
+    let content = super::content_origin(node)?;
     let pkg = package(node, &req.course)?;
     let course: &Course = &pkg.course;
     let au: &Au = &course.aus[au_index(course, &req.au)?];
@@ -215,19 +206,11 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
         agent: actor_key.clone(),
         registration: Some(registration.clone()),
     };
-    node.store
-        .write_document(Write {
-            place,
-            id: Some(LAUNCH_DATA.into()),
-            change: Change::Put { content_type: "application/json".into(), body: launch_data.to_string().into_bytes() },
-            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
-            updated: crate::xapi::format_stored(time::OffsetDateTime::now_utc()),
-        })
-        .await?;
+    super::put_json_document(node, place, LAUNCH_DATA, &launch_data).await?;
 
     // The launch URL: the AU's own (with its query) on the content origin,
     // or its absolute URL, plus the cmi5 parameters.
-    let fetch_id = random_token(18);
+    let fetch_id = crate::roster::sessions::random_token(18);
     let base =
         if au.in_package { format!("{content}/p/{}/{}/{}", req.course, pkg.tag, au.url) } else { au.url.clone() };
     let params = [
@@ -265,9 +248,12 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     }
     lms_statements(node, vec![launched], "launched").await?;
 
-    // What the registration recorded for this AU, from the store, so the
-    // verb rules hold across sessions and restarts.
-    let met = moveon::recorded(node, course, &pkg.activity_base, &actor_key, &registration).await?;
+    // moveOn is evaluated at registration too (9.6.1): blocks of
+    // NotApplicable AUs are satisfied at once, under a session id of their
+    // own. What the registration recorded, read for that from the store,
+    // seeds the session, so the verb rules hold across sessions and restarts.
+    let outside = uuid::Uuid::new_v4().to_string();
+    let met = moveon::satisfy(node, course, &pkg.activity_base, &req.actor, &registration, &outside).await?;
     let now = time::OffsetDateTime::now_utc();
     let session = Session {
         initialized: false,
@@ -278,7 +264,7 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
         launched_at: now,
         last_at: now,
     };
-    let token = format!("{TOKEN_PREFIX}{}", random_token(24));
+    let token = format!("{TOKEN_PREFIX}{}", crate::roster::sessions::random_token(24));
     let grant = Grant {
         session: Mutex::new(session),
         mastery_score: au.mastery_score,
@@ -293,10 +279,6 @@ pub async fn launch(node: &AppState, req: LaunchRequest) -> Result<Launched, Api
     };
     node.launches.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), Arc::new(grant));
     node.launches.fetches.lock().unwrap_or_else(|p| p.into_inner()).insert(fetch_id, Fetch { token, used: false });
-    // moveOn is evaluated at registration too (9.6.1): blocks of
-    // NotApplicable AUs are satisfied at once, under a session id of their own.
-    let outside = uuid::Uuid::new_v4().to_string();
-    moveon::satisfy(node, course, &pkg.activity_base, &req.actor, &registration, &outside).await?;
     tracing::info!(course = %req.course, au = au.index, %registration, "cmi5 launch prepared");
     Ok(Launched { url, registration })
 }
@@ -331,16 +313,7 @@ async fn learner_preferences(node: &AppState, actor_key: &str, language: Option<
     if prefs.get("audioPreference").is_none() {
         prefs["audioPreference"] = json!("on");
     }
-    node.store
-        .write_document(Write {
-            place: place(),
-            id: Some(PROFILE.into()),
-            change: Change::Put { content_type: "application/json".into(), body: prefs.to_string().into_bytes() },
-            pre: Precondition { if_match: None, if_none_match: None, required_to_replace: false },
-            updated: crate::xapi::format_stored(time::OffsetDateTime::now_utc()),
-        })
-        .await?;
-    Ok(())
+    super::put_json_document(node, place(), PROFILE, &prefs).await
 }
 
 /// A learner's registration of a course in the learner app: one per
@@ -397,19 +370,10 @@ pub(super) fn lang_map(m: &LangMap) -> Value {
     Value::Object(out)
 }
 
-/// Stores statements the LMS makes (launched, abandoned, satisfied) under
-/// its own authority, `lms:cmi5`, in one batch.
+/// Stores statements the LMS makes (launched, abandoned, satisfied,
+/// waived) under its own authority, `lms:cmi5`, in one batch.
 pub(super) async fn lms_statements(node: &AppState, statements: Vec<Value>, what: &str) -> Result<(), ApiError> {
-    let authority =
-        json!({"objectType": "Agent", "account": {"homePage": node.cfg.learner_home_page, "name": "lms:cmi5"}});
-    let now = time::OffsetDateTime::now_utc();
-    let prepared = statements
-        .into_iter()
-        .map(|s| crate::xapi::prepare(s, what, &authority, now, crate::xapi::validate::Spec::V2))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Unavailable(format!("the {what} statement does not validate: {e}")))?;
-    node.store.write(prepared).await?;
-    Ok(())
+    super::store_statements(node, statements, what, &super::lms_authority(node, "lms:cmi5")).await
 }
 
 /// How long a terminated session's token still answers (the AU may read
@@ -451,7 +415,7 @@ async fn abandon_open(node: &AppState, actor_key: &str, registration: &str) -> R
                 "actor": g.actor,
                 "verb": {"id": "https://w3id.org/xapi/adl/verbs/abandoned", "display": {"en-US": "abandoned"}},
                 "object": {"objectType": "Activity", "id": g.activity_id},
-                "result": {"duration": iso_duration(*took)},
+                "result": {"duration": super::iso_duration(*took)},
                 "context": {
                     "registration": g.registration,
                     "contextActivities": {"grouping": [{"objectType": "Activity", "id": g.publisher_au}], "category": [{"id": CATEGORY}]},
@@ -465,12 +429,6 @@ async fn abandon_open(node: &AppState, actor_key: &str, registration: &str) -> R
         tracing::info!(session = %g.session_id, course = %g.course, au = g.au, "cmi5 session abandoned by a new launch");
     }
     lms_statements(node, statements, "abandoned").await
-}
-
-/// An ISO 8601 duration in seconds (centiseconds, as xAPI keeps them).
-fn iso_duration(d: time::Duration) -> String {
-    let cs = d.whole_milliseconds().max(0) / 10;
-    format!("PT{}.{:02}S", cs / 100, cs % 100)
 }
 
 /// `POST /cmi5/fetch/{id}` (public): the auth token once, then error 1.

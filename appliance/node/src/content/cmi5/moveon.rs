@@ -175,7 +175,9 @@ pub async fn recorded(
 /// Records `satisfied` for every block and the course of `course` that the
 /// registration has newly met, under `session_id` (the AU session that met
 /// them, or a new one outside a session). One at a time per node, so two
-/// sessions finishing together cannot both record the same one.
+/// sessions finishing together cannot both record the same one. Answers
+/// what the registration has recorded for each AU (read for the decision;
+/// a launch seeds its session from it).
 pub async fn satisfy(
     node: &AppState,
     course: &Course,
@@ -183,7 +185,7 @@ pub async fn satisfy(
     actor: &Value,
     registration: &str,
     session_id: &str,
-) -> Result<usize, ApiError> {
+) -> Result<Vec<Met>, ApiError> {
     let _one = node.launches.satisfying.lock().await;
     let actor_key = crate::xapi::ifi_key(actor)
         .ok_or_else(|| ApiError::Unavailable("satisfied: the launch's actor has no IFI".into()))?;
@@ -216,7 +218,7 @@ pub async fn satisfy(
         lms_statements(node, statements, "satisfied").await?;
         tracing::info!(course = %course.id, %registration, satisfied = n, "cmi5 moveOn met");
     }
-    Ok(n)
+    Ok(met)
 }
 
 #[cfg(test)]
