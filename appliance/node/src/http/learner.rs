@@ -198,7 +198,7 @@ pub(super) async fn call_module(node: &AppState, mut call: Call) -> Result<lms_a
     Ok(resp)
 }
 
-fn bad_response(module: &str, message: String) -> ApiError {
+pub(super) fn bad_response(module: &str, message: String) -> ApiError {
     ApiError::Module(crate::wasm::CallError::BadResponse { module: module.into(), message })
 }
 

@@ -24,7 +24,7 @@ fn only(s: &SignedIn, roles: &[Role], who: &str) -> Result<(), ApiError> {
 }
 
 /// Only coaches and admins reach the coach view.
-fn coach_only(s: &SignedIn) -> Result<(), ApiError> {
+pub(super) fn coach_only(s: &SignedIn) -> Result<(), ApiError> {
     only(s, &[Role::Coach, Role::Admin], "a coach")
 }
 
@@ -138,11 +138,7 @@ pub async fn learner(State(node): State<AppState>, s: SignedIn, p: Params) -> Pa
 pub async fn waive(State(node): State<AppState>, s: SignedIn, p: Params, req: axum::extract::Request) -> Page {
     coach_only(&s).map_err(fail)?;
     let f = super::super::session::form(req, super::super::session::FORM_MAX).await.map_err(fail)?;
-    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return Err(fail(ApiError::Forbidden(
-            "csrf: the waive form is stale or came from another site; reload it".into(),
-        )));
-    }
+    s.form_token("waive", f.get("csrf").map(String::as_str)).map_err(fail)?;
     let id = p.get("learner");
     crate::roster::check_id(&id).map_err(|e| fail(e.into()))?;
     may_see_learner(&node, &s.user(), &id).await.map_err(fail)?;

@@ -6,22 +6,14 @@
 use super::super::error::ApiError;
 use super::{Page, SignedIn, fail, show, with};
 use crate::http::AppState;
-use crate::roster::Role;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use serde_json::json;
 use std::io::Write;
 
-fn coach_or_admin(s: &SignedIn) -> Result<(), ApiError> {
-    match s.session.person.role {
-        Role::Coach | Role::Admin => Ok(()),
-        Role::Learner => Err(ApiError::Forbidden("adding content is for coaches and admins".into())),
-    }
-}
-
 /// GET /content/packages: the upload form.
 pub async fn page(State(node): State<AppState>, s: SignedIn) -> Page {
-    coach_or_admin(&s).map_err(fail)?;
+    super::coach::coach_only(&s).map_err(fail)?;
     show(&node, &s, s.page("content_page")).await
 }
 
@@ -31,26 +23,24 @@ pub async fn page(State(node): State<AppState>, s: SignedIn) -> Page {
 /// `request_timeout`; large videos go through the admin API or a content
 /// bundle.
 pub async fn upload(State(node): State<AppState>, s: SignedIn, req: Request) -> Page {
-    coach_or_admin(&s).map_err(fail)?;
+    super::coach::coach_only(&s).map_err(fail)?;
     let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let boundary = multer::parse_boundary(&ctype).map_err(|_| fail(ApiError::UnsupportedMediaType(ctype.clone())))?;
     let mut form = multer::Multipart::new(req.into_body().into_data_stream(), boundary);
     let bad = |e: multer::Error| fail(ApiError::bad("invalid_form", format!("the upload form: {e}")));
     let dir = crate::content::upload::upload_dir(&node).map_err(fail)?;
     let max = node.cfg.max_package_bytes;
-    let (mut csrf_ok, mut title, mut name) = (false, None, None);
+    let (mut token, mut title, mut name) = (None, None, None);
     while let Some(mut field) = form.next_field().await.map_err(bad)? {
         match field.name() {
-            Some("csrf") => csrf_ok = super::same(&s.session.csrf, &field.text().await.map_err(bad)?),
+            Some("csrf") => token = Some(field.text().await.map_err(bad)?),
             Some("title") => {
                 let t = field.text().await.map_err(bad)?;
                 title = Some(t.trim().chars().take(200).collect::<String>()).filter(|t: &String| !t.is_empty());
             }
             Some("package") => {
                 // The token comes first in the form: no file is taken without it.
-                if !csrf_ok {
-                    break;
-                }
+                s.form_token("upload", token.as_deref()).map_err(fail)?;
                 let file = field
                     .file_name()
                     .and_then(|f| f.rsplit(['/', '\\']).next())
@@ -72,11 +62,7 @@ pub async fn upload(State(node): State<AppState>, s: SignedIn, req: Request) -> 
             _ => {}
         }
     }
-    if !csrf_ok {
-        return Err(fail(ApiError::Forbidden(
-            "csrf: the upload form is stale or came from another site; reload it".into(),
-        )));
-    }
+    s.form_token("upload", token.as_deref()).map_err(fail)?;
     let result = match name {
         None => Err("choose a package file".to_string()),
         Some(name) => crate::content::upload::import(&node, dir, name, None, title).await.map_err(|e| e.to_string()),

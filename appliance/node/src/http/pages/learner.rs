@@ -58,11 +58,7 @@ const QUIZ_FORM_MAX: usize = 64 * 1024;
 /// shows the score with per-question feedback.
 pub async fn quiz_submit(State(node): State<AppState>, s: SignedIn, p: Params, req: Request) -> Page {
     let f = form(req, QUIZ_FORM_MAX).await.map_err(fail)?;
-    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return Err(fail(ApiError::Forbidden(
-            "csrf: the quiz form is stale or came from another site; reload it".into(),
-        )));
-    }
+    s.form_token("quiz", f.get("csrf").map(String::as_str)).map_err(fail)?;
     let answers: Map<String, Value> = f
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("answer-").map(|q| (q.to_string(), Value::String(v.clone()))))
@@ -84,11 +80,7 @@ pub async fn quiz_submit(State(node): State<AppState>, s: SignedIn, p: Params, r
 /// content origin. The AU comes back to the course page when it ends.
 pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: Request) -> Page {
     let f = form(req, FORM_MAX).await.map_err(fail)?;
-    if !super::same(&s.session.csrf, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return Err(fail(ApiError::Forbidden(
-            "csrf: the launch form is stale or came from another site; reload it".into(),
-        )));
-    }
+    s.form_token("launch", f.get("csrf").map(String::as_str)).map_err(fail)?;
     let course = p.get("course");
     let unit: usize = p
         .get("unit")

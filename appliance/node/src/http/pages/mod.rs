@@ -130,6 +130,15 @@ impl SignedIn {
         &self.session.person.id
     }
 
+    /// Refuses (403) a form of `what` whose `csrf` field is not this
+    /// session's token: stale, or sent from another site.
+    fn form_token(&self, what: &str, sent: Option<&str>) -> Result<(), ApiError> {
+        if same(&self.session.csrf, sent.unwrap_or("")) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!("csrf: the {what} form is stale or came from another site; reload it")))
+    }
+
     /// A call of the web module's page `op`, with the person in the body.
     fn page(&self, op: &'static str) -> Call {
         let p = &self.session.person;

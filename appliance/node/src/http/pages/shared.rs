@@ -9,7 +9,7 @@
 //! them; the name is HTML-escaped as the template would have escaped it.
 
 use super::super::error::ApiError;
-use super::super::learner::{Call, call_module, keep_statements, learner_actor, respond};
+use super::super::learner::{Call, bad_response, call_module, keep_statements, learner_actor, respond};
 use super::{Page, SignedIn, fail, show, with};
 use crate::http::AppState;
 use crate::wasm::ModuleSet;
@@ -132,7 +132,7 @@ pub(super) async fn show_course(node: &AppState, s: &SignedIn, course: String, p
     }
     let html = resp.html.take().unwrap_or_default();
     let marks = course_marks(node, &set, &s.language, course, progress).await?;
-    resp.html = Some(fill(&html, &SLOTS.marks, &marks).map_err(|e| fail(bad_page(e)))?);
+    resp.html = Some(fill(&html, &SLOTS.marks, &marks).map_err(|e| fail(bad_response("web", e)))?);
     let mut page = respond(resp).map_err(fail)?;
     launch_forms_may_leave(node, &mut page);
     Ok(page)
@@ -190,12 +190,9 @@ async fn course_marks(
     struct Marks {
         marks: Vec<String>,
     }
-    let m: Marks = serde_json::from_str(resp.body.get()).map_err(|e| fail(bad_page(format!("course_marks: {e}"))))?;
+    let m: Marks =
+        serde_json::from_str(resp.body.get()).map_err(|e| fail(bad_response("web", format!("course_marks: {e}"))))?;
     Ok(m.marks)
-}
-
-fn bad_page(message: String) -> ApiError {
-    ApiError::Module(crate::wasm::CallError::BadResponse { module: "web".into(), message })
 }
 
 /// `html` with each slot `{prefix}{n};` replaced by `marks[n]`. Every mark
