@@ -84,8 +84,7 @@ async fn a_coach_sees_a_learner_and_exports_the_class_in_a_real_browser() {
 #[tokio::test]
 async fn a_cmi5_course_taken_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let pack = pack_with_cmi5(dir.path());
-    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    let n = node_with_packages(dir.path()).await;
     let mut r = Roster::open(&n.node.cfg.roster_path()).unwrap();
     r.add(&NewPerson::new("mei", "王美", Role::Learner, &["7B".into()], "mei-password").unwrap()).unwrap();
     r.add(&NewPerson::new("li", "李老师", Role::Coach, &["7B".into()], "li-password").unwrap()).unwrap();

@@ -355,8 +355,7 @@ async fn launches_need_the_origins_browsers_reach() {
 #[tokio::test]
 async fn a_learner_launches_from_the_course_page() {
     let dir = tempfile::tempdir().unwrap();
-    let pack = pack_with_cmi5(dir.path());
-    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    let n = node_with_packages(dir.path()).await;
     people(&n);
     let (amina, csrf) = signed_in(&n, "amina").await;
     let course = get_as(&n, &amina, "/courses/water-safety").await;

@@ -32,8 +32,7 @@ async fn launch(n: &TestNode, cookie: &str, csrf: &str, unit: usize) -> String {
 #[tokio::test]
 async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let pack = pack_with_cmi5(dir.path());
-    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    let n = node_with_packages(dir.path()).await;
     people(&n);
     let (amina, csrf) = signed_in(&n, "amina").await;
 
@@ -126,8 +125,7 @@ async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
 #[tokio::test]
 async fn html5_and_media_count_as_done_once_opened() {
     let dir = tempfile::tempdir().unwrap();
-    let pack = pack_with_cmi5(dir.path());
-    let n = TestNode::start(None, move |c| c.content = pack).await.ready().await;
+    let n = node_with_packages(dir.path()).await;
     people(&n);
     let (bo, csrf) = signed_in(&n, "bo").await;
     let en = format!("{bo}; lms_lang=en");

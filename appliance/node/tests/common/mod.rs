@@ -356,3 +356,10 @@ pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
     lms_package::pack::add(&pack, inputs).unwrap();
     pack
 }
+
+/// A ready node serving [`pack_with_cmi5`]'s pack, made in `dir`.
+#[allow(dead_code)]
+pub async fn node_with_packages(dir: &Path) -> TestNode {
+    let pack = pack_with_cmi5(dir);
+    TestNode::start(None, move |c| c.content = pack).await.ready().await
+}
