@@ -54,6 +54,7 @@ pub const NEEDS: &[Need] = &[
     cmd("mcopy", "mtools", "filling the ESP"),
     cmd("mmd", "mtools", "filling the ESP"),
     cmd("mksquashfs", "squashfs-tools", "the system partition"),
+    cmd("veritysetup", "cryptsetup-bin", "the system slots' dm-verity hash trees"),
     cmd("mkfs.ext4", "e2fsprogs", "the data partition"),
     cmd("debugfs", "e2fsprogs", "pinning the data partition's timestamps"),
     cmd("qemu-system-x86_64", "qemu-system-x86", "booting the image"),

@@ -15,10 +15,13 @@
 //! holds, read past a size cap, or write anything outside the staging
 //! directory it was given.
 
+pub mod blobs;
 pub mod channel;
 pub mod content;
 pub mod keys;
+pub mod system;
 mod unpack;
+pub mod verity;
 
 pub use unpack::{Limits, sync_tree, verify_and_unpack};
 
@@ -283,6 +286,71 @@ pub mod testing {
         std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
         std::fs::write(dir.join("content.json"), &content).unwrap();
         std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    }
+
+    /// A file of `data_blocks` pseudo-random 4 KiB blocks (from `seed`)
+    /// with the dm-verity tree `veritysetup format` appends, as an image
+    /// build makes it; its verity parameters.
+    pub fn verity_image(img: &Path, data_blocks: u64, seed: u32) -> super::verity::Verity {
+        use super::verity::BLOCK;
+        let mut bytes = Vec::with_capacity((data_blocks * BLOCK) as usize);
+        let mut x: u32 = seed | 1;
+        while bytes.len() < (data_blocks * BLOCK) as usize {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(img, &bytes).unwrap();
+        let salt = "5a".repeat(32);
+        let out = std::process::Command::new("veritysetup")
+            .args(["format", "--hash-offset", &(data_blocks * BLOCK).to_string()])
+            .args(["--data-blocks", &data_blocks.to_string(), "--salt", &salt])
+            .args(["--uuid", "00000000-0000-4000-8000-000000000001"])
+            .arg(img)
+            .arg(img)
+            .output()
+            .expect("veritysetup (Debian cryptsetup-bin; cargo xtask setup installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let root = text.lines().find_map(|l| l.strip_prefix("Root hash:")).unwrap().trim().to_string();
+        let v = super::verity::Verity { data_blocks, hash_offset: data_blocks * BLOCK, salt, root_hash: root };
+        assert_eq!(std::fs::metadata(img).unwrap().len(), v.total_bytes(), "verity tree size");
+        v
+    }
+
+    /// A signed system bundle of `version` in `dir` (kernel and initramfs
+    /// are a few bytes of text; the image holds `blocks` blocks and a real
+    /// verity tree): its path.
+    pub fn system_bundle(
+        dir: &Path,
+        version: &str,
+        blocks: u64,
+        key: &ed25519_dalek::SigningKey,
+    ) -> std::path::PathBuf {
+        let d = dir.join(format!("system-{version}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("vmlinuz"), format!("kernel of {version}")).unwrap();
+        std::fs::write(d.join("initrd.img"), format!("initramfs of {version}")).unwrap();
+        let seed = version.bytes().fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+        let verity = verity_image(&d.join("system.img"), blocks, seed);
+        let out = dir.join(format!("system-{version}.bundle"));
+        super::system::create(
+            &super::system::SystemParts {
+                name: "lms-edge-test",
+                version,
+                kernel_release: "6.1.0-test",
+                cmdline: "console=ttyS0 panic=10",
+                kernel: &d.join("vmlinuz"),
+                initrd: &d.join("initrd.img"),
+                image: &d.join("system.img"),
+                verity,
+            },
+            key,
+            &out,
+        )
+        .unwrap();
+        out
     }
 }
 
