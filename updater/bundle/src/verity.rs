@@ -56,12 +56,13 @@ impl Verity {
 
     /// Checks the fields' shapes (a signed manifest can still be wrong).
     pub fn check(&self) -> Result<(), String> {
-        let hex_ok =
-            |s: &str, max: usize| s.len() % 2 == 0 && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex_ok = |s: &str, max: usize| {
+            s.len().is_multiple_of(2) && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit())
+        };
         if self.data_blocks == 0 {
             return Err("verity: data_blocks is 0".into());
         }
-        if self.hash_offset % BLOCK != 0 || self.hash_offset < self.data_blocks * BLOCK {
+        if !self.hash_offset.is_multiple_of(BLOCK) || self.hash_offset < self.data_blocks * BLOCK {
             return Err(format!(
                 "verity: hash_offset {} is not a multiple of {BLOCK} past the {} data blocks",
                 self.hash_offset, self.data_blocks
