@@ -119,6 +119,9 @@ pub struct DebianInput {
     /// Why the image carries it.
     #[serde(default)]
     pub purpose: Option<String>,
+    /// Unpacked for the initramfs' programs (dmsetup) and their libraries.
+    #[serde(default)]
+    pub initramfs: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

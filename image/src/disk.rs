@@ -2,9 +2,13 @@
 //! without root and reproducibly (fixed ids, timestamps from
 //! SOURCE_DATE_EPOCH, sorted entries):
 //!
-//! 1. `ESP`        FAT (mkfs.vfat + mtools): systemd-boot, kernel, initramfs
-//! 2. `lms-system` squashfs (mksquashfs, zstd), read-only: binaries, factory bundle, keys, k3s parts
-//! 3. `lms-data`   ext4 (mkfs.ext4 -d): settings; the node's database, module slots and k3s state later
+//! 1. `ESP`          FAT (mkfs.vfat + mtools): systemd-boot, one boot entry,
+//!    kernel and initramfs per system slot (`a/`, `b/`)
+//! 2. `lms-system-a` squashfs (mksquashfs, zstd) + its dm-verity tree, read-only:
+//!    binaries, factory bundles, keys, k3s parts
+//! 3. `lms-system-b` the other slot: empty until a system update writes it
+//! 4. `lms-data`     ext4 (mkfs.ext4 -d): settings; the node's database, module
+//!    and content slots, the updater's journal, k3s state
 //!
 //! lms-init finds the partitions by their GPT names.
 
@@ -141,7 +145,8 @@ pub fn ext4(staging: &Path, out: &Path, mib: u64, epoch: i64, seed: &str) -> Res
 pub struct Part<'a> {
     pub name: &'a str,
     pub type_guid: &'a str,
-    pub image: &'a Path,
+    /// What the partition starts with; `None`: zeros (an empty slot).
+    pub image: Option<&'a Path>,
     /// The partition's size; the image must fit.
     pub mib: u64,
 }
@@ -163,7 +168,10 @@ pub fn gpt(out: &Path, parts: &[Part], seed: &str) -> Result<Vec<Placed>, String
     let mut placed = Vec::new();
     let mut offset = MIB;
     for p in parts {
-        let len = std::fs::metadata(p.image).map_err(|e| format!("{}: {e}", p.image.display()))?.len();
+        let len = match p.image {
+            Some(i) => std::fs::metadata(i).map_err(|e| format!("{}: {e}", i.display()))?.len(),
+            None => 0,
+        };
         let size = p.mib * MIB;
         if len > size {
             return Err(format!(
@@ -171,7 +179,7 @@ pub fn gpt(out: &Path, parts: &[Part], seed: &str) -> Result<Vec<Placed>, String
                 p.name,
                 len,
                 p.mib,
-                p.name.trim_start_matches("lms-").to_lowercase()
+                p.name.trim_start_matches("lms-").trim_end_matches("-a").trim_end_matches("-b").to_lowercase()
             ));
         }
         placed.push(Placed {
@@ -192,7 +200,8 @@ pub fn gpt(out: &Path, parts: &[Part], seed: &str) -> Result<Vec<Placed>, String
         let mut disk = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
         disk.set_len(total).map_err(|e| e.to_string())?;
         for (p, at) in parts.iter().zip(&placed) {
-            let mut src = std::fs::File::open(p.image).map_err(|e| format!("{}: {e}", p.image.display()))?;
+            let Some(image) = p.image else { continue };
+            let mut src = std::fs::File::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
             disk.seek(SeekFrom::Start(at.offset)).map_err(|e| e.to_string())?;
             std::io::copy(&mut src, &mut disk).map_err(|e| e.to_string())?;
         }

@@ -1,9 +1,12 @@
 //! A bootable kernel + initramfs from the definition's Debian packages: the
 //! kernel image, the modules the appliance needs with their dependencies
-//! (closure from `depmod`'s modules.dep), busybox and /init, packed as a
+//! (closure from `depmod`'s modules.dep), busybox, /init, and `dmsetup`
+//! with its shared libraries (the `initramfs = true` packages; the closure
+//! from the ELF files' DT_NEEDED, read with readelf), packed as a
 //! reproducible newc cpio (sorted entries, fixed owners, mtime from
-//! SOURCE_DATE_EPOCH). `lms-image build` puts both on the ESP; /init finds
-//! the system and data partitions by their GPT names.
+//! SOURCE_DATE_EPOCH). `lms-image build` puts both on the ESP; /init opens
+//! the booted slot's system partition through dm-verity and finds the data
+//! partition by its GPT name.
 
 use crate::inputs::Resolved;
 use crate::tool::run;
@@ -14,7 +17,9 @@ use std::process::Command;
 
 /// Kernel modules the appliance loads (FACTS.md: these are `=m` in Debian's cloud kernel).
 /// `button` + `evdev`: the power button reaches acpid, which powers off cleanly.
-pub const MODULES: [&str; 11] = [
+/// `efivarfs` + the FAT code pages: the updater reads the boot loader's
+/// variables and writes boot entries on the ESP.
+pub const MODULES: [&str; 14] = [
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
@@ -26,7 +31,16 @@ pub const MODULES: [&str; 11] = [
     "br_netfilter",
     "button",
     "evdev",
+    "efivarfs",
+    "nls_cp437",
+    "nls_ascii",
 ];
+
+/// Programs the initramfs takes from the `initramfs` packages: (path in
+/// the package, path in the initramfs).
+pub const PROGRAMS: [(&str, &str); 1] = [("sbin/dmsetup", "bin/dmsetup")];
+/// Where shared libraries go in the initramfs (the dynamic loader's default path).
+const LIBDIR: &str = "lib/x86_64-linux-gnu";
 
 /// /init: brings up the partitions and the services (appliance/rootfs/init).
 pub const INIT: &str = include_str!("../../appliance/rootfs/init");
@@ -120,6 +134,72 @@ impl<W: Write> Cpio<W> {
     }
 }
 
+/// Resolves `path` inside the unpacked tree `root`, following symlinks
+/// (absolute ones relative to `root`, never to the build machine).
+fn in_tree(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let mut p = root.join(rel.trim_start_matches('/'));
+    for _ in 0..16 {
+        match std::fs::read_link(&p) {
+            Ok(t) if t.is_absolute() => p = root.join(t.strip_prefix("/").unwrap()),
+            Ok(t) => p = p.parent().unwrap().join(t),
+            Err(_) => return if p.is_file() { Ok(p) } else { Err(format!("{rel}: not in the initramfs packages")) },
+        }
+    }
+    Err(format!("{rel}: too many symlinks"))
+}
+
+/// (DT_NEEDED names, program interpreter) of an ELF file, via readelf.
+fn elf_needs(file: &Path) -> Result<(Vec<String>, Option<String>), String> {
+    let o = Command::new("readelf")
+        .args(["-d", "-l", "-W"])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("readelf (binutils): {e}"))?;
+    if !o.status.success() {
+        return Err(format!("readelf {}: {}", file.display(), String::from_utf8_lossy(&o.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let needed = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1).and_then(|r| r.split(']').next()))
+        .map(str::to_string)
+        .collect();
+    let interp = text
+        .lines()
+        .find_map(|l| l.split("Requesting program interpreter: ").nth(1))
+        .map(|r| r.trim_end_matches(']').to_string());
+    Ok((needed, interp))
+}
+
+/// The programs and every library they load (transitively), as
+/// initramfs path -> bytes.
+fn userspace(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut files = BTreeMap::new();
+    let mut todo: Vec<(PathBuf, String)> = Vec::new();
+    for (src, dest) in PROGRAMS {
+        todo.push((in_tree(root, src)?, dest.to_string()));
+    }
+    while let Some((src, dest)) = todo.pop() {
+        if files.contains_key(&dest) {
+            continue;
+        }
+        let (needed, interp) = elf_needs(&src)?;
+        for lib in needed {
+            let found = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib"]
+                .iter()
+                .find_map(|d| in_tree(root, &format!("{d}/{lib}")).ok())
+                .ok_or_else(|| format!("{dest} needs {lib}, which no initramfs package has"))?;
+            todo.push((found, format!("{LIBDIR}/{lib}")));
+        }
+        if let Some(i) = interp {
+            todo.push((in_tree(root, &i)?, i.trim_start_matches('/').to_string()));
+        }
+        files.insert(dest, std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?);
+    }
+    Ok(files)
+}
+
 /// Writes `out/vmlinuz` and `out/initrd.img`; returns the kernel version and
 /// the modules in load order.
 pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), String> {
@@ -138,6 +218,12 @@ pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), S
         .next()
         .ok_or_else(|| format!("{} has no lib/modules", kernel.name))?;
     run(Command::new("depmod").arg("-b").arg(&kroot).arg(&kver))?;
+    let uroot = work.path().join("userspace");
+    for deb in inputs.iter().filter(|i| i.kind == "debian" && i.initramfs) {
+        let path = deb.path.as_ref().ok_or_else(|| format!("{} is absent", deb.name))?;
+        run(Command::new("dpkg-deb").arg("-x").arg(path).arg(&uroot))?;
+    }
+    let programs = userspace(&uroot)?;
     let tree = kroot.join("lib/modules").join(&kver);
     let order = closure(&modules_dep(&tree)?, &MODULES)?;
 
@@ -153,6 +239,12 @@ pub fn build(inputs: &[Resolved], out: &Path) -> Result<(String, Vec<String>), S
     let bb = broot.join("bin/busybox");
     files.insert("bin/busybox".into(), (0o100755, std::fs::read(&bb).map_err(|e| format!("{}: {e}", bb.display()))?));
     files.insert("init".into(), (0o100755, INIT.as_bytes().to_vec()));
+    for d in ["lib/x86_64-linux-gnu", "lib64"] {
+        files.insert(d.into(), (0o040755, vec![]));
+    }
+    for (path, bytes) in programs {
+        files.insert(path, (0o100755, bytes));
+    }
     files.insert("etc/udhcpc.script".into(), (0o100755, UDHCPC_SCRIPT.as_bytes().to_vec()));
     files.insert("etc/resolv.conf".into(), (0o120777, b"/run/resolv.conf".to_vec()));
     // The power button (ACPI, or QEMU's system_powerdown) powers off cleanly:

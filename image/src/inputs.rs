@@ -30,6 +30,8 @@ pub struct Resolved {
     pub purpose: Option<String>,
     /// The verified file in the cache; `None` when absent.
     pub path: Option<PathBuf>,
+    /// A Debian package the initramfs takes programs and libraries from.
+    pub initramfs: bool,
     pub absent: Option<String>,
 }
 
@@ -130,6 +132,7 @@ pub fn resolve(
             sha256: d.sha256.clone(),
             purpose: d.purpose.clone(),
             path: Some(path),
+            initramfs: d.initramfs,
             absent: None,
         });
     }
@@ -150,6 +153,7 @@ pub fn resolve(
                 sha256: src.sha256.clone(),
                 purpose: None,
                 path: Some(path),
+                initramfs: false,
                 absent: None,
             }),
             Err((sub, message)) if !a.optional || sub.ends_with("sha256") => {
@@ -174,6 +178,7 @@ fn absent(a: &crate::definition::ArtifactInput, source: &str, sha: &str, reason:
         sha256: sha.to_string(),
         purpose: None,
         path: None,
+        initramfs: false,
         absent: Some(reason),
     }
 }

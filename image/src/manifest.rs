@@ -8,7 +8,8 @@ use crate::inputs::Resolved;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const FORMAT: u32 = 1;
+/// 2: A/B system slots with dm-verity (`lms-system-a`, `lms-system-b`), `system_version`, `verity`.
+pub const FORMAT: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
 
@@ -19,8 +20,13 @@ pub struct Manifest {
     pub arch: String,
     pub builder: String,
     pub source_date_epoch: i64,
+    /// The system's version (monotonic; what `system.bundle` updates nodes to).
+    pub system_version: String,
     pub kernel: String,
+    /// Slot A's kernel command line (direct kernel boot uses it as is).
     pub cmdline: String,
+    /// Slot A's dm-verity parameters.
+    pub verity: Option<lms_bundle::verity::Verity>,
     /// Pinned inputs, our binaries and the factory bundle; absent ones carry the reason.
     pub inputs: Vec<Input>,
     /// Files of the output directory (paths relative to it).

@@ -27,12 +27,16 @@ impl Progress {
         }
     }
 
-    pub fn step(&mut self, name: &str) {
+    /// The next step starts; it reads `reads` and writes `writes` (both in
+    /// the JSON event, for tools that show or check the build's flow).
+    pub fn step(&mut self, name: &str, reads: &[&str], writes: &[&str]) {
         self.n += 1;
         self.name = name.to_string();
         self.step_started = Instant::now();
         if self.json {
-            let e = serde_json::json!({"event": "step", "step": self.n, "of": self.total, "name": name});
+            let e = serde_json::json!({
+                "event": "step", "step": self.n, "of": self.total, "name": name, "reads": reads, "writes": writes,
+            });
             println!("{e}");
         } else if self.tty {
             let filled = self.n * 20 / self.total.max(1);

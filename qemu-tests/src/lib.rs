@@ -176,6 +176,18 @@ impl Vm {
         }
     }
 
+    /// Waits for QEMU to end by itself (the `exited` event, which reports its
+    /// status); panics when it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> String {
+        loop {
+            match self.events.recv_timeout(limit.saturating_sub(self.started.elapsed())) {
+                Ok(e) if e["event"] == "exited" => return e.to_string(),
+                Ok(_) => {}
+                Err(_) => panic!("QEMU still running after {limit:?}; console:\n{}", self.console_text()),
+            }
+        }
+    }
+
     /// Presses the power button (QEMU system_powerdown) and waits for QEMU
     /// to exit; presses again every 15 s, as a person would.
     pub fn power_button(&mut self, limit: Duration) -> Duration {

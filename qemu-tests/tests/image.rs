@@ -60,7 +60,7 @@ fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
     let o = build(&dev_definition(), &again, &img.key, &i);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("rebuild from a warm cache: {:?}", t.elapsed());
-    for f in ["disk.img", "manifest.json", "manifest.sig", "boot/initrd.img", "boot/vmlinuz"] {
+    for f in ["disk.img", "manifest.json", "manifest.sig", "boot/initrd.img", "boot/vmlinuz", "system.bundle"] {
         assert!(
             std::fs::read(img.dir.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
             "{f} differs between two builds"
@@ -72,13 +72,13 @@ fn two_builds_are_bit_identical_and_verify_catches_one_changed_byte() {
 
     // One byte inside the system partition.
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(again.join("manifest.json")).unwrap()).unwrap();
-    let sys = m["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "lms-system").unwrap();
+    let sys = m["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "lms-system-a").unwrap();
     let at = sys["offset"].as_u64().unwrap() + 4096;
     flip_byte(&again.join("disk.img"), at);
     let bad = verify(&again, &img.pubkey);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(err.contains("disk.img") && err.contains("lms-system"), "{err}");
+    assert!(err.contains("disk.img") && err.contains("lms-system-a"), "{err}");
     flip_byte(&again.join("disk.img"), at);
     assert!(verify(&again, &img.pubkey).status.success());
 
@@ -257,6 +257,32 @@ fn uefi_boot_from_the_disk_reaches_ready() {
     eprintln!("UEFI (OVMF + systemd-boot from the ESP): QEMU start to /readyz 200 in {took:?}");
     let (code, _) = vm.http("GET", "/v1/courses", Some("demo:demo"), None);
     assert_eq!(code, 200);
+}
+
+/// dm-verity on the real boot path: one byte changed in slot A's system
+/// partition (the squashfs superblock, read at mount) after the image was
+/// signed: the kernel refuses the block and restarts instead of running a
+/// modified system (QEMU runs with -no-reboot, so the restart ends it).
+#[test]
+fn a_byte_changed_in_the_system_partition_never_runs() {
+    let Some(i) = inputs() else { return };
+    let img = image(&i);
+    let _one_vm = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(img.dir.join("manifest.json")).unwrap()).unwrap();
+    let sys = m["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "lms-system-a").unwrap();
+    let disk = img.scratch.join("tampered-system.img");
+    let st = Command::new("cp").arg("--sparse=always").arg(img.dir.join("disk.img")).arg(&disk).status().unwrap();
+    assert!(st.success());
+    flip_byte(&disk, sys["offset"].as_u64().unwrap() + 100);
+    let mut vm =
+        Vm::start(Boot { dir: &img.dir, uefi: false, overlay: None, disk: Some(&disk), scratch: &img.scratch });
+    let status = vm.wait_exit(Duration::from_secs(300));
+    let console = vm.console_text();
+    assert!(console.contains("verity") && console.contains("corrupted"), "no verity error:\n{console}");
+    assert!(!console.contains("mounted read-only through dm-verity"), "the changed system was mounted:\n{console}");
+    assert!(!console.contains("ready to serve"), "{console}");
+    eprintln!("tampered system partition: QEMU ended ({status}) {:?} after start", vm.started.elapsed());
+    let _ = std::fs::remove_file(&disk);
 }
 
 /// Signs `user` in through the form, as a browser would; the session cookie pair.

@@ -27,6 +27,11 @@ pub struct Args {
     /// A module directory (`cargo xtask modules`) to use instead of building one.
     #[arg(long)]
     modules: Option<PathBuf>,
+    /// The system version the image and its system.bundle carry (monotonic:
+    /// nodes refuse a system older than theirs). Default: MAJOR.MINOR of
+    /// lms-image, then SOURCE_DATE_EPOCH (`0.1.1767225600`).
+    #[arg(long)]
+    system_version: Option<String>,
     /// One JSON event per line on stdout instead of progress on stderr.
     #[arg(long)]
     json: bool,
@@ -85,15 +90,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             lms_node: a.lms_node,
             lms_updater: a.lms_updater,
             modules: a.modules,
+            system_version: a.system_version,
             json: a.json,
         },
     )
     .map_err(anyhow::Error::msg)?;
     if !a.json {
         println!(
-            "image {} ({} bytes): disk.img, boot/, manifest.json, manifest.sig",
+            "image {} ({} bytes, system {}): disk.img, boot/, system.bundle, manifest.json, manifest.sig",
             a.out.display(),
-            built.disk_bytes
+            built.disk_bytes,
+            built.manifest.system_version
         );
         for i in built.manifest.inputs.iter().filter(|i| i.absent.is_some()) {
             println!("ABSENT: {} {} ({})", i.name, i.version, i.absent.as_deref().unwrap_or(""));

@@ -1,9 +1,14 @@
 //! `lms-image flash DIR --device PATH --pubkey PUB [--keep-data]`: write a
 //! verified image onto a disk (a block device, or a disk file for VMs).
-//! With `--keep-data` only the GPT, the ESP and the system partition are
+//! With `--keep-data` only the GPT, the ESP and the system slots are
 //! written, so a node keeps its data partition (database, module slots,
-//! settings) across an OS reflash; the device's `lms-data` partition must be
-//! exactly where this image puts it, or nothing is written.
+//! settings) across an OS reflash. A device whose `lms-data` lies elsewhere
+//! (a node flashed before the A/B layout, which had one system partition
+//! and a smaller ESP) has it moved to where this image puts it, in an order
+//! that survives a power cut at any point: the data is copied to its new
+//! place first (the old copy untouched), then the new GPT (backup, then
+//! primary) is written, and only then the ESP and system slots over the old
+//! places; a flash cut short is simply run again.
 
 use crate::manifest::Manifest;
 use anyhow::{Context, bail};
@@ -23,6 +28,9 @@ pub struct Args {
     #[arg(long)]
     keep_data: bool,
 }
+
+/// Where every image's first partition starts: the primary GPT lies before.
+const FIRST_PARTITION: u64 = 1 << 20;
 
 /// The device's GPT partition `name`: (offset, size) in bytes, via sfdisk.
 fn device_partition(device: &Path, name: &str) -> anyhow::Result<Option<(u64, u64)>> {
@@ -138,30 +146,57 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let dev_len = dst.seek(SeekFrom::End(0))?;
     if a.keep_data {
         let data = m.partitions.iter().find(|p| p.name == "lms-data").context("the image has no lms-data partition")?;
-        room(dev_len, true, data.offset + data.size).map_err(|e| anyhow::anyhow!("{}: {e}", a.device.display()))?;
-        match device_partition(&a.device, "lms-data")? {
-            Some((off, size)) if off == data.offset && size == data.size => {}
+        room(dev_len, block, data.offset + data.size).map_err(|e| anyhow::anyhow!("{}: {e}", a.device.display()))?;
+        let moved = match device_partition(&a.device, "lms-data")? {
+            Some((off, size)) if off == data.offset && size == data.size => None,
+            Some((off, size)) if size <= data.size && (off + size <= data.offset || data.offset + data.size <= off) => {
+                Some((off, size))
+            }
             Some((off, size)) => bail!(
-                "{}: its lms-data partition is at bytes {off}..{} but this image's is at {}..{}; nothing written \
-                 (flash without --keep-data to start the node afresh)",
+                "{}: its lms-data partition is at bytes {off}..{} but this image's is at {}..{} ({} bytes), and it \
+                 cannot be moved there (larger, or overlapping); nothing written (flash without --keep-data to \
+                 start the node afresh)",
                 a.device.display(),
                 off + size,
                 data.offset,
-                data.offset + data.size
+                data.offset + data.size,
+                data.size
             ),
             None => bail!("{}: no lms-data partition; nothing written (flash without --keep-data)", a.device.display()),
+        };
+        if !block && dev_len < image_len {
+            reserve(&dst, &a.device, image_len)?;
         }
-        // GPT + ESP + system, everything before the data partition.
-        copy_range(&mut src, &mut dst, 0, data.offset, 0)?;
-        // The backup GPT, where a disk of exactly this image's size keeps it.
+        let dev_len = dst.seek(SeekFrom::End(0))?;
+        if let Some((off, size)) = moved {
+            // 1. The data to its new place; the old copy stays as it is.
+            // A second open file (its own offset) to read the old place from.
+            let mut from = std::fs::File::open(&a.device).with_context(|| a.device.display().to_string())?;
+            copy_range(&mut from, &mut dst, off, size, data.offset)?;
+            dst.sync_all()?;
+        }
+        // 2. The backup GPT, where a disk of exactly this image's size keeps
+        // it, then the primary GPT: from here on the table names the new places.
         let tail = data.offset + data.size;
         if dev_len == image_len {
             copy_range(&mut src, &mut dst, tail, image_len - tail, tail)?;
+            dst.sync_all()?;
         }
+        copy_range(&mut src, &mut dst, 0, FIRST_PARTITION, 0)?;
+        dst.sync_all()?;
+        // 3. ESP and system slots, everything between the GPT and the data.
+        copy_range(&mut src, &mut dst, FIRST_PARTITION, data.offset - FIRST_PARTITION, FIRST_PARTITION)?;
         dst.flush()?;
         dst.sync_all()?;
+        if let Some((off, size)) = moved {
+            println!(
+                "{}: lms-data ({size} bytes) moved from byte {off} to byte {} for this image's layout",
+                a.device.display(),
+                data.offset
+            );
+        }
         println!(
-            "{}: ESP and system partition replaced from {} ({} bytes); lms-data kept",
+            "{}: ESP and system slots replaced from {} ({} bytes); lms-data kept",
             a.device.display(),
             a.dir.display(),
             data.offset

@@ -74,12 +74,16 @@ impl SystemManifest {
 
     /// The kernel options of a boot entry for this system in `slot`.
     pub fn entry_options(&self, slot: char) -> String {
-        let v = &self.verity;
-        format!(
-            "{} lms.slot={slot} lms.verity={}:{}:{}:{}",
-            self.cmdline, v.data_blocks, v.hash_offset, v.salt, v.root_hash
-        )
+        entry_options(&self.cmdline, slot, &self.verity)
     }
+}
+
+/// The kernel options of a boot entry: the system's command line, the slot
+/// (`lms.slot=a|b`, the partition `lms-system-<slot>`) and its verity
+/// parameters (`lms.verity=DATA_BLOCKS:HASH_OFFSET:SALT:ROOT_HASH`), which
+/// the initramfs hands to dm-verity.
+pub fn entry_options(cmdline: &str, slot: char, v: &Verity) -> String {
+    format!("{cmdline} lms.slot={slot} lms.verity={}:{}:{}:{}", v.data_blocks, v.hash_offset, v.salt, v.root_hash)
 }
 
 /// Checks the signature over `bytes` first, then parses and checks every
