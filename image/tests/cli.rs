@@ -110,3 +110,50 @@ fn keygen_bundle_publish() {
     assert_eq!(e.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&e.stderr).contains("signature"), "{}", String::from_utf8_lossy(&e.stderr));
 }
+
+/// `publish` takes a system bundle too: its parts land as blobs in the same
+/// repository, its manifest under `system/`, its own channel; an older
+/// system is refused.
+#[test]
+fn publish_puts_a_system_bundle_on_its_own_channel() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+    ok(&image(&["keygen", "--out", &p("release")]));
+    let key = lms_bundle::keys::load_signing(&d.path().join("release.key")).unwrap();
+    let b2 = lms_bundle::testing::system_bundle(d.path(), "0.1.2", 16, &key);
+    let b1 = lms_bundle::testing::system_bundle(d.path(), "0.1.1", 16, &key);
+    let publish = |b: &std::path::Path| {
+        image(&["publish", "--bundle", b.to_str().unwrap(), "--repo", &p("repo"), "--channel", "system-stable"])
+    };
+    let out = ok(&image(&[
+        "publish",
+        "--bundle",
+        b2.to_str().unwrap(),
+        "--repo",
+        &p("repo"),
+        "--channel",
+        "system-stable",
+        "--key",
+        &p("release.key"),
+    ]));
+    assert!(out.contains("published 0.1.2 to channel system-stable"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("repo/channels/system-stable.json")).unwrap()).unwrap();
+    assert_eq!(meta["bundle"]["path"], "system/lms-system-0.1.2.json");
+    assert_eq!(std::fs::read_dir(d.path().join("repo/blobs")).unwrap().count(), 3, "kernel, initramfs, image");
+    let older = image(&[
+        "publish",
+        "--bundle",
+        b1.to_str().unwrap(),
+        "--repo",
+        &p("repo"),
+        "--channel",
+        "system-stable",
+        "--key",
+        &p("release.key"),
+    ]);
+    assert_eq!(older.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&older.stderr).contains("0.1.2"), "{}", String::from_utf8_lossy(&older.stderr));
+    // Without --key nothing happens at all.
+    assert!(!publish(&b1).status.success());
+}

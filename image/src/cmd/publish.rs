@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A module bundle (lms-image bundle) or a content bundle (lms-image content bundle).
+    /// A module bundle (lms-image bundle), a content bundle (lms-image content
+    /// bundle) or a system bundle (DIR/system.bundle of lms-image build).
     #[arg(long)]
     bundle: PathBuf,
     /// Repository root directory (plain files: any web server, CDN or USB stick carries it).
@@ -25,10 +26,12 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let expires_in = lms_settings::parse_duration(&a.expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?;
     let key = lms_bundle::keys::load_signing(&a.key)?;
-    // One command for both kinds: a content bundle is a plain tar that
-    // starts with its manifest, a module bundle a gzip'd tar.
+    // One command for every kind: content and system bundles are plain
+    // tars that start with their manifest, a module bundle a gzip'd tar.
     let publish = if lms_bundle::content::is_content_bundle(&a.bundle) {
         lms_bundle::content::publish
+    } else if lms_bundle::system::is_system_bundle(&a.bundle) {
+        lms_bundle::system::publish
     } else {
         lms_bundle::channel::publish
     };
