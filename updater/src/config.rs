@@ -38,6 +38,55 @@ pub struct Config {
     /// large; the data partition is not).
     #[serde(default = "default_max_content_bytes")]
     pub max_content_bytes: u64,
+    /// Where the system updates' journal and downloads live (on the data
+    /// partition); without it the system is not updated over the air.
+    #[serde(default)]
+    pub system_dir: Option<PathBuf>,
+    #[serde(default = "default_system_channel")]
+    pub system_channel: String,
+    /// The partitions a system update writes, when not found by their GPT
+    /// names (`ESP`, `lms-system-a`, `lms-system-b`): files in tests.
+    #[serde(default)]
+    pub system_devices: Option<SystemDevices>,
+    /// The kernel command line of the running system (`lms.slot=`).
+    #[serde(default = "default_cmdline")]
+    pub cmdline_file: PathBuf,
+    /// The running system's os-release (`SYSTEM_VERSION=`, `IMAGE_ID=`).
+    #[serde(default = "default_os_release")]
+    pub os_release: PathBuf,
+    /// The file lms-init watches for a reboot request.
+    #[serde(default = "default_reboot_request")]
+    pub reboot_request: PathBuf,
+    /// `HH:MM-HH:MM` (UTC): reboot into a new system only then; unset: at once.
+    #[serde(default)]
+    pub reboot_window: Option<String>,
+    /// How many boots a new system gets before the boot loader gives up on it.
+    #[serde(default = "default_boot_tries")]
+    pub boot_tries: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemDevices {
+    pub esp: PathBuf,
+    pub a: PathBuf,
+    pub b: PathBuf,
+}
+
+fn default_system_channel() -> String {
+    "system-stable".into()
+}
+fn default_cmdline() -> PathBuf {
+    "/proc/cmdline".into()
+}
+fn default_os_release() -> PathBuf {
+    "/system/etc/os-release".into()
+}
+fn default_reboot_request() -> PathBuf {
+    "/run/lms-updater/reboot".into()
+}
+fn default_boot_tries() -> u32 {
+    3
 }
 
 fn default_content_channel() -> String {
@@ -72,7 +121,19 @@ impl Config {
         let cfg: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim()))?;
-        for (key, name) in [("channel", &cfg.channel), ("content_channel", &cfg.content_channel)] {
+        if let Some(w) = &cfg.reboot_window
+            && let Err(e) = crate::reboot::parse_window(w)
+        {
+            anyhow::bail!("config {}: reboot_window {e}", path.display());
+        }
+        if !(1..=10).contains(&cfg.boot_tries) {
+            anyhow::bail!("config {}: boot_tries {} is not between 1 and 10", path.display(), cfg.boot_tries);
+        }
+        for (key, name) in [
+            ("channel", &cfg.channel),
+            ("content_channel", &cfg.content_channel),
+            ("system_channel", &cfg.system_channel),
+        ] {
             if !lms_bundle::channel::valid_channel_name(name) {
                 anyhow::bail!("config {}: {key} {name:?} is not a valid channel name", path.display());
             }

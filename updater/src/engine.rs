@@ -1,7 +1,7 @@
 //! The one install flow every payload kind goes through (see the crate
 //! documentation for the steps); [`crate::kinds`] plugs in what differs.
 
-use crate::kinds::Payload;
+use crate::kinds::{Payload, Switched, TrialFound};
 use crate::{config, node, repo, state};
 use lms_bundle::channel::{self, ChannelMeta};
 use lms_bundle::{BundleError, Limits, Version};
@@ -24,6 +24,18 @@ pub enum Step {
     Committed,
     PreviousLinked,
     Collected,
+    /// System kind: the target slot's boot entry is gone (update step 2).
+    EntryDisabled,
+    /// System kind: part of the image is in the slot partition, checkpointed (step 3).
+    ImageCheckpoint,
+    /// System kind: the whole image is in the slot partition (step 3).
+    ImageWritten,
+    /// System kind: read back, sha256 and verity tree checked (step 4).
+    ImageVerified,
+    /// System kind: kernel and initramfs on the ESP (step 5).
+    BootFilesWritten,
+    /// System kind: the new system passed its gate and its entry is blessed.
+    Blessed,
 }
 
 pub const STEPS: [Step; 10] = [
@@ -37,6 +49,20 @@ pub const STEPS: [Step; 10] = [
     Step::Committed,
     Step::PreviousLinked,
     Step::Collected,
+];
+
+/// The points of a system install the power-cut tests stop at, in order
+/// (the reboot lies between `Switched` and `Blessed`).
+pub const SYSTEM_STEPS: [Step; 9] = [
+    Step::Downloaded,
+    Step::EntryDisabled,
+    Step::ImageCheckpoint,
+    Step::ImageWritten,
+    Step::ImageVerified,
+    Step::BootFilesWritten,
+    Step::TrialRecorded,
+    Step::Switched,
+    Step::Blessed,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +81,29 @@ pub enum UpdateError {
 
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
-    UpToDate { version: Option<String>, note: String },
-    Installed { version: String },
-    RolledBack { version: String, reason: String },
+    UpToDate {
+        version: Option<String>,
+        note: String,
+    },
+    Installed {
+        version: String,
+    },
+    RolledBack {
+        version: String,
+        reason: String,
+    },
+    /// A system kind's candidate is ready to try: it runs after the reboot
+    /// (requested at once, or when the maintenance window opens).
+    Rebooting {
+        version: String,
+        reboot: String,
+    },
+}
+
+/// Up to half of `d`, from the clock's nanoseconds (good enough to spread a fleet).
+fn jitter(d: Duration) -> Duration {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    d.mul_f64(f64::from(n % 1000) / 2000.0)
 }
 
 /// Where the clock may be trusted from: the build time of this updater.
@@ -85,6 +131,8 @@ pub struct Updater {
     pub limits: Limits,
     /// Fault injection: stop dead (no cleanup) when this step is reached.
     pub crash_at: Option<Step>,
+    /// When a kind that needs a reboot (the system) may have it.
+    pub reboot: crate::reboot::Reboot,
     /// The clock, replaceable for tests of untrusted clocks.
     pub clock: fn() -> time::OffsetDateTime,
 }
@@ -124,8 +172,21 @@ impl Updater {
             node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
             limits: Limits::default(),
             crash_at: None,
+            reboot: crate::reboot::Reboot::from_config(cfg),
             clock: time::OffsetDateTime::now_utc,
         })
+    }
+
+    /// The engine for the whole system, when the settings give it a
+    /// `system_dir`: its own journal and channel, the same repository,
+    /// keys, node and gate.
+    pub fn system_from_config(cfg: &config::Config) -> anyhow::Result<Option<Updater>> {
+        let Some(dir) = &cfg.system_dir else { return Ok(None) };
+        let mut u = Updater::from_config(cfg)?;
+        u.payload = Box::new(crate::kinds::system::System::from_config(cfg).map_err(anyhow::Error::msg)?);
+        u.layout = Layout { root: dir.clone() };
+        u.channel = cfg.system_channel.clone();
+        Ok(Some(u))
     }
 
     /// The engine for content, when the settings give it a `content_dir`:
@@ -190,22 +251,35 @@ impl Updater {
             let _ = std::fs::remove_file(self.layout.root.join(stale));
         }
         let mut s = self.state()?;
+        self.payload.reconcile(self, &mut s)?;
         if let Some(trial) = s.trial.take() {
-            let reason = "lms-updater stopped during the health trial; rolled back".to_string();
-            tracing::warn!(version = %trial.candidate.version, "{reason}");
-            self.layout.set_link(&self.layout.current(), trial.from.as_ref().map(|f| f.slot.as_str())).map_err(disk)?;
-            if let Err(e) = self.node.reload() {
-                tracing::warn!(error = %e, "node reload after rollback failed (it will load current when it starts)");
+            match self.payload.found_trial(self, &trial)? {
+                TrialFound::Interrupted => {
+                    let reason = "lms-updater stopped during the health trial; rolled back".to_string();
+                    tracing::warn!(version = %trial.candidate.version, "{reason}");
+                    self.layout
+                        .set_link(&self.layout.current(), trial.from.as_ref().map(|f| f.slot.as_str()))
+                        .map_err(disk)?;
+                    if let Err(e) = self.node.reload() {
+                        tracing::warn!(error = %e, "node reload after rollback failed (it will load current when it starts)");
+                    }
+                    self.reject(&mut s, &trial, reason);
+                    self.save(&s)?;
+                }
+                TrialFound::Waiting => {
+                    s.trial = Some(trial);
+                    self.save(&s)?;
+                    let r = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
+                    tracing::info!("a new system waits for its first boot: {r}");
+                }
+                TrialFound::Booted => self.judge_booted(&mut s, trial)?,
+                TrialFound::Failed(reason) => {
+                    tracing::error!(version = %trial.candidate.version, %reason, "the new system failed its trial; back on the old one");
+                    self.payload.abandon(self, &trial.candidate, false)?;
+                    self.reject(&mut s, &trial, reason);
+                    self.save(&s)?;
+                }
             }
-            s.rejected.push(Rejected {
-                version: trial.candidate.version.clone(),
-                sha256: trial.candidate.sha256.clone(),
-                reason: reason.clone(),
-                at: now(),
-            });
-            s.current = trial.from;
-            s.last_error = Some(reason);
-            self.save(&s)?;
         }
         // The links follow the journal (they may lag it after a crash).
         for (link, want) in [(self.layout.current(), &s.current), (self.layout.previous(), &s.previous)] {
@@ -331,36 +405,7 @@ impl Updater {
             file.set_len(0).map_err(disk)?;
             have = 0;
         }
-        let mut delay = Duration::from_millis(200);
-        let mut last_err = String::new();
-        for _attempt in 0..6 {
-            if have == size {
-                break;
-            }
-            match self.transport.download(rel, &mut file, have, size) {
-                Ok(len) => {
-                    have = len;
-                    continue;
-                }
-                Err(e) if e == "restart" => {
-                    file.set_len(0).map_err(disk)?;
-                    have = 0;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, have, "download interrupted; resuming");
-                    last_err = e;
-                    have = file.metadata().map_err(disk)?.len();
-                }
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-        if have != size {
-            return Err(UpdateError::Fetch(format!(
-                "{}: got {have} of {} bytes ({last_err}); the partial download is kept for the next attempt",
-                rel, size
-            )));
-        }
+        self.pull(rel, size, &mut file, have, &mut |_| Ok(()))?;
         file.sync_all().map_err(disk)?;
         let got = sha256_file(&part)?;
         if got != sha256 {
@@ -368,6 +413,58 @@ impl Updater {
             return Err(UpdateError::Refused(format!("{}: sha256 {got}, the signed metadata says {}", rel, sha256)));
         }
         std::fs::rename(&part, done).map_err(disk)?;
+        Ok(())
+    }
+
+    /// Brings bytes `have..size` of `rel` into `file` at its position (a
+    /// partial file opened for appending, or a partition seeked to `have`),
+    /// resuming after each interruption; between attempts it backs off
+    /// (doubling, with jitter, at most 10 s; 6 attempts), so a fleet does not
+    /// hammer a failing server in step. `progress(len)` runs after every
+    /// attempt that moved bytes (a checkpoint).
+    pub(crate) fn pull(
+        &self,
+        rel: &str,
+        size: u64,
+        file: &mut std::fs::File,
+        mut have: u64,
+        progress: &mut dyn FnMut(u64) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
+        use std::io::Seek;
+        let mut delay = Duration::from_millis(200);
+        let mut last_err = String::new();
+        for _attempt in 0..6 {
+            if have == size {
+                break;
+            }
+            match self.transport.download(rel, file, have, size) {
+                Ok(len) => {
+                    have = len;
+                    progress(have)?;
+                    continue;
+                }
+                Err(e) if e == "restart" => {
+                    // The server sent the whole file again: start over.
+                    have = 0;
+                    if file.metadata().map_err(disk)?.is_file() {
+                        file.set_len(0).map_err(disk)?;
+                    }
+                    file.seek(std::io::SeekFrom::Start(0)).map_err(disk)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, have, "download interrupted; resuming");
+                    last_err = e;
+                    have = file.stream_position().map_err(disk)?.max(have);
+                }
+            }
+            std::thread::sleep(delay + jitter(delay));
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        if have != size {
+            return Err(UpdateError::Fetch(format!(
+                "{rel}: got {have} of {size} bytes ({last_err}); what arrived is kept for the next attempt"
+            )));
+        }
         Ok(())
     }
 
@@ -429,12 +526,17 @@ impl Updater {
         self.step(Step::SlotReady)?;
 
         let from = s.current.clone();
-        s.trial = Some(Trial { candidate: candidate.clone(), from: from.clone(), started: now() });
+        s.trial = Some(Trial { candidate: candidate.clone(), from: from.clone(), started: now(), failure: None });
         self.save(&s)?;
         self.step(Step::TrialRecorded)?;
 
-        self.layout.set_link(&self.layout.current(), Some(&candidate.slot)).map_err(disk)?;
+        let switched = self.payload.switch(self, &candidate)?;
         self.step(Step::Switched)?;
+        if switched == Switched::Reboot {
+            tracing::info!(kind = self.payload.name(), version = %candidate.version, "ready to try after a reboot");
+            let reboot = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
+            return Ok(Outcome::Rebooting { version: candidate.version, reboot });
+        }
         tracing::info!(kind = self.payload.name(), version = %candidate.version, "switched current; asking the node to reload");
         let reloaded = self.node.reload();
         self.step(Step::Reloaded)?;
@@ -443,25 +545,11 @@ impl Updater {
             Err(e) => Err(e),
             Ok(()) => self.wait_ready(&candidate.version),
         };
+        let trial = s.trial.take().expect("recorded above");
         match verdict {
             Ok(()) => {
                 self.step(Step::Healthy)?;
-                let floor = s.highest_committed.as_ref().and_then(|f| f.parse::<Version>().ok());
-                if floor.is_none_or(|f| version > f) {
-                    s.highest_committed = Some(version.to_string());
-                }
-                s.previous = from;
-                s.current = Some(candidate.clone());
-                s.trial = None;
-                s.last_error = None;
-                self.save(&s)?;
-                self.step(Step::Committed)?;
-                self.layout
-                    .set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str()))
-                    .map_err(disk)?;
-                self.step(Step::PreviousLinked)?;
-                self.collect(&s)?;
-                self.step(Step::Collected)?;
+                self.commit(&mut s, trial)?;
                 tracing::info!(version = %candidate.version, "update committed");
                 Ok(Outcome::Installed { version: candidate.version })
             }
@@ -476,17 +564,71 @@ impl Updater {
                 {
                     tracing::error!(error = %e, "previous version not ready after rollback");
                 }
-                s.trial = None;
-                s.rejected.push(Rejected {
-                    version: candidate.version.clone(),
-                    sha256: sha,
-                    reason: reason.clone(),
-                    at: now(),
-                });
-                s.last_error = Some(format!("{} rolled back: {reason}", candidate.version));
+                self.reject(&mut s, &trial, reason.clone());
                 self.save(&s)?;
                 self.collect(&s)?;
                 Ok(Outcome::RolledBack { version: candidate.version, reason })
+            }
+        }
+    }
+
+    /// The trial passed its gate: the journal commits it (the floor rises,
+    /// the old version becomes `previous`), then links and clean-up follow.
+    fn commit(&self, s: &mut State, trial: Trial) -> Result<(), UpdateError> {
+        let version: Version = trial.candidate.version.parse().map_err(UpdateError::Refused)?;
+        let floor = s.highest_committed.as_ref().and_then(|f| f.parse::<Version>().ok());
+        if floor.is_none_or(|f| version > f) {
+            s.highest_committed = Some(version.to_string());
+        }
+        s.previous = trial.from;
+        s.current = Some(trial.candidate);
+        s.trial = None;
+        s.last_error = None;
+        self.save(s)?;
+        self.step(Step::Committed)?;
+        self.layout.set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str())).map_err(disk)?;
+        self.step(Step::PreviousLinked)?;
+        self.collect(s)?;
+        self.step(Step::Collected)
+    }
+
+    /// The trial failed: its version is remembered as rejected (never tried
+    /// again by itself) and the version it started from is current again.
+    fn reject(&self, s: &mut State, trial: &Trial, reason: String) {
+        s.rejected.push(Rejected {
+            version: trial.candidate.version.clone(),
+            sha256: trial.candidate.sha256.clone(),
+            reason: reason.clone(),
+            at: now(),
+        });
+        s.current = trial.from.clone();
+        s.trial = None;
+        s.last_error = Some(format!("{} rolled back: {reason}", trial.candidate.version));
+    }
+
+    /// A kind that reboots into its candidate finds itself running it: the
+    /// local health gate decides (the network is not part of it). Passed:
+    /// bless, then commit. Failed: the reason goes into the journal first,
+    /// then the candidate is marked bad and the node reboots into the old one.
+    fn judge_booted(&self, s: &mut State, mut trial: Trial) -> Result<(), UpdateError> {
+        let version = trial.candidate.version.clone();
+        match self.wait_ready(&version) {
+            Ok(()) => {
+                self.payload.bless(self, &trial.candidate)?;
+                self.step(Step::Blessed)?;
+                tracing::info!(kind = self.payload.name(), %version, "the new system passed its health gate; committed");
+                self.commit(s, trial)
+            }
+            Err(reason) => {
+                let reason = format!("health gate on the new system: {reason}");
+                tracing::error!(%version, %reason, "marking it bad and rebooting into the old system");
+                trial.failure = Some(reason.clone());
+                s.trial = Some(trial.clone());
+                self.save(s)?;
+                self.payload.abandon(self, &trial.candidate, true)?;
+                self.reject(s, &trial, reason);
+                self.save(s)?;
+                self.reboot.now().map(|_| ()).map_err(UpdateError::Disk)
             }
         }
     }
@@ -539,7 +681,7 @@ impl Updater {
 
     pub fn status_json(&self) -> Result<serde_json::Value, UpdateError> {
         let s = self.state()?;
-        Ok(serde_json::json!({
+        let mut v = serde_json::json!({
             "kind": self.payload.name(),
             "current": s.current,
             "previous": s.previous,
@@ -553,7 +695,15 @@ impl Updater {
             "clock_trusted": self.clock_trusted(&s),
             "channel": self.channel,
             "repository": self.transport.describe(),
-        }))
+        });
+        // What the kind knows besides the journal (the system: both slots).
+        let extra = self.payload.status(self);
+        if let serde_json::Value::Object(m) = extra {
+            for (k, x) in m {
+                v[k] = x;
+            }
+        }
+        Ok(v)
     }
 
     /// Prometheus text for node_exporter's textfile collector (best effort).

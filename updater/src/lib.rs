@@ -25,7 +25,8 @@ pub mod engine;
 pub mod http;
 pub mod kinds;
 pub mod node;
+pub mod reboot;
 pub mod repo;
 pub mod state;
 
-pub use engine::{Outcome, STEPS, Step, UpdateError, Updater};
+pub use engine::{Outcome, STEPS, SYSTEM_STEPS, Step, UpdateError, Updater};

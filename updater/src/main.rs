@@ -1,7 +1,8 @@
-//! `lms-updater --config FILE [--pin-keys DIR] [--run-as UID:GID] [--kind modules|content] <daemon | check | install SRC | status | rollback> [--json]`
+//! `lms-updater --config FILE [--pin-keys DIR] [--run-as UID:GID] [--kind modules|content|system] <daemon | check | install SRC | status | rollback> [--json]`
 //!
-//! Exit codes: 0 up to date, or updated and healthy; 2 an update failed its
-//! health checks and was rolled back; 1 error, nothing changed.
+//! Exit codes: 0 up to date, updated and healthy, or a new system ready to
+//! try after the reboot; 2 an update failed its health checks and was rolled
+//! back; 1 error, nothing changed.
 
 use clap::{Parser, Subcommand};
 use lms_updater::{Outcome, Updater, config::Config};
@@ -31,7 +32,8 @@ struct Cli {
     #[arg(long, global = true, value_parser = lms_settings::privileges::parse_run_as)]
     run_as: Option<(u32, u32)>,
     /// Which payload `check`, `status` and `rollback` act on (`install`
-    /// tells a content bundle by its contents; `daemon` runs both).
+    /// tells content and system bundles by their contents; `daemon` runs
+    /// every kind the settings enable).
     #[arg(long, global = true, value_enum, default_value_t = Kind::Modules)]
     kind: Kind,
     #[command(subcommand)]
@@ -42,6 +44,7 @@ struct Cli {
 enum Kind {
     Modules,
     Content,
+    System,
 }
 
 #[derive(Subcommand)]
@@ -67,6 +70,9 @@ fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode
         Ok(Outcome::RolledBack { version, reason }) => {
             (2, serde_json::json!({"result": "rolled_back", "version": version, "reason": reason}))
         }
+        Ok(Outcome::Rebooting { version, reboot }) => {
+            (0, serde_json::json!({"result": "rebooting", "version": version, "reboot": reboot}))
+        }
         Err(e) => (1, serde_json::json!({"result": "error", "error": e.to_string()})),
     };
     if json {
@@ -78,6 +84,9 @@ fn report(json: bool, r: &Result<Outcome, lms_updater::UpdateError>) -> ExitCode
             }
             Ok(Outcome::Installed { version }) => println!("installed {version}: healthy and committed"),
             Ok(Outcome::RolledBack { version, reason }) => println!("rolled back from {version}: {reason}"),
+            Ok(Outcome::Rebooting { version, reboot }) => {
+                println!("system {version} is ready to try on the next boot: {reboot}")
+            }
             Err(e) => eprintln!("lms-updater: {}", lms_bundle::cap_text(&e.to_string(), 4096)),
         }
     }
@@ -143,18 +152,25 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("{e:#}")),
     };
-    let is_content = |src: &str| {
-        std::path::Path::new(src).is_file() && lms_bundle::content::is_content_bundle(std::path::Path::new(src))
+    let system = match Updater::system_from_config(&cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let file = |src: &str, test: fn(&std::path::Path) -> bool| {
+        std::path::Path::new(src).is_file() && test(std::path::Path::new(src))
     };
     let chosen = match &cli.cmd {
-        Cmd::Install { src } if is_content(src) => Kind::Content,
+        Cmd::Install { src } if file(src, lms_bundle::content::is_content_bundle) => Kind::Content,
+        Cmd::Install { src } if file(src, lms_bundle::system::is_system_bundle) => Kind::System,
         Cmd::Install { .. } => Kind::Modules,
         _ => cli.kind,
     };
-    let updater = match (chosen, &content) {
-        (Kind::Modules, _) => &modules,
-        (Kind::Content, Some(c)) => c,
-        (Kind::Content, None) => return fail(&"content updates need content_dir in the [updater] settings"),
+    let updater = match (chosen, &content, &system) {
+        (Kind::Modules, _, _) => &modules,
+        (Kind::Content, Some(c), _) => c,
+        (Kind::Content, None, _) => return fail(&"content updates need content_dir in the [updater] settings"),
+        (Kind::System, _, Some(s)) => s,
+        (Kind::System, _, None) => return fail(&"system updates need system_dir in the [updater] settings"),
     };
     match cli.cmd {
         Cmd::Check => report(cli.json, &updater.check()),
@@ -172,12 +188,17 @@ fn main() -> ExitCode {
         Cmd::Rollback => report(cli.json, &updater.rollback()),
         Cmd::Status => match updater.recover().and_then(|_| updater.status_json()) {
             Ok(mut v) => {
-                // Plain `status` shows content too, when this node updates it.
-                if let (Kind::Modules, Some(c)) = (cli.kind, &content) {
-                    v["content"] = c
-                        .recover()
-                        .and_then(|_| c.status_json())
-                        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                // Plain `status` shows content and the system too, when this
+                // node updates them.
+                if cli.kind == Kind::Modules {
+                    for (key, other) in [("content", &content), ("system", &system)] {
+                        if let Some(o) = other {
+                            v[key] = o
+                                .recover()
+                                .and_then(|_| o.status_json())
+                                .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                        }
+                    }
                 }
                 if cli.json {
                     println!("{v}");
@@ -196,8 +217,8 @@ fn main() -> ExitCode {
             // holds up a module fix, nor the other way round.
             let poll = cfg.poll_interval;
             let json = cli.json;
-            if let Some(c) = content {
-                std::thread::spawn(move || run_forever(&c, poll, json));
+            for other in [content, system].into_iter().flatten() {
+                std::thread::spawn(move || run_forever(&other, poll, json));
             }
             run_forever(&modules, poll, json)
         }

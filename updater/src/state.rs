@@ -18,6 +18,10 @@ pub struct Trial {
     pub candidate: Installed,
     pub from: Option<Installed>,
     pub started: String,
+    /// Why the candidate failed, written before it is marked bad (a kind
+    /// that reboots reads it back on the old system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -177,6 +177,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         node: Box::new(HttpNode::new(&running.admin, &ready, Duration::from_secs(30))),
         limits: Default::default(),
         crash_at: None,
+        reboot: lms_updater::reboot::Reboot::immediate(std::env::temp_dir().join("lms-updater-test-reboot")),
         clock: time::OffsetDateTime::now_utc,
     };
     let publish = |version: &str, broken: bool| {
@@ -240,6 +241,14 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         content_dir: Some(content_dir.clone()),
         content_channel: "content-stable".into(),
         max_content_bytes: 1 << 30,
+        system_dir: None,
+        system_channel: "system-stable".into(),
+        system_devices: None,
+        cmdline_file: "/proc/cmdline".into(),
+        os_release: "/system/etc/os-release".into(),
+        reboot_request: dir.path().join("reboot"),
+        reboot_window: None,
+        boot_tries: 3,
     })
     .unwrap()
     .unwrap();

@@ -12,10 +12,6 @@ use lms_bundle::verity::{BLOCK, Verity};
 use std::path::Path;
 use std::process::Command;
 
-/// The boot entries' `sort-key`: the same for both slots, so the boot
-/// loader orders them by `version`, the newest first.
-pub const SORT_KEY: &str = "lms";
-
 fn size_of(p: &Path) -> Result<u64, String> {
     Ok(std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?.len())
 }
@@ -118,15 +114,6 @@ pub(super) fn data(b: &mut Build) -> Result<String, String> {
     Ok(format!("{} MiB", b.disk_def.data_mib))
 }
 
-/// The boot entry of `slot` for a system: title, `version` (the boot loader
-/// boots the highest first), the shared `sort-key`, the slot's kernel and
-/// initramfs, and the options that carry the slot and its verity root.
-pub fn boot_entry(title: &str, version: &str, slot: char, options: &str) -> String {
-    format!(
-        "title {title} (system {version}, slot {slot})\nversion {version}\nsort-key {SORT_KEY}\nlinux /{slot}/vmlinuz\ninitrd /{slot}/initrd.img\noptions {options}\n"
-    )
-}
-
 /// The kernel options of slot `slot`'s entry.
 fn options(b: &Build, slot: char) -> String {
     lms_bundle::system::entry_options(&b.disk_def.cmdline, slot, b.verity.as_ref().expect("the verity step ran"))
@@ -144,7 +131,7 @@ pub(super) fn esp(b: &mut Build) -> Result<String, String> {
     copy(&sd.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"), &esp.join("EFI/BOOT/BOOTX64.EFI"), 0o644)?;
     write(&esp.join("loader/loader.conf"), b"timeout 0\neditor no\n", 0o644)?;
     let title = format!("LMS appliance ({})", b.def.name);
-    let entry = boot_entry(&title, &b.system_version, 'a', &options(b, 'a'));
+    let entry = lms_bundle::system::boot_entry(&title, &b.system_version, 'a', &options(b, 'a'));
     write(&esp.join("loader/entries/lms-a.conf"), entry.as_bytes(), 0o644)?;
     // Room for a second slot's kernel and initramfs beside these.
     let slot_bytes = size_of(&esp.join("a/vmlinuz"))? + size_of(&esp.join("a/initrd.img"))?;

@@ -78,6 +78,20 @@ impl SystemManifest {
     }
 }
 
+/// The boot entries' `sort-key`: the same for both slots, so systemd-boot
+/// orders them by `version`, the newest first (../shared/OTA.md).
+pub const SORT_KEY: &str = "lms";
+
+/// A slot's boot entry (systemd-boot Type #1): title, `version` (the boot
+/// loader boots the highest first), the shared `sort-key`, the slot's kernel
+/// and initramfs on the ESP (`/a/`, `/b/`), and the kernel options that
+/// carry the slot and its verity root.
+pub fn boot_entry(title: &str, version: &str, slot: char, options: &str) -> String {
+    format!(
+        "title {title} (system {version}, slot {slot})\nversion {version}\nsort-key {SORT_KEY}\nlinux /{slot}/vmlinuz\ninitrd /{slot}/initrd.img\noptions {options}\n"
+    )
+}
+
 /// The kernel options of a boot entry: the system's command line, the slot
 /// (`lms.slot=a|b`, the partition `lms-system-<slot>`) and its verity
 /// parameters (`lms.verity=DATA_BLOCKS:HASH_OFFSET:SALT:ROOT_HASH`), which

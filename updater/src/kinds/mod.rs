@@ -4,17 +4,43 @@
 //! only how its payload is brought in and verified into a slot, which
 //! version of it the node reports serving, and how a slot is re-verified.
 //!
-//! Kinds: [`modules::Modules`] (one signed bundle file, unpacked) and
+//! Kinds: [`modules::Modules`] (one signed bundle file, unpacked),
 //! [`content::Content`] (a signed manifest of content-addressed files, of
-//! which only those the node lacks are downloaded).
+//! which only those the node lacks are downloaded) and [`system::System`]
+//! (the whole system into the inactive A/B slot; tried after a reboot,
+//! judged by the new system itself, blessed or abandoned).
 
 pub mod content;
 pub mod modules;
+pub mod system;
 
 use crate::node::NodeControl;
+use crate::state::{Installed, State, Trial};
 use crate::{UpdateError, Updater};
 use lms_bundle::channel::BundleRef;
 use std::path::{Path, PathBuf};
+
+/// Where a candidate stands after its kind switched to it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Switched {
+    /// Serving now: the engine asks the node to reload and gates at once.
+    Live,
+    /// It runs after a reboot; the new system judges it.
+    Reboot,
+}
+
+/// What a kind makes of a trial the journal records, when the updater starts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrialFound {
+    /// The updater stopped mid-trial (live kinds): roll back.
+    Interrupted,
+    /// Not tried yet (the reboot has not happened): keep waiting.
+    Waiting,
+    /// This is the candidate running: gate it now.
+    Booted,
+    /// It was tried and the node is back on the old one, for this reason.
+    Failed(String),
+}
 
 pub trait Payload: Send + Sync {
     /// `modules`, `content`: in logs, status and errors.
@@ -33,4 +59,40 @@ pub trait Payload: Send + Sync {
     /// Checks that a slot is complete and every byte matches its signed
     /// manifest; returns its version.
     fn verify_slot(&self, u: &Updater, dir: &Path) -> Result<String, String>;
+
+    /// Makes `candidate`'s slot the one served. Default: the `current`
+    /// link, in one rename.
+    fn switch(&self, u: &Updater, candidate: &Installed) -> Result<Switched, UpdateError> {
+        u.layout.set_link(&u.layout.current(), Some(&candidate.slot)).map_err(UpdateError::Disk)?;
+        Ok(Switched::Live)
+    }
+
+    /// A trial found in the journal at start. Default: the updater died
+    /// during a live trial.
+    fn found_trial(&self, _u: &Updater, _trial: &Trial) -> Result<TrialFound, UpdateError> {
+        Ok(TrialFound::Interrupted)
+    }
+
+    /// The booted candidate passed its gate: make it stay (before the
+    /// journal commits it).
+    fn bless(&self, _u: &Updater, _candidate: &Installed) -> Result<(), UpdateError> {
+        Ok(())
+    }
+
+    /// The candidate failed: make sure it is never started again by itself
+    /// (`booted`: it is the one running, and a reboot follows).
+    fn abandon(&self, _u: &Updater, _candidate: &Installed, _booted: bool) -> Result<(), UpdateError> {
+        Ok(())
+    }
+
+    /// Brings the journal in line with what is really running, before
+    /// anything else (the system kind: a node reflashed by hand).
+    fn reconcile(&self, _u: &Updater, _s: &mut State) -> Result<(), UpdateError> {
+        Ok(())
+    }
+
+    /// What `status --json` shows for this kind besides the journal.
+    fn status(&self, _u: &Updater) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }

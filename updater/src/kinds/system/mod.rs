@@ -1,0 +1,428 @@
+//! The whole system (kernel, initramfs, the system partition with its
+//! dm-verity tree) into the inactive A/B slot, tried after a reboot with
+//! systemd-boot's boot counting, judged by the new system's local health
+//! gate, then blessed, or abandoned with the old system still there.
+//!
+//! The update, in order (each step is in the journal or on the ESP, and
+//! safe to lose power in; see ../../../../ARCHITECTURE.md):
+//! 1. `fetch`: the signed channel metadata (engine), then the system
+//!    manifest and its signature, checked with its version and kind before
+//!    anything is written.
+//! 2. `stage`: the target slot's boot entries are removed first, so a slot
+//!    being written can never be booted;
+//! 3. the system image is streamed into the slot partition, fsynced and
+//!    checkpointed as it goes (a power cut resumes from the checkpoint);
+//! 4. read back: the partition's sha256 and then its verity tree;
+//! 5. kernel and initramfs to the ESP (`/a/`, `/b/`: temporary name, read
+//!    back, rename);
+//! 6. `switch`: the boot entry with a try counter (`lms-b+3.conf`, higher
+//!    `version` than the running one) lands by one rename: the commit point
+//!    of "try the new system". The engine journals the trial before it.
+//! 7. the reboot, at once or in the maintenance window (the engine).
+//! 8. on the new system, `found_trial` says `Booted`; the engine's gate asks
+//!    the node for readiness (modules loaded) and `served` reports the
+//!    running system's version; passed: `bless` drops the counter, the
+//!    journal commits. Failed: the reason is journaled, `abandon` marks the
+//!    entry bad (`+0-N`) and the node reboots into the old slot.
+//! 9. back on the old slot, `found_trial` reads the entry (tries spent,
+//!    marked bad, or gone) and the engine records the version as rejected:
+//!    it is never tried again by itself.
+
+mod esp;
+mod slots;
+
+pub use esp::{Entry, Esp};
+pub use slots::Devices;
+
+use super::{Payload, Switched, TrialFound};
+use crate::node::NodeControl;
+use crate::state::{Installed, State, Trial};
+use crate::{Step, UpdateError, Updater};
+use lms_bundle::Version;
+use lms_bundle::channel::BundleRef;
+use lms_bundle::system::{self as format, IMAGE, INITRD, KERNEL, SystemLimits, SystemManifest};
+use std::io::Seek;
+use std::path::{Path, PathBuf};
+
+/// What a system slot record keeps (in the engine's `slots/<version>-<sha>`).
+const SLOT_MANIFEST: &str = "system.json";
+const SLOT_SIGNATURE: &str = "system.json.sig";
+const SLOT_LETTER: &str = "slot";
+
+pub struct System {
+    pub devices: Devices,
+    pub cmdline: PathBuf,
+    pub os_release: PathBuf,
+    pub tries: u32,
+    pub limits: SystemLimits,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> UpdateError + '_ {
+    move |e| UpdateError::Disk(format!("{}: {e}", path.display()))
+}
+
+fn sig_of(manifest: &Path) -> PathBuf {
+    let mut s = manifest.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+impl System {
+    pub fn from_config(cfg: &crate::config::Config) -> Result<System, String> {
+        let devices = match &cfg.system_devices {
+            Some(d) => Devices { esp: d.esp.clone(), a: d.a.clone(), b: d.b.clone() },
+            None => Devices::discover()?,
+        };
+        Ok(System {
+            devices,
+            cmdline: cfg.cmdline_file.clone(),
+            os_release: cfg.os_release.clone(),
+            tries: cfg.boot_tries,
+            limits: SystemLimits::default(),
+        })
+    }
+
+    fn esp(&self) -> Esp {
+        Esp { device: self.devices.esp.clone() }
+    }
+
+    fn booted(&self) -> Result<char, UpdateError> {
+        slots::booted(&self.cmdline).map_err(UpdateError::Disk)
+    }
+
+    /// (IMAGE_ID, SYSTEM_VERSION) of the running system.
+    fn running(&self) -> Result<(String, String), UpdateError> {
+        slots::running(&self.os_release).map_err(UpdateError::Disk)
+    }
+
+    /// The manifest at `path` (signature beside it), verified: signature
+    /// before parse, then this node's kind, and a version above both the
+    /// running system and the highest ever committed, never rejected.
+    fn verified(&self, u: &Updater, path: &Path) -> Result<SystemManifest, UpdateError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let sig = std::fs::read(sig_of(path)).map_err(io(&sig_of(path)))?;
+        let m = format::verify_manifest(&bytes, &sig, &u.trusted, &self.limits)?;
+        let (kind, running) = self.running()?;
+        if m.name != kind {
+            return Err(UpdateError::Refused(format!(
+                "system {} is for {:?}; this node runs {kind:?}",
+                m.system_version, m.name
+            )));
+        }
+        let version: Version = m.system_version.parse().map_err(UpdateError::Refused)?;
+        let s = u.state()?;
+        for (floor, what) in
+            [(Some(running), "the running system"), (s.highest_committed, "the highest committed here")]
+        {
+            if let Some(f) = floor.and_then(|f| f.parse::<Version>().ok())
+                && version <= f
+            {
+                return Err(UpdateError::Refused(format!(
+                    "system {version} is not above {f}, {what} (systems only move forward)"
+                )));
+            }
+        }
+        if let Some(r) = s.rejected.iter().find(|r| r.version == m.system_version) {
+            return Err(UpdateError::Refused(format!("system {} was rejected earlier: {}", r.version, r.reason)));
+        }
+        Ok(m)
+    }
+
+    /// A part's bytes in the cache (`blobs/<sha256>`), downloaded when missing.
+    fn part_file(&self, u: &Updater, m: &SystemManifest, name: &str) -> Result<PathBuf, UpdateError> {
+        let p = m.part(name);
+        let path = u.layout.cache().join("blobs").join(&p.sha256);
+        std::fs::create_dir_all(path.parent().unwrap()).map_err(io(&path))?;
+        u.download_to(&lms_bundle::blobs::blob_path(&p.sha256), p.size, &p.sha256, &path)?;
+        Ok(path)
+    }
+
+    /// Step 3: the image into `dev` from a cached file or the repository,
+    /// resuming from the checkpoint (`cache/<sha>.written`) a power cut left.
+    fn write_image(&self, u: &Updater, m: &SystemManifest, dev: &Path) -> Result<(), UpdateError> {
+        let p = m.part(IMAGE);
+        let room = slots::size(dev).map_err(UpdateError::Disk)?;
+        if p.size > room {
+            return Err(UpdateError::Refused(format!(
+                "{IMAGE} is {} bytes; the slot partition {} holds {room}",
+                p.size,
+                dev.display()
+            )));
+        }
+        let checkpoint = u.layout.cache().join(format!("{}.written", p.sha256));
+        let have: u64 = std::fs::read_to_string(&checkpoint).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let have = have.min(p.size);
+        let mut out = std::fs::OpenOptions::new().write(true).open(dev).map_err(io(dev))?;
+        out.seek(std::io::SeekFrom::Start(have)).map_err(io(dev))?;
+        let local = u.layout.cache().join("blobs").join(&p.sha256);
+        if local.exists() {
+            let mut src = std::fs::File::open(&local).map_err(io(&local))?;
+            src.seek(std::io::SeekFrom::Start(have)).map_err(io(&local))?;
+            std::io::copy(&mut src, &mut out).map_err(io(dev))?;
+        } else {
+            tracing::info!(version = %m.system_version, from = have, size = p.size, device = %dev.display(), "streaming the system image into the slot");
+            // fsync needs no offset: a second handle syncs while `out` is written.
+            let syncer = out.try_clone().map_err(io(dev))?;
+            let mut checkpointed = |len: u64| -> Result<(), UpdateError> {
+                syncer.sync_data().map_err(io(dev))?;
+                crate::state::write_atomic(&checkpoint, len.to_string().as_bytes()).map_err(UpdateError::Disk)?;
+                u.step(Step::ImageCheckpoint)
+            };
+            u.pull(&lms_bundle::blobs::blob_path(&p.sha256), p.size, &mut out, have, &mut checkpointed)?;
+        }
+        out.sync_all().map_err(io(dev))?;
+        crate::state::write_atomic(&checkpoint, p.size.to_string().as_bytes()).map_err(UpdateError::Disk)?;
+        u.step(Step::ImageWritten)?;
+        // Step 4: what the partition now holds, not what was sent.
+        let got = slots::sha256_prefix(dev, p.size).map_err(UpdateError::Disk)?;
+        if got != p.sha256 {
+            let _ = std::fs::remove_file(&checkpoint);
+            return Err(UpdateError::Disk(format!(
+                "{}: read back sha256 {got}, the signed manifest says {}; the slot will be written again",
+                dev.display(),
+                p.sha256
+            )));
+        }
+        let mut f = std::fs::File::open(dev).map_err(io(dev))?;
+        lms_bundle::verity::verify(&mut f, &m.verity)
+            .map_err(|e| UpdateError::Disk(format!("{}: {e}", dev.display())))?;
+        let _ = std::fs::remove_file(&checkpoint);
+        u.step(Step::ImageVerified)
+    }
+
+    /// The slot letter a staged record holds.
+    fn slot_of(&self, u: &Updater, c: &Installed) -> Result<char, UpdateError> {
+        let p = u.layout.slot(&c.slot).join(SLOT_LETTER);
+        match std::fs::read_to_string(&p).map_err(io(&p))?.trim() {
+            "a" => Ok('a'),
+            "b" => Ok('b'),
+            other => Err(UpdateError::Disk(format!("{}: {other:?} is not a slot", p.display()))),
+        }
+    }
+
+    fn entry_of(&self, slot: char) -> Result<Option<Entry>, UpdateError> {
+        let mut all: Vec<Entry> =
+            self.esp().entries().map_err(UpdateError::Disk)?.into_iter().filter(|e| e.slot == slot).collect();
+        if all.len() > 1 {
+            return Err(UpdateError::Disk(format!(
+                "the ESP holds {} entries for slot {slot}: {:?}",
+                all.len(),
+                all.iter().map(|e| &e.file).collect::<Vec<_>>()
+            )));
+        }
+        Ok(all.pop())
+    }
+}
+
+impl Payload for System {
+    fn name(&self) -> &'static str {
+        "system"
+    }
+
+    fn fetch(&self, u: &Updater, offer: &BundleRef) -> Result<PathBuf, UpdateError> {
+        if offer.size > self.limits.max_manifest_bytes {
+            return Err(UpdateError::Refused(format!(
+                "{}: {} bytes, over the {}-byte limit for a system manifest",
+                offer.path, offer.size, self.limits.max_manifest_bytes
+            )));
+        }
+        let manifest = u.layout.cache().join(format!("{}.manifest", offer.sha256));
+        u.download_to(&offer.path, offer.size, &offer.sha256, &manifest)?;
+        let sig = u.transport.fetch(&format!("{}.sig", offer.path), 64).map_err(UpdateError::Fetch)?;
+        crate::state::write_atomic(&sig_of(&manifest), &sig).map_err(UpdateError::Disk)?;
+        self.verified(u, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// A system bundle on a USB stick: its manifest verified first, then
+    /// each part hashed into the cache as it is read.
+    fn take_file(&self, u: &Updater, file: &Path) -> Result<PathBuf, UpdateError> {
+        let (m, bytes, sig) = lms_bundle::blobs::read_head::<SystemManifest>(file, &u.trusted, &self.limits)?;
+        let manifest = u.layout.cache().join(format!("{}.manifest", lms_bundle::sha256_hex(&bytes)));
+        crate::state::write_atomic(&manifest, &bytes).map_err(UpdateError::Disk)?;
+        crate::state::write_atomic(&sig_of(&manifest), &sig).map_err(UpdateError::Disk)?;
+        self.verified(u, &manifest)?;
+        let blobs = u.layout.cache().join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let wanted: Vec<String> = m.parts.iter().map(|p| p.sha256.clone()).collect();
+        lms_bundle::blobs::read_bundle::<SystemManifest>(file, &u.trusted, &self.limits, |sha, r| {
+            let tmp = blobs.join(format!("{sha}.part"));
+            let mut f = std::fs::File::create(&tmp)
+                .map_err(|e| lms_bundle::BundleError::Io { path: tmp.clone(), message: e.to_string() })?;
+            std::io::copy(r, &mut f)
+                .map_err(|e| lms_bundle::BundleError::Io { path: tmp.clone(), message: e.to_string() })?;
+            Ok(())
+        })?;
+        for sha in wanted {
+            let tmp = blobs.join(format!("{sha}.part"));
+            if tmp.exists() {
+                std::fs::rename(&tmp, blobs.join(&sha)).map_err(io(&tmp))?;
+            }
+        }
+        Ok(manifest)
+    }
+
+    fn stage(&self, u: &Updater, manifest: &Path, staging: &Path) -> Result<String, UpdateError> {
+        let m = self.verified(u, manifest)?;
+        let target = slots::other(self.booted()?);
+        let esp = self.esp();
+        // 2. The target slot can never be booted while it is being written.
+        let removed = esp.remove_entries(target).map_err(UpdateError::Disk)?;
+        tracing::info!(slot = %target, removed, "boot entries of the target slot removed");
+        u.step(Step::EntryDisabled)?;
+        // 3-4. The image, read back and verity-checked.
+        self.write_image(u, &m, self.devices.slot(target))?;
+        // 5. Kernel and initramfs, each checked against the manifest, then
+        // written to the ESP (read back there before its rename).
+        for name in [KERNEL, INITRD] {
+            let file = self.part_file(u, &m, name)?;
+            let bytes = std::fs::read(&file).map_err(io(&file))?;
+            if lms_bundle::sha256_hex(&bytes) != m.part(name).sha256 {
+                let _ = std::fs::remove_file(&file);
+                return Err(UpdateError::Disk(format!("{}: changed in the cache", file.display())));
+            }
+            esp.write_file(&target.to_string(), name, &bytes).map_err(UpdateError::Disk)?;
+        }
+        u.step(Step::BootFilesWritten)?;
+        // The record of what the slot holds (the engine renames it into slots/).
+        std::fs::create_dir_all(staging).map_err(io(staging))?;
+        std::fs::copy(manifest, staging.join(SLOT_MANIFEST)).map_err(io(manifest))?;
+        std::fs::copy(sig_of(manifest), staging.join(SLOT_SIGNATURE)).map_err(io(manifest))?;
+        std::fs::write(staging.join(SLOT_LETTER), target.to_string()).map_err(io(staging))?;
+        crate::state::sync_dir(staging).map_err(UpdateError::Disk)?;
+        Ok(m.system_version)
+    }
+
+    /// The gate's question: the node is ready with its modules, on this
+    /// system; the answer is the running system's version.
+    fn served(&self, node: &dyn NodeControl) -> Result<Option<String>, String> {
+        if node.ready_version()?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(slots::running(&self.os_release)?.1))
+    }
+
+    fn verify_slot(&self, u: &Updater, dir: &Path) -> Result<String, String> {
+        let bytes = std::fs::read(dir.join(SLOT_MANIFEST)).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let sig = std::fs::read(dir.join(SLOT_SIGNATURE)).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let m = format::verify_manifest(&bytes, &sig, &u.trusted, &self.limits).map_err(|e| e.to_string())?;
+        let letter = std::fs::read_to_string(dir.join(SLOT_LETTER)).map_err(|e| e.to_string())?;
+        let dev = self.devices.slot(if letter.trim() == "b" { 'b' } else { 'a' });
+        let got = slots::sha256_prefix(dev, m.part(IMAGE).size)?;
+        if got != m.part(IMAGE).sha256 {
+            return Err(format!("{}: sha256 {got}, the manifest says {}", dev.display(), m.part(IMAGE).sha256));
+        }
+        Ok(m.system_version)
+    }
+
+    /// 6. The boot entry with a try counter, by one rename: from here on the
+    /// boot loader tries the new system first.
+    fn switch(&self, u: &Updater, c: &Installed) -> Result<Switched, UpdateError> {
+        let slot = self.slot_of(u, c)?;
+        let rec = u.layout.slot(&c.slot);
+        let bytes = std::fs::read(rec.join(SLOT_MANIFEST)).map_err(io(&rec))?;
+        let sig = std::fs::read(rec.join(SLOT_SIGNATURE)).map_err(io(&rec))?;
+        let m = format::verify_manifest(&bytes, &sig, &u.trusted, &self.limits)?;
+        let title = format!("LMS appliance ({})", m.name);
+        let entry = format::boot_entry(&title, &m.system_version, slot, &m.entry_options(slot));
+        let esp = self.esp();
+        esp.remove_entries(slot).map_err(UpdateError::Disk)?;
+        let tmp = format!(".lms-{slot}.conf.tmp");
+        esp.write_file("loader/entries", &tmp, entry.as_bytes()).map_err(UpdateError::Disk)?;
+        esp.rename_entry(&tmp, &Entry::name(slot, Some((self.tries, 0)))).map_err(UpdateError::Disk)?;
+        Ok(Switched::Reboot)
+    }
+
+    fn found_trial(&self, u: &Updater, t: &Trial) -> Result<TrialFound, UpdateError> {
+        let slot = self.slot_of(u, &t.candidate)?;
+        let booted = self.booted()?;
+        let (_, running) = self.running()?;
+        if booted == slot && running == t.candidate.version {
+            return Ok(TrialFound::Booted);
+        }
+        let why = |default: String| TrialFound::Failed(t.failure.clone().unwrap_or(default));
+        Ok(match self.entry_of(slot)? {
+            None => why(format!("its boot entry is gone and the node runs slot {booted} ({running})")),
+            Some(Entry { counter: Some((left, 0)), .. }) if left > 0 => TrialFound::Waiting,
+            Some(Entry { counter: Some((0, done)), .. }) => why(format!(
+                "the boot loader gave up on it after {done} tries without a healthy start (a kernel or initramfs that \
+                 never reached the health gate); the node runs slot {booted} ({running})"
+            )),
+            Some(Entry { counter: Some((_, done)), .. }) => {
+                why(format!("tried {done} times; the node came back on slot {booted} ({running})"))
+            }
+            Some(Entry { counter: None, .. }) => {
+                why(format!("its entry is blessed but the node runs slot {booted} ({running}); treated as failed"))
+            }
+        })
+    }
+
+    /// The counter goes: the entry is good from now on.
+    fn bless(&self, _u: &Updater, c: &Installed) -> Result<(), UpdateError> {
+        let slot = self.booted()?;
+        match self.entry_of(slot)? {
+            Some(Entry { counter: None, .. }) => Ok(()),
+            Some(e) => self.esp().rename_entry(&e.file, &Entry::name(slot, None)).map_err(UpdateError::Disk),
+            None => Err(UpdateError::Disk(format!("no boot entry for slot {slot} to bless ({})", c.version))),
+        }
+    }
+
+    /// Running it: marked bad (`+0-N`), so the boot loader takes the old
+    /// slot; not running it: its entry removed.
+    fn abandon(&self, u: &Updater, c: &Installed, booted: bool) -> Result<(), UpdateError> {
+        let slot = self.slot_of(u, c)?;
+        match (booted, self.entry_of(slot)?) {
+            (true, Some(e)) => {
+                let done = e.counter.map(|(_, d)| d).unwrap_or(1);
+                self.esp().rename_entry(&e.file, &Entry::name(slot, Some((0, done)))).map_err(UpdateError::Disk)
+            }
+            (false, Some(_)) => self.esp().remove_entries(slot).map(|_| ()).map_err(UpdateError::Disk),
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// The running system is what `current` names: a node just flashed (no
+    /// journal yet) or reflashed by hand gets its journal from it.
+    fn reconcile(&self, _u: &Updater, s: &mut State) -> Result<(), UpdateError> {
+        if s.trial.is_some() {
+            return Ok(());
+        }
+        let booted = self.booted()?;
+        let (_, running) = self.running()?;
+        if s.current.as_ref().is_some_and(|c| c.version == running) {
+            return Ok(());
+        }
+        tracing::info!(%running, slot = %booted, "the journal takes the running system as current");
+        s.previous = None;
+        s.current =
+            Some(Installed { version: running.clone(), sha256: String::new(), slot: format!("running-{booted}") });
+        let v: Version = running.parse().map_err(UpdateError::Refused)?;
+        if s.highest_committed.as_ref().and_then(|f| f.parse::<Version>().ok()).is_none_or(|f| v > f) {
+            s.highest_committed = Some(running);
+        }
+        Ok(())
+    }
+
+    fn status(&self, _u: &Updater) -> serde_json::Value {
+        let booted = self.booted().ok();
+        let running = self.running().ok().map(|r| r.1);
+        let entries = self.esp().entries();
+        let slot = |c: char| {
+            let entry = entries.as_ref().ok().and_then(|es| es.iter().find(|e| e.slot == c).cloned());
+            let state = match (&entry, booted == Some(c)) {
+                (_, true) => "booted",
+                (None, false) => "no boot entry",
+                (Some(Entry { counter: None, .. }), false) => "good",
+                (Some(Entry { counter: Some((0, _)), .. }), false) => "bad",
+                (Some(_), false) => "on trial",
+            };
+            serde_json::json!({"device": self.devices.slot(c), "entry": entry.map(|e| e.file), "state": state})
+        };
+        serde_json::json!({
+            "booted": booted.map(|c| c.to_string()),
+            "running_version": running,
+            "slots": {"a": slot('a'), "b": slot('b')},
+            "esp": entries.err(),
+        })
+    }
+}
