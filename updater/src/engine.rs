@@ -251,7 +251,11 @@ impl Updater {
             let _ = std::fs::remove_file(self.layout.root.join(stale));
         }
         let mut s = self.state()?;
+        let before = s.clone();
         self.payload.reconcile(self, &mut s)?;
+        if s != before {
+            self.save(&s)?;
+        }
         if let Some(trial) = s.trial.take() {
             match self.payload.found_trial(self, &trial)? {
                 TrialFound::Interrupted => {
@@ -271,6 +275,11 @@ impl Updater {
                     self.save(&s)?;
                     let r = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
                     tracing::info!("a new system waits for its first boot: {r}");
+                }
+                TrialFound::NotSwitched => {
+                    tracing::warn!(version = %trial.candidate.version, "stopped before its switch; the next check starts it again");
+                    s.trial = None;
+                    self.save(&s)?;
                 }
                 TrialFound::Booted => self.judge_booted(&mut s, trial)?,
                 TrialFound::Failed(reason) => {

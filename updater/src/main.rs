@@ -152,10 +152,15 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("{e:#}")),
     };
-    let system = match Updater::system_from_config(&cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(&format!("{e:#}")),
+    // A node whose disk has no A/B slots (flashed before them) still updates
+    // its modules and content; only a system command fails, naming why.
+    let (system, system_error) = match Updater::system_from_config(&cfg) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(format!("system updates: {e:#}"))),
     };
+    if let Some(e) = &system_error {
+        tracing::warn!("{e}");
+    }
     let file = |src: &str, test: fn(&std::path::Path) -> bool| {
         std::path::Path::new(src).is_file() && test(std::path::Path::new(src))
     };
@@ -170,7 +175,11 @@ fn main() -> ExitCode {
         (Kind::Content, Some(c), _) => c,
         (Kind::Content, None, _) => return fail(&"content updates need content_dir in the [updater] settings"),
         (Kind::System, _, Some(s)) => s,
-        (Kind::System, _, None) => return fail(&"system updates need system_dir in the [updater] settings"),
+        (Kind::System, _, None) => {
+            return fail(
+                &system_error.as_deref().unwrap_or("system updates need system_dir in the [updater] settings"),
+            );
+        }
     };
     match cli.cmd {
         Cmd::Check => report(cli.json, &updater.check()),

@@ -130,6 +130,8 @@ pub(super) fn esp(b: &mut Build) -> Result<String, String> {
     run(Command::new("dpkg-deb").arg("-x").arg(path).arg(&sd))?;
     copy(&sd.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"), &esp.join("EFI/BOOT/BOOTX64.EFI"), 0o644)?;
     write(&esp.join("loader/loader.conf"), b"timeout 0\neditor no\n", 0o644)?;
+    // Slot B's kernel and initramfs go here when a system update writes B.
+    std::fs::create_dir_all(esp.join("b")).map_err(|e| e.to_string())?;
     let title = format!("LMS appliance ({})", b.def.name);
     let entry = lms_bundle::system::boot_entry(&title, &b.system_version, 'a', &options(b, 'a'));
     write(&esp.join("loader/entries/lms-a.conf"), entry.as_bytes(), 0o644)?;

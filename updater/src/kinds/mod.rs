@@ -36,6 +36,9 @@ pub enum TrialFound {
     Interrupted,
     /// Not tried yet (the reboot has not happened): keep waiting.
     Waiting,
+    /// The switch never happened (stopped between the journal and the
+    /// commit point): drop the trial; the next check installs it again.
+    NotSwitched,
     /// This is the candidate running: gate it now.
     Booted,
     /// It was tried and the node is back on the old one, for this reason.

@@ -118,10 +118,9 @@ impl Esp {
     pub fn write_file(&self, dir: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
         let tmp = format!(".{name}.tmp");
         self.session(|root| {
-            let d = match root.open_dir(dir) {
-                Ok(d) => d,
-                Err(_) => root.create_dir(dir).map_err(fat(dir.to_string()))?,
-            };
+            // The image build makes `a/` and `b/`; the updater never makes
+            // directories (fewer FAT structures written in the field).
+            let d = root.open_dir(dir).map_err(fat(format!("{dir}/ (an ESP of the A/B layout has it)")))?;
             let _ = d.remove(&tmp);
             let mut f = d.create_file(&tmp).map_err(fat(format!("{dir}/{tmp}")))?;
             f.truncate().map_err(fat(format!("{dir}/{tmp}")))?;

@@ -315,7 +315,7 @@ impl Payload for System {
         Ok(m.system_version)
     }
 
-    /// 6. The boot entry with a try counter, by one rename: from here on the
+    /// Step 6: the boot entry with a try counter, by one rename: from here on the
     /// boot loader tries the new system first.
     fn switch(&self, u: &Updater, c: &Installed) -> Result<Switched, UpdateError> {
         let slot = self.slot_of(u, c)?;
@@ -342,7 +342,10 @@ impl Payload for System {
         }
         let why = |default: String| TrialFound::Failed(t.failure.clone().unwrap_or(default));
         Ok(match self.entry_of(slot)? {
-            None => why(format!("its boot entry is gone and the node runs slot {booted} ({running})")),
+            // Entries go only with a failure journaled first: none and no
+            // failure means the commit point was never reached.
+            None if t.failure.is_none() => TrialFound::NotSwitched,
+            None => why(String::new()),
             Some(Entry { counter: Some((left, 0)), .. }) if left > 0 => TrialFound::Waiting,
             Some(Entry { counter: Some((0, done)), .. }) => why(format!(
                 "the boot loader gave up on it after {done} tries without a healthy start (a kernel or initramfs that \
