@@ -33,6 +33,10 @@ pub struct Vm {
     /// Scratch space (the UEFI variable store copy).
     pub scratch: PathBuf,
     pub cmdline: String,
+    /// Guest reboots stay in this QEMU; false: a reboot ends it (-no-reboot).
+    pub reboot: bool,
+    /// A UEFI variable store that persists (made from the template when missing).
+    pub uefi_vars: Option<PathBuf>,
 }
 
 pub fn free_port() -> std::io::Result<u16> {
@@ -58,7 +62,10 @@ impl Vm {
         let mut c = Command::new("qemu-system-x86_64");
         c.args(["-accel", if self.kvm { "kvm" } else { "tcg" }])
             .args(["-m", &self.memory_mib.to_string(), "-smp", &self.cpus.to_string()])
-            .args(["-nographic", "-nodefaults", "-no-reboot"]);
+            .args(["-nographic", "-nodefaults"]);
+        if !self.reboot {
+            c.arg("-no-reboot");
+        }
         match &self.console {
             Some(f) => c.arg("-serial").arg(format!("file:{}", f.display())),
             None => c.args(["-serial", "stdio"]),
@@ -99,9 +106,11 @@ impl Vm {
             "virtio-net-pci,netdev=n0",
         ]);
         if self.uefi {
-            let vars = self.scratch.join("OVMF_VARS.fd");
+            let vars = self.uefi_vars.clone().unwrap_or_else(|| self.scratch.join("OVMF_VARS.fd"));
             std::fs::create_dir_all(&self.scratch).map_err(|e| e.to_string())?;
-            std::fs::copy(OVMF_VARS, &vars).map_err(|e| format!("{OVMF_VARS}: {e} (apt-get install ovmf)"))?;
+            if self.uefi_vars.is_none() || !vars.exists() {
+                std::fs::copy(OVMF_VARS, &vars).map_err(|e| format!("{OVMF_VARS}: {e} (apt-get install ovmf)"))?;
+            }
             c.arg("-drive")
                 .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
                 .arg("-drive")

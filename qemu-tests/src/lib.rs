@@ -131,6 +131,11 @@ pub struct Boot<'a> {
 
 impl Vm {
     pub fn start(b: Boot) -> Vm {
+        Vm::start_with(b, &[])
+    }
+
+    /// `start` with more `lms-image run` arguments (`--reboot`, `--uefi-vars F`).
+    pub fn start_with(b: Boot, extra: &[&std::ffi::OsStr]) -> Vm {
         let console = b.scratch.join(format!("console-{}.log", std::process::id()));
         let monitor = b.scratch.join("monitor.sock");
         let _ = std::fs::remove_file(&monitor);
@@ -145,6 +150,7 @@ impl Vm {
         if let Some(disk) = b.disk {
             c.arg("--disk").arg(disk);
         }
+        c.args(extra);
         let started = Instant::now();
         let mut child = c.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
@@ -239,4 +245,59 @@ impl Drop for Vm {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A static file server for the update repository (GET, whole files).
+pub fn serve(root: PathBuf) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                let mut out = &stream;
+                match (!path.contains("..")).then(|| std::fs::read(root.join(&path))).and_then(Result::ok) {
+                    Some(body) => {
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = out.write_all(&body);
+                    }
+                    None => {
+                        let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The dev definition with its files made absolute and its settings replaced.
+pub fn definition(dir: &Path, settings: &Path) -> PathBuf {
+    let appliance = root().join("appliance").canonicalize().unwrap();
+    let text = std::fs::read_to_string(dev_definition())
+        .unwrap()
+        .replace("settings = \"factory/lms-dev.toml\"", &format!("settings = \"{}\"", settings.display()))
+        .replace("\"factory/", &format!("\"{}/factory/", appliance.display()))
+        .replace("\"k3s/", &format!("\"{}/k3s/", appliance.display()))
+        .replace("content = \"content\"", &format!("content = \"{}/content\"", appliance.display()));
+    let f = dir.join("appliance.toml");
+    std::fs::write(&f, text).unwrap();
+    f
 }

@@ -5,65 +5,8 @@
 //! it while learners keep getting answers.
 
 use lms_qemu_tests::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A static file server for the update repository (GET, whole files).
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(&stream);
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
-                let mut out = &stream;
-                match (!path.contains("..")).then(|| std::fs::read(root.join(&path))).and_then(Result::ok) {
-                    Some(body) => {
-                        let _ = write!(
-                            out,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = out.write_all(&body);
-                    }
-                    None => {
-                        let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// The dev definition with its files made absolute and its settings replaced.
-fn definition(dir: &Path, settings: &Path) -> PathBuf {
-    let appliance = root().join("appliance").canonicalize().unwrap();
-    let text = std::fs::read_to_string(dev_definition())
-        .unwrap()
-        .replace("settings = \"factory/lms-dev.toml\"", &format!("settings = \"{}\"", settings.display()))
-        .replace("\"factory/", &format!("\"{}/factory/", appliance.display()))
-        .replace("\"k3s/", &format!("\"{}/k3s/", appliance.display()))
-        .replace("content = \"content\"", &format!("content = \"{}/content\"", appliance.display()));
-    let f = dir.join("appliance.toml");
-    std::fs::write(&f, text).unwrap();
-    f
-}
 
 fn lms_image_ok(args: &[&std::ffi::OsStr]) {
     let o = Command::new(lms_image()).args(args).output().unwrap();

@@ -36,6 +36,14 @@ pub struct Args {
     /// instead of the image's disk.img; the kernel and command line still come from DIR.
     #[arg(long, conflicts_with = "overlay")]
     disk: Option<PathBuf>,
+    /// Let the guest reboot inside the same QEMU (a system update reboots
+    /// into its new slot); default: a reboot ends QEMU.
+    #[arg(long)]
+    reboot: bool,
+    /// The UEFI variable store (made from OVMF's template when missing), so
+    /// it persists across QEMU runs like a machine's NVRAM; default: a fresh copy.
+    #[arg(long, conflicts_with = "direct")]
+    uefi_vars: Option<PathBuf>,
     /// Serial console to this file instead of the terminal.
     #[arg(long)]
     console: Option<PathBuf>,
@@ -72,6 +80,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         monitor: a.monitor.clone(),
         scratch: scratch.path().to_path_buf(),
         cmdline,
+        reboot: a.reboot,
+        uefi_vars: a.uefi_vars.clone(),
     };
     let mut cmd = vm.command().map_err(anyhow::Error::msg)?;
     if a.console.is_some() || a.json {
@@ -98,7 +108,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             if a.kvm { "KVM" } else { "TCG" }
         );
     }
-    // Report readiness while QEMU runs.
+    // Report readiness while QEMU runs: `ready` each time /readyz turns 200,
+    // `not_ready` when it stops answering 200 (a reboot).
     let mut ready = false;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -111,15 +122,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             anyhow::ensure!(status.success(), "QEMU exited with {status}");
             return Ok(());
         }
-        if !ready && http_status(port, "/readyz") == Some(200) {
-            ready = true;
+        let up = http_status(port, "/readyz") == Some(200);
+        if up && !ready {
             let s = start.elapsed().as_secs_f64();
             if a.json {
                 println!("{}", serde_json::json!({"event": "ready", "url": url, "seconds": s}));
             } else {
                 eprintln!("lms-image: the LMS answers at {url} ({s:.1} s from QEMU start to /readyz 200)");
             }
+        } else if !up && ready && a.json {
+            println!("{}", serde_json::json!({"event": "not_ready", "seconds": start.elapsed().as_secs_f64()}));
         }
+        ready = up;
         std::thread::sleep(Duration::from_millis(if ready { 1000 } else { 200 }));
     }
 }

@@ -63,12 +63,31 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
     let reasons: Vec<String> = [db.err(), modules.err()].into_iter().flatten().collect();
     body["ready"] = json!(reasons.is_empty());
     body["node_id"] = json!(node.cfg.node_id);
+    let (system_version, system_slot) = running_system();
+    body["system_version"] = json!(system_version);
+    body["system_slot"] = json!(system_slot);
     if reasons.is_empty() {
         (StatusCode::OK, Json(body)).into_response()
     } else {
         body["reason"] = json!(reasons.join("; "));
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
+}
+
+/// The appliance system this node runs (its version from the read-only
+/// system partition, its A/B slot from the kernel command line), read once;
+/// `None` off the appliance (development, tests).
+fn running_system() -> &'static (Option<String>, Option<String>) {
+    static SYSTEM: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let version = std::fs::read_to_string("/system/etc/os-release")
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("SYSTEM_VERSION=")).map(str::to_string));
+        let slot = std::fs::read_to_string("/proc/cmdline")
+            .ok()
+            .and_then(|t| t.split_whitespace().find_map(|w| w.strip_prefix("lms.slot=")).map(str::to_string));
+        (version, slot)
+    })
 }
 
 pub async fn metrics(State(node): State<AppState>) -> Response {
