@@ -139,6 +139,17 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     eprintln!("system {va} -> {vb}: published to serving B {on_b:?}, to blessed {blessed:?}");
     let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
     assert_eq!(code, 200, "the record did not survive the system update: {body}");
+    // The updater's journal, as the node's /metrics shows it.
+    let want = format!("lms_updater_info{{kind=\"system\",current=\"{vb}\",previous=\"{va}\",last_rejected=\"\"}} 1");
+    let mut metrics = String::new();
+    for _ in 0..30 {
+        metrics = vm.http("GET", "/metrics", None, None).1;
+        if metrics.contains(&want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(metrics.contains(&want), "{want} not in /metrics:\n{metrics}");
     vm.power_button(Duration::from_secs(120));
     drop(vm);
     fsck_esp(&disk, d.path());

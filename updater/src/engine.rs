@@ -718,11 +718,13 @@ impl Updater {
     /// Prometheus text for node_exporter's textfile collector (best effort).
     fn write_metrics(&self, s: &State) {
         let v = |i: &Option<Installed>| i.as_ref().map(|i| i.version.clone()).unwrap_or_default();
+        let kind = self.payload.name();
+        let last_rejected = s.rejected.last().map(|r| r.version.clone()).unwrap_or_default();
         let text = format!(
-            "# HELP lms_updater_info Versions on this node.\n# TYPE lms_updater_info gauge\nlms_updater_info{{current=\"{}\",previous=\"{}\"}} 1\n\
-             # HELP lms_updater_rejected_versions Versions rejected on this node (health gate, operator).\n# TYPE lms_updater_rejected_versions gauge\nlms_updater_rejected_versions {}\n\
-             # HELP lms_updater_in_trial 1 while a new version is on trial.\n# TYPE lms_updater_in_trial gauge\nlms_updater_in_trial {}\n\
-             # HELP lms_updater_last_error 1 when the last operation failed.\n# TYPE lms_updater_last_error gauge\nlms_updater_last_error {}\n",
+            "# HELP lms_updater_info Versions on this node, per payload kind.\n# TYPE lms_updater_info gauge\nlms_updater_info{{kind=\"{kind}\",current=\"{}\",previous=\"{}\",last_rejected=\"{last_rejected}\"}} 1\n\
+             # HELP lms_updater_rejected_versions Versions rejected on this node (health gate, failed boot, operator).\n# TYPE lms_updater_rejected_versions gauge\nlms_updater_rejected_versions{{kind=\"{kind}\"}} {}\n\
+             # HELP lms_updater_in_trial 1 while a new version is on trial.\n# TYPE lms_updater_in_trial gauge\nlms_updater_in_trial{{kind=\"{kind}\"}} {}\n\
+             # HELP lms_updater_last_error 1 when the last operation failed.\n# TYPE lms_updater_last_error gauge\nlms_updater_last_error{{kind=\"{kind}\"}} {}\n",
             v(&s.current),
             v(&s.previous),
             s.rejected.len(),

@@ -33,6 +33,10 @@ pub struct Config {
     /// their own (see `content::serve`), e.g. `0.0.0.0:8081` (the appliance
     /// sets it); unset, none are served.
     pub content_listen: Option<String>,
+    /// lms-updater's Prometheus text files (one per kind: modules, content,
+    /// system), appended to /metrics so one scrape shows the updates too
+    /// (versions, trials, rejected versions, the last error).
+    pub updater_metrics: Vec<PathBuf>,
     pub data_dir: PathBuf,
     /// The module directory to serve (for the appliance, the updater's `current` link).
     pub modules: PathBuf,
@@ -152,6 +156,7 @@ impl Default for Config {
             listen: "0.0.0.0:8080".into(),
             admin_listen: Some("127.0.0.1:9090".into()),
             content_listen: None,
+            updater_metrics: Vec::new(),
             data_dir: PathBuf::from("/data/lms"),
             modules: PathBuf::from("/data/modules/current"),
             content: PathBuf::from("/data/content/current"),

@@ -74,6 +74,40 @@ pub async fn readyz(State(node): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus texts that share metric families (each kind of lms-updater
+/// writes the same names with its own `kind` label) as one exposition:
+/// each family's HELP and TYPE once, its samples together.
+pub fn merge_families(texts: &[String]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
+    for line in texts.iter().flat_map(|t| t.lines()).filter(|l| !l.trim().is_empty()) {
+        let (name, comment) = match line.strip_prefix("# ") {
+            Some(c) => (c.split_whitespace().nth(1).unwrap_or_default().to_string(), true),
+            None => (line.split(['{', ' ']).next().unwrap_or_default().to_string(), false),
+        };
+        if !families.contains_key(&name) {
+            order.push(name.clone());
+        }
+        let (head, samples) = families.entry(name).or_default();
+        if comment {
+            if !head.iter().any(|h| h == line) {
+                head.push(line.to_string());
+            }
+        } else {
+            samples.push(line.to_string());
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        let (head, samples) = &families[&name];
+        for l in head.iter().chain(samples) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The appliance system this node runs (its version from the read-only
 /// system partition, its A/B slot from the kernel command line), read once;
 /// `None` off the appliance (development, tests).
@@ -93,7 +127,17 @@ fn running_system() -> &'static (Option<String>, Option<String>) {
 pub async fn metrics(State(node): State<AppState>) -> Response {
     crate::sync::publish_metrics(&node);
     node.auth.publish(&node.metrics);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics.render()).into_response()
+    let mut text = node.metrics.render();
+    // Small files written by rename; a missing one (a kind not in use) is skipped.
+    let files: Vec<String> = node
+        .cfg
+        .updater_metrics
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter(|t| t.len() < 64 << 10)
+        .collect();
+    text.push_str(&merge_families(&files));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// Loads the module directory again. 200 with the new versions, or 500 with
@@ -139,4 +183,18 @@ pub async fn sync_status(State(node): State<AppState>) -> Json<Value> {
             rejected.into_iter().map(|(id, reason, at)| json!({"id": id, "reason": reason, "at": at})).collect();
     }
     Json(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn updater_files_merge_into_one_family_each() {
+        let a = "# HELP x_info I.\n# TYPE x_info gauge\nx_info{kind=\"modules\"} 1\n# HELP y Y.\n# TYPE y gauge\ny{kind=\"modules\"} 0\n";
+        let b = a.replace("modules", "system");
+        let m = super::merge_families(&[a.to_string(), b]);
+        assert_eq!(
+            m,
+            "# HELP x_info I.\n# TYPE x_info gauge\nx_info{kind=\"modules\"} 1\nx_info{kind=\"system\"} 1\n# HELP y Y.\n# TYPE y gauge\ny{kind=\"modules\"} 0\ny{kind=\"system\"} 0\n"
+        );
+    }
 }
