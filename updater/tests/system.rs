@@ -362,3 +362,29 @@ fn a_stop_at_every_step_ends_in_one_complete_trial() {
         w.fsck();
     }
 }
+
+/// A committed B whose partition later fails the boot-time verity check:
+/// lms-init marks its entry bad and reboots into A; A's updater reports
+/// why and does not take B's version again.
+#[test]
+fn a_committed_b_that_stops_starting_is_reported_from_a() {
+    let w = World::new();
+    w.publish("0.1.2");
+    rebooting(w.updater().check().unwrap());
+    assert_eq!(w.power_on(), 'b');
+    assert!(matches!(w.updater().check().unwrap(), Outcome::UpToDate { .. }));
+    assert_eq!(w.entries(), ["lms-a.conf", "lms-b.conf"]);
+    // What lms-init's fall_back does on B.
+    w.esp().rename_entry("lms-b.conf", "lms-b+0-1.conf").unwrap();
+    assert_eq!(w.power_on(), 'a');
+    let u = w.updater();
+    u.recover().unwrap();
+    let s = u.status_json().unwrap();
+    assert_eq!(s["current"]["version"], FACTORY);
+    let reason = s["rejected"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("stopped starting after it was committed") && reason.contains("lms-b+0-1.conf"), "{s}");
+    assert_eq!(s["last_error"].as_str().unwrap(), reason, "{s}");
+    assert_eq!(s["slots"]["b"]["state"], "bad");
+    let o = u.check().unwrap();
+    assert!(matches!(&o, Outcome::UpToDate { note, .. } if note.contains("rejected earlier")), "{o:?}");
+}

@@ -385,8 +385,12 @@ impl Payload for System {
     }
 
     /// The running system is what `current` names: a node just flashed (no
-    /// journal yet) or reflashed by hand gets its journal from it.
-    fn reconcile(&self, _u: &Updater, s: &mut State) -> Result<(), UpdateError> {
+    /// journal yet) or reflashed by hand gets its journal from it. When the
+    /// committed system's entry is marked bad and the node runs the other
+    /// slot, the committed system stopped starting (its slot failed the
+    /// boot-time verity check, or its tries ran out): that is recorded as a
+    /// rejection with the reason, then the running system is current.
+    fn reconcile(&self, u: &Updater, s: &mut State) -> Result<(), UpdateError> {
         if s.trial.is_some() {
             return Ok(());
         }
@@ -395,7 +399,28 @@ impl Payload for System {
         if s.current.as_ref().is_some_and(|c| c.version == running) {
             return Ok(());
         }
-        tracing::info!(%running, slot = %booted, "the journal takes the running system as current");
+        if let Some(c) = s.current.clone()
+            && let Ok(slot) = self.slot_of(u, &c)
+            && slot != booted
+            && let Some(Entry { counter: Some((0, _)), file, .. }) = self.entry_of(slot)?
+        {
+            let reason = format!(
+                "system {} on slot {slot} stopped starting after it was committed (its partition failed the \
+                 boot-time verity check, or its boots never reached userspace); its entry {file} is marked bad \
+                 and the node runs slot {booted} ({running})",
+                c.version
+            );
+            tracing::error!("{reason}");
+            s.rejected.push(crate::state::Rejected {
+                version: c.version.clone(),
+                sha256: c.sha256.clone(),
+                reason: reason.clone(),
+                at: lms_bundle::rfc3339(time::OffsetDateTime::now_utc()),
+            });
+            s.last_error = Some(reason);
+        } else {
+            tracing::info!(%running, slot = %booted, "the journal takes the running system as current");
+        }
         s.previous = None;
         s.current =
             Some(Installed { version: running.clone(), sha256: String::new(), slot: format!("running-{booted}") });
