@@ -125,7 +125,7 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     let on_b = on_b.unwrap_or_else(|| panic!("not on system {vb} within 600 s:\n{}", vm.console_text()));
     let console = vm.console_text();
     assert!(console.contains("lms-updater asked for a reboot"), "{console}");
-    assert!(console.contains(&format!("system slot b (/dev/vda3) mounted read-only through dm-verity")), "{console}");
+    assert!(console.contains("system slot b (/dev/vda3) mounted read-only through dm-verity"), "{console}");
     // Committed: the entry loses its counter (the updater blesses it after the gate).
     let mut blessed = None;
     while t.elapsed() < on_b + Duration::from_secs(180) {
