@@ -302,7 +302,9 @@ impl Updater {
 
     /// Removes slots and cached bundles nothing refers to.
     fn collect(&self, s: &State) -> Result<(), UpdateError> {
-        let keep: Vec<&str> = [&s.current, &s.previous].into_iter().flatten().map(|i| i.slot.as_str()).collect();
+        let trial = s.trial.as_ref().map(|t| &t.candidate);
+        let keep: Vec<&str> =
+            [s.current.as_ref(), s.previous.as_ref(), trial].into_iter().flatten().map(|i| i.slot.as_str()).collect();
         for e in std::fs::read_dir(self.layout.slots()).map_err(disk)? {
             let e = e.map_err(disk)?;
             if !keep.contains(&e.file_name().to_string_lossy().as_ref()) {
@@ -327,6 +329,12 @@ impl Updater {
 
     fn check_inner(&self) -> Result<Outcome, UpdateError> {
         let mut s = self.state()?;
+        // A candidate waiting for its reboot (a kind that reboots) is not
+        // installed again; the reboot is asked for again when allowed.
+        if let Some(t) = &s.trial {
+            let reboot = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
+            return Ok(Outcome::Rebooting { version: t.candidate.version.clone(), reboot });
+        }
         let bytes = self.transport.fetch(&channel::meta_path(&self.channel), 1 << 20).map_err(UpdateError::Fetch)?;
         let sig = self.transport.fetch(&channel::sig_path(&self.channel), 1024).map_err(UpdateError::Fetch)?;
         let meta: ChannelMeta = channel::verify(&bytes, &sig, &self.trusted, &self.channel)?;

@@ -112,6 +112,7 @@ impl World {
     }
     fn updater(&self) -> Updater {
         let system = System {
+            scratch: self.p("ram"),
             devices: Devices { esp: self.p("esp.img"), a: self.p("a.img"), b: self.p("b.img") },
             cmdline: self.p("cmdline"),
             os_release: self.p("os-release"),

@@ -294,12 +294,15 @@ pub mod testing {
     pub fn verity_image(img: &Path, data_blocks: u64, seed: u32) -> super::verity::Verity {
         use super::verity::BLOCK;
         let mut bytes = Vec::with_capacity((data_blocks * BLOCK) as usize);
-        let mut x: u32 = seed | 1;
+        // Any seed, even 0, gives a stream of its own (xorshift needs non-zero).
+        let mut x: u32 = seed.wrapping_mul(2_654_435_761).wrapping_add(0x9e37_79b9) | 1;
+        let mut x2 = seed;
         while bytes.len() < (data_blocks * BLOCK) as usize {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            bytes.extend_from_slice(&x.to_le_bytes());
+            x2 = x2.wrapping_add(1);
+            bytes.extend_from_slice(&(x ^ x2.rotate_left(16)).to_le_bytes());
         }
         std::fs::write(img, &bytes).unwrap();
         let salt = "5a".repeat(32);

@@ -51,6 +51,9 @@ const SLOT_LETTER: &str = "slot";
 
 pub struct System {
     pub devices: Devices,
+    /// Parts on their way to the ESP, and a system bundle's parts from a USB
+    /// stick: in RAM (`/run/lms-updater`), never on the small data partition.
+    pub scratch: PathBuf,
     pub cmdline: PathBuf,
     pub os_release: PathBuf,
     pub tries: u32,
@@ -59,6 +62,12 @@ pub struct System {
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> UpdateError + '_ {
     move |e| UpdateError::Disk(format!("{}: {e}", path.display()))
+}
+
+/// Bytes of image `sha256` written to `slot` and fsynced (a `.part` file:
+/// the engine's clean-up keeps it, like a partial download).
+fn checkpoint_of(u: &Updater, sha256: &str, slot: char) -> PathBuf {
+    u.layout.cache().join(format!("{sha256}-{slot}.image.part"))
 }
 
 fn sig_of(manifest: &Path) -> PathBuf {
@@ -75,6 +84,7 @@ impl System {
         };
         Ok(System {
             devices,
+            scratch: cfg.reboot_request.parent().map(Path::to_path_buf).unwrap_or_else(|| "/run/lms-updater".into()),
             cmdline: cfg.cmdline_file.clone(),
             os_release: cfg.os_release.clone(),
             tries: cfg.boot_tries,
@@ -128,18 +138,25 @@ impl System {
         Ok(m)
     }
 
-    /// A part's bytes in the cache (`blobs/<sha256>`), downloaded when missing.
+    fn blobs(&self) -> PathBuf {
+        self.scratch.join("blobs")
+    }
+
+    /// A part's bytes in scratch (`blobs/<sha256>`), downloaded when missing.
     fn part_file(&self, u: &Updater, m: &SystemManifest, name: &str) -> Result<PathBuf, UpdateError> {
         let p = m.part(name);
-        let path = u.layout.cache().join("blobs").join(&p.sha256);
-        std::fs::create_dir_all(path.parent().unwrap()).map_err(io(&path))?;
+        let path = self.blobs().join(&p.sha256);
+        std::fs::create_dir_all(self.blobs()).map_err(io(&path))?;
         u.download_to(&lms_bundle::blobs::blob_path(&p.sha256), p.size, &p.sha256, &path)?;
         Ok(path)
     }
 
     /// Step 3: the image into `dev` from a cached file or the repository,
-    /// resuming from the checkpoint (`cache/<sha>.written`) a power cut left.
-    fn write_image(&self, u: &Updater, m: &SystemManifest, dev: &Path) -> Result<(), UpdateError> {
+    /// resuming from the checkpoint (`cache/<sha>.image.part`: bytes written
+    /// and fsynced) a power cut left; kept, like a partial download, until
+    /// the update is committed or given up.
+    fn write_image(&self, u: &Updater, m: &SystemManifest, slot: char) -> Result<(), UpdateError> {
+        let dev = self.devices.slot(slot);
         let p = m.part(IMAGE);
         let room = slots::size(dev).map_err(UpdateError::Disk)?;
         if p.size > room {
@@ -149,12 +166,19 @@ impl System {
                 dev.display()
             )));
         }
-        let checkpoint = u.layout.cache().join(format!("{}.written", p.sha256));
+        // One checkpoint per slot: another image's progress on this slot is void.
+        let checkpoint = checkpoint_of(u, &p.sha256, slot);
+        let suffix = format!("-{slot}.image.part");
+        for e in std::fs::read_dir(u.layout.cache()).map_err(io(&u.layout.cache()))?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(&suffix) && e.path() != checkpoint {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let have: u64 = std::fs::read_to_string(&checkpoint).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
         let have = have.min(p.size);
         let mut out = std::fs::OpenOptions::new().write(true).open(dev).map_err(io(dev))?;
         out.seek(std::io::SeekFrom::Start(have)).map_err(io(dev))?;
-        let local = u.layout.cache().join("blobs").join(&p.sha256);
+        let local = self.blobs().join(&p.sha256);
         if local.exists() {
             let mut src = std::fs::File::open(&local).map_err(io(&local))?;
             src.seek(std::io::SeekFrom::Start(have)).map_err(io(&local))?;
@@ -184,9 +208,10 @@ impl System {
             )));
         }
         let mut f = std::fs::File::open(dev).map_err(io(dev))?;
-        lms_bundle::verity::verify(&mut f, &m.verity)
-            .map_err(|e| UpdateError::Disk(format!("{}: {e}", dev.display())))?;
-        let _ = std::fs::remove_file(&checkpoint);
+        lms_bundle::verity::verify(&mut f, &m.verity).map_err(|e| {
+            let _ = std::fs::remove_file(&checkpoint);
+            UpdateError::Disk(format!("{}: {e}; the slot will be written again", dev.display()))
+        })?;
         u.step(Step::ImageVerified)
     }
 
@@ -242,7 +267,7 @@ impl Payload for System {
         crate::state::write_atomic(&manifest, &bytes).map_err(UpdateError::Disk)?;
         crate::state::write_atomic(&sig_of(&manifest), &sig).map_err(UpdateError::Disk)?;
         self.verified(u, &manifest)?;
-        let blobs = u.layout.cache().join("blobs");
+        let blobs = self.blobs();
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let wanted: Vec<String> = m.parts.iter().map(|p| p.sha256.clone()).collect();
         lms_bundle::blobs::read_bundle::<SystemManifest>(file, &u.trusted, &self.limits, |sha, r| {
@@ -271,7 +296,7 @@ impl Payload for System {
         tracing::info!(slot = %target, removed, "boot entries of the target slot removed");
         u.step(Step::EntryDisabled)?;
         // 3-4. The image, read back and verity-checked.
-        self.write_image(u, &m, self.devices.slot(target))?;
+        self.write_image(u, &m, target)?;
         // 5. Kernel and initramfs, each checked against the manifest, then
         // written to the ESP (read back there before its rename).
         for name in [KERNEL, INITRD] {
@@ -282,6 +307,7 @@ impl Payload for System {
                 return Err(UpdateError::Disk(format!("{}: changed in the cache", file.display())));
             }
             esp.write_file(&target.to_string(), name, &bytes).map_err(UpdateError::Disk)?;
+            let _ = std::fs::remove_file(&file);
         }
         u.step(Step::BootFilesWritten)?;
         // The record of what the slot holds (the engine renames it into slots/).
@@ -330,6 +356,8 @@ impl Payload for System {
         let tmp = format!(".lms-{slot}.conf.tmp");
         esp.write_file("loader/entries", &tmp, entry.as_bytes()).map_err(UpdateError::Disk)?;
         esp.rename_entry(&tmp, &Entry::name(slot, Some((self.tries, 0)))).map_err(UpdateError::Disk)?;
+        // The slot is complete and tried from here on: its checkpoint is done.
+        let _ = std::fs::remove_file(checkpoint_of(u, &m.part(IMAGE).sha256, slot));
         Ok(Switched::Reboot)
     }
 
