@@ -63,30 +63,83 @@ fn fsck_esp(disk: &Path, scratch: &Path) {
     ok(Command::new("fsck.fat").arg("-n").arg(&esp));
 }
 
+/// A repository served to the guest (10.0.2.2), the dev settings pointing
+/// at it (poll every 3 s, gate within `health`), a release key.
+struct Setup {
+    repo: std::path::PathBuf,
+    spec: std::path::PathBuf,
+    key: std::path::PathBuf,
+    pubkey: std::path::PathBuf,
+}
+
+fn setup(dir: &Path, health: &str) -> Setup {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let port = serve(repo.clone());
+    let settings = dir.join("lms.toml");
+    let factory = std::fs::read_to_string(root().join("appliance/factory/lms-dev.toml")).unwrap();
+    let factory = factory
+        .replace("repository = \"http://10.0.2.2:8000/\"", &format!("repository = \"http://10.0.2.2:{port}/\""))
+        .replace("poll_interval = \"10m\"", "poll_interval = \"3s\"")
+        .replace("health_timeout = \"120s\"", &format!("health_timeout = \"{health}\""));
+    assert!(
+        factory.contains("system_dir = \"/data/system\"") && factory.contains(health),
+        "the dev settings changed shape"
+    );
+    std::fs::write(&settings, factory).unwrap();
+    let (key, pubkey) = keygen(dir);
+    Setup { repo, spec: definition(dir, &settings), key, pubkey }
+}
+
+/// Builds a release at `epoch` into `out`, its kernel command line extended by `extra`.
+fn release(s: &Setup, i: &Inputs, out: &Path, epoch: &str, extra: &str) {
+    let text = std::fs::read_to_string(&s.spec).unwrap();
+    let spec = out.with_extension("toml");
+    let changed = text.replace(
+        "cmdline = \"console=ttyS0 panic=10 quiet lms.debug=1\"",
+        &format!("cmdline = \"console=ttyS0 panic=10 quiet lms.debug=1{extra}\""),
+    );
+    assert!(extra.is_empty() || changed != text, "the dev definition's cmdline changed shape");
+    std::fs::write(&spec, changed).unwrap();
+    let o = build_at(&spec, out, &s.key, i, epoch);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn publish(s: &Setup, release: &Path) {
+    ok(Command::new(lms_image())
+        .arg("publish")
+        .arg("--bundle")
+        .arg(release.join("system.bundle"))
+        .arg("--repo")
+        .arg(&s.repo)
+        .args(["--channel", "system-stable", "--key"])
+        .arg(&s.key));
+}
+
+/// Polls the node's admin-detail /readyz until it runs `version`; the time it took.
+fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) -> Duration {
+    while since.elapsed() < limit {
+        let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
+        if code == 200 && ready.contains(&format!("\"system_version\":\"{version}\"")) {
+            return since.elapsed();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("not on system {version} within {limit:?}:\n{}", vm.console_text());
+}
+
 #[test]
 fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     let Some(i) = inputs() else { return };
     let d = tempfile::tempdir().unwrap();
-    let repo = d.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let port = serve(repo.clone());
-    let settings = d.path().join("lms.toml");
-    let factory = std::fs::read_to_string(root().join("appliance/factory/lms-dev.toml")).unwrap();
-    let factory = factory
-        .replace("repository = \"http://10.0.2.2:8000/\"", &format!("repository = \"http://10.0.2.2:{port}/\""))
-        .replace("poll_interval = \"10m\"", "poll_interval = \"3s\"");
-    assert!(factory.contains("system_dir = \"/data/system\""), "the dev settings changed shape");
-    std::fs::write(&settings, factory).unwrap();
-    let (key, pubkey) = keygen(d.path());
-    let spec = definition(d.path(), &settings);
+    let s = setup(d.path(), "120s");
     let (a, b) = (d.path().join("release-a"), d.path().join("release-b"));
-    for (dir, epoch) in [(&a, EPOCH), (&b, RELEASE_B)] {
-        let o = build_at(&spec, dir, &key, &i, epoch);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
+    release(&s, &i, &a, EPOCH, "");
+    release(&s, &i, &b, RELEASE_B, "");
+    let pubkey = &s.pubkey;
     let (va, vb) = (system_version(&a), system_version(&b));
     let disk = d.path().join("node.img");
-    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(&pubkey));
+    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(pubkey));
     assert_eq!(entries(&disk), ["lms-a.conf"]);
 
     let vars = d.path().join("OVMF_VARS.fd");
@@ -103,26 +156,10 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     eprintln!("release A (system {va}) ready {first:?} after QEMU start (UEFI)");
 
     let t = Instant::now();
-    ok(Command::new(lms_image())
-        .arg("publish")
-        .arg("--bundle")
-        .arg(b.join("system.bundle"))
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--channel", "system-stable", "--key"])
-        .arg(&key));
+    publish(&s, &b);
     // The node writes slot B, reboots into it (QEMU stays up), gates it.
-    let mut on_b = None;
-    while t.elapsed() < Duration::from_secs(600) {
-        let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
-        if code == 200 && ready.contains(&format!("\"system_version\":\"{vb}\"")) {
-            assert!(ready.contains("\"system_slot\":\"b\""), "{ready}");
-            on_b = Some(t.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let on_b = on_b.unwrap_or_else(|| panic!("not on system {vb} within 600 s:\n{}", vm.console_text()));
+    let on_b = wait_for_system(&vm, &vb, t, Duration::from_secs(600));
+    assert!(vm.http("GET", "/readyz", Some("demo:demo"), None).1.contains("\"system_slot\":\"b\""));
     let console = vm.console_text();
     assert!(console.contains("lms-updater asked for a reboot"), "{console}");
     assert!(console.contains("system slot b (/dev/vda3) mounted read-only through dm-verity"), "{console}");
@@ -154,4 +191,87 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     drop(vm);
     fsck_esp(&disk, d.path());
     assert_eq!(entries(&disk), ["lms-a.conf", "lms-b.conf"]);
+}
+
+const RELEASE_C: &str = "1767398400"; // two days after EPOCH
+
+/// Two bad systems in a row, on the real boot path. B1's kernel never
+/// reaches userspace (its entry names an init that does not exist; the
+/// kernel panics and `panic=10` restarts): systemd-boot spends its three
+/// tries and boots A by itself. B2 boots but its node never gets ready: its
+/// own updater fails the gate, marks it bad and reboots into A. A reports
+/// both, with their reasons, and serves learners throughout what it runs.
+#[test]
+fn failed_systems_fall_back_to_a_and_are_not_retried() {
+    let Some(i) = inputs() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let s = setup(d.path(), "20s");
+    let (a, b1, b2) = (d.path().join("release-a"), d.path().join("release-b1"), d.path().join("release-b2"));
+    release(&s, &i, &a, EPOCH, "");
+    release(&s, &i, &b1, RELEASE_B, " rdinit=/no-such-init");
+    release(&s, &i, &b2, RELEASE_C, " lms.skip=lms-node");
+    let (va, vb1, vb2) = (system_version(&a), system_version(&b1), system_version(&b2));
+    let disk = d.path().join("node.img");
+    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(&s.pubkey));
+    let vars = d.path().join("OVMF_VARS.fd");
+    let boot = Boot { dir: &a, uefi: true, overlay: None, disk: Some(&disk), scratch: d.path() };
+    let mut vm = Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()]);
+    vm.wait_ready(Duration::from_secs(400));
+    let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "grace")));
+    assert_eq!(code, 200, "{body}");
+
+    // The node's /metrics carries the system updater's journal.
+    let metrics_has = |vm: &Vm, want: &str| vm.http("GET", "/metrics", None, None).1.contains(want);
+    // Waits for `want` in /metrics, recording every change of the ESP's entries.
+    let watch = |vm: &Vm, want: &str, seen: &mut Vec<Vec<String>>| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(900) {
+            let e = entries(&disk);
+            if seen.last() != Some(&e) {
+                seen.push(e);
+            }
+            if metrics_has(vm, want) {
+                return t.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("{want} not in /metrics within 900 s; entries {seen:?}\n{}", vm.console_text());
+    };
+
+    // B1: written, tried three times, never up; A again, by the boot loader alone.
+    publish(&s, &b1);
+    let mut seen = Vec::new();
+    let want = format!("lms_updater_info{{kind=\"system\",current=\"{va}\",previous=\"\",last_rejected=\"{vb1}\"}} 1");
+    let back = watch(&vm, &want, &mut seen);
+    let flat: Vec<&String> = seen.iter().flatten().collect();
+    for e in ["lms-b+3.conf", "lms-b+0-3.conf"] {
+        assert!(flat.iter().any(|x| *x == e), "{e} never seen: {seen:?}");
+    }
+    assert!(vm.console_text().contains("Kernel panic"), "{}", vm.console_text());
+    assert_eq!(entries(&disk), ["lms-a.conf"], "B1's spent entry is removed once reported");
+    eprintln!("B1 (kernel never up): published to reported from A {back:?}; entries seen {seen:?}");
+
+    // B2: boots, its gate fails, it marks itself bad and reboots into A.
+    publish(&s, &b2);
+    let mut seen = Vec::new();
+    let want = format!("lms_updater_info{{kind=\"system\",current=\"{va}\",previous=\"\",last_rejected=\"{vb2}\"}} 1");
+    let back = watch(&vm, &want, &mut seen);
+    assert!(vm.console_text().contains("lms-node skipped (lms.skip=lms-node)"), "B2 never booted: {seen:?}");
+    assert_eq!(entries(&disk), ["lms-a.conf", "lms-b+0-1.conf"], "B2 marked bad by itself");
+    assert!(metrics_has(&vm, "lms_updater_rejected_versions{kind=\"system\"} 2"));
+    eprintln!("B2 (gate fails): published to reported from A {back:?}; entries seen {seen:?}");
+    let ready = vm.http("GET", "/readyz", Some("demo:demo"), None).1;
+    assert!(
+        ready.contains(&format!("\"system_version\":\"{va}\"")) && ready.contains("\"system_slot\":\"a\""),
+        "{ready}"
+    );
+    // Neither is tried again: a few polls later the entries have not moved.
+    let settled = entries(&disk);
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(entries(&disk), settled);
+    let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
+    assert_eq!(code, 200, "{body}");
+    vm.power_button(Duration::from_secs(120));
+    drop(vm);
+    fsck_esp(&disk, d.path());
 }
