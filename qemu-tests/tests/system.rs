@@ -50,6 +50,21 @@ fn entries(disk: &Path) -> Vec<String> {
     v
 }
 
+/// Seconds of the day at which the guest's lms-updater logged a line
+/// containing `what` (its log is mirrored to the console on development
+/// images, each line starting with an RFC 3339 time), the first such line.
+fn logged_at(console: &str, what: &str) -> Option<f64> {
+    let line = console.lines().find(|l| l.contains(what))?;
+    let t = line.find('T').and_then(|i| line.get(i + 1..i + 16))?;
+    let (h, rest) = t.split_once(':')?;
+    let (m, sec) = rest.split_once(':')?;
+    Some(
+        h.parse::<f64>().ok()? * 3600.0
+            + m.parse::<f64>().ok()? * 60.0
+            + sec.trim_end_matches('Z').parse::<f64>().ok()?,
+    )
+}
+
 /// `fsck.fat -n` on a copy of the disk's ESP.
 fn fsck_esp(disk: &Path, scratch: &Path) {
     let esp = scratch.join("esp-copy.img");
@@ -174,6 +189,22 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     }
     let blessed = blessed.unwrap_or_else(|| panic!("B never blessed: {:?}\n{}", entries(&disk), vm.console_text()));
     eprintln!("system {va} -> {vb}: published to serving B {on_b:?}, to blessed {blessed:?}");
+    // Where the time went, by the guest's own clock (its updater's log).
+    let c = vm.console_text();
+    let at = |w: &str| logged_at(&c, w);
+    if let (Some(start), Some(ready), Some(gated)) = (
+        at("streaming the system image into the slot"),
+        at("ready to try after a reboot"),
+        at("passed its health gate; committed"),
+    ) {
+        let b = std::fs::read(b.join("system.bundle")).unwrap();
+        eprintln!(
+            "system update: download + write + read back + verity + ESP {:.1} s ({} bytes of bundle parts); reboot request to B committed {:.1} s",
+            ready - start,
+            b.len(),
+            gated - ready
+        );
+    }
     let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
     assert_eq!(code, 200, "the record did not survive the system update: {body}");
     // The updater's journal, as the node's /metrics shows it.

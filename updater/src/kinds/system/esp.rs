@@ -57,6 +57,35 @@ pub struct Esp {
     pub device: PathBuf,
 }
 
+/// Dates for the FAT directory entries fatfs writes. Without one, fatfs
+/// writes 1980-00-00, which UEFI's FAT driver refuses when systemd-boot
+/// renames the entry to count a try ("Invalid Parameter": boot counting
+/// silently off). Found by the QEMU system update test.
+#[derive(Debug)]
+struct UtcClock;
+
+impl fatfs::TimeProvider for UtcClock {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.get_current_date_time().date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        let now = time::OffsetDateTime::now_utc();
+        // FAT holds 1980..=2107; a clock outside that is wrong, not the date.
+        let now = if (1980..=2107).contains(&now.year()) { now } else { time::macros::datetime!(2026-01-01 00:00 UTC) };
+        fatfs::DateTime {
+            date: fatfs::Date { year: now.year() as u16, month: u8::from(now.month()) as u16, day: now.day() as u16 },
+            time: fatfs::Time {
+                hour: now.hour() as u16,
+                min: now.minute() as u16,
+                sec: now.second() as u16,
+                millis: now.millisecond(),
+            },
+        }
+    }
+}
+
+static CLOCK: UtcClock = UtcClock;
+
 type Dir<'a> = fatfs::Dir<'a, fscommon::BufStream<std::fs::File>>;
 
 fn fat<E: std::fmt::Debug>(what: String) -> impl Fn(E) -> String {
@@ -69,7 +98,8 @@ impl Esp {
     fn session<T>(&self, f: impl FnOnce(&Dir) -> Result<T, String>) -> Result<T, String> {
         let d = self.device.display().to_string();
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&self.device).map_err(fat(d.clone()))?;
-        let fs = fatfs::FileSystem::new(fscommon::BufStream::new(file), fatfs::FsOptions::new())
+        let options = fatfs::FsOptions::new().time_provider(&CLOCK);
+        let fs = fatfs::FileSystem::new(fscommon::BufStream::new(file), options)
             .map_err(fat(format!("{d}: not a FAT file system")))?;
         let out = f(&fs.root_dir());
         fs.unmount().map_err(fat(d.clone()))?;
@@ -155,6 +185,30 @@ impl Esp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What UEFI's FAT driver checks before a rename: a real date.
+    #[test]
+    fn files_written_carry_a_valid_date() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("esp.img");
+        let ok = std::process::Command::new("mkfs.vfat").arg("-C").arg(&img).arg("8192").output().unwrap();
+        assert!(ok.status.success());
+        let esp = Esp { device: img.clone() };
+        esp.session(|root| root.create_dir("loader").map(|_| ()).map_err(|e| format!("{e:?}"))).unwrap();
+        esp.session(|root| root.create_dir("loader/entries").map(|_| ()).map_err(|e| format!("{e:?}"))).unwrap();
+        esp.write_file("loader/entries", "lms-b+3.conf", b"title x\n").unwrap();
+        esp.rename_entry("lms-b+3.conf", "lms-b+2-1.conf").unwrap();
+        let year = esp
+            .session(|root| {
+                let dir = root.open_dir(ENTRIES).map_err(|e| format!("{e:?}"))?;
+                let e = dir.iter().map(|e| e.unwrap()).find(|e| e.file_name() == "lms-b+2-1.conf").unwrap();
+                let m = e.modified();
+                assert!((1..=12).contains(&m.date.month) && (1..=31).contains(&m.date.day), "{m:?}");
+                Ok(m.date.year)
+            })
+            .unwrap();
+        assert!(year >= 2026, "{year}");
+    }
 
     #[test]
     fn entry_names_round_trip() {
