@@ -79,31 +79,10 @@ impl World {
     fn entries(&self) -> Vec<String> {
         self.esp().entries().unwrap().into_iter().map(|e| e.file).collect()
     }
-    /// A signed system bundle of `version` (named for this node's kind).
+    /// A signed system bundle of `version` for this node's kind; its parts
+    /// stay in `system-<version>/`.
     fn bundle(&self, version: &str, key: &SigningKey) -> PathBuf {
-        let d = self.p(&format!("src-{version}"));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("vmlinuz"), format!("kernel {version}")).unwrap();
-        std::fs::write(d.join("initrd.img"), format!("initramfs {version}")).unwrap();
-        let seed = version.bytes().fold(3u32, |a, b| a.wrapping_mul(33).wrapping_add(b as u32));
-        let verity = lms_bundle::testing::verity_image(&d.join("system.img"), 40, seed);
-        let out = self.p(&format!("system-{version}.bundle"));
-        lms_bundle::system::create(
-            &lms_bundle::system::SystemParts {
-                name: NAME,
-                version,
-                kernel_release: "6.1.0-test",
-                cmdline: "console=ttyS0",
-                kernel: &d.join("vmlinuz"),
-                initrd: &d.join("initrd.img"),
-                image: &d.join("system.img"),
-                verity,
-            },
-            key,
-            &out,
-        )
-        .unwrap();
-        out
+        lms_bundle::testing::system_bundle_for(self.dir.path(), NAME, version, 40, key)
     }
     fn publish(&self, version: &str) {
         let b = self.bundle(version, &key());
@@ -199,10 +178,10 @@ fn a_to_b_is_written_tried_after_the_reboot_gated_and_blessed() {
     assert_eq!(s["slots"]["b"]["state"], "on trial");
     assert_eq!(s["slots"]["a"]["state"], "booted");
     // What B holds is the signed image, byte for byte, and its boot files.
-    let img = std::fs::read(w.p("src-0.1.2/system.img")).unwrap();
+    let img = std::fs::read(w.p("system-0.1.2/system.img")).unwrap();
     assert!(std::fs::read(w.p("b.img")).unwrap().starts_with(&img));
-    assert_eq!(w.esp().read_file("b/vmlinuz").unwrap(), b"kernel 0.1.2");
-    assert_eq!(w.esp().read_file("b/initrd.img").unwrap(), b"initramfs 0.1.2");
+    assert_eq!(w.esp().read_file("b/vmlinuz").unwrap(), b"kernel of 0.1.2");
+    assert_eq!(w.esp().read_file("b/initrd.img").unwrap(), b"initramfs of 0.1.2");
     let entry = String::from_utf8(w.esp().read_file("loader/entries/lms-b+3.conf").unwrap()).unwrap();
     assert!(entry.contains("version 0.1.2\nsort-key lms\nlinux /b/vmlinuz\ninitrd /b/initrd.img\n"), "{entry}");
     assert!(entry.contains("lms.slot=b lms.verity=40:163840:"), "{entry}");
@@ -355,7 +334,7 @@ fn a_stop_at_every_step_ends_in_one_complete_trial() {
         }
         assert_eq!(rebooting(again), "0.1.2", "{step:?}");
         assert_eq!(w.entries(), ["lms-a.conf", "lms-b+3.conf"], "{step:?}");
-        let img = std::fs::read(w.p("src-0.1.2/system.img")).unwrap();
+        let img = std::fs::read(w.p("system-0.1.2/system.img")).unwrap();
         assert!(std::fs::read(w.p("b.img")).unwrap().starts_with(&img), "{step:?}");
         assert_eq!(w.power_on(), 'b');
         assert!(matches!(w.updater().check().unwrap(), Outcome::UpToDate { .. }), "{step:?}");

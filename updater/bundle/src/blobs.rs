@@ -37,6 +37,24 @@ pub trait BlobManifest: Sized {
     fn repo_path(version: &str) -> String;
 }
 
+/// The manifest `entry` of a bundle: at most `max` bytes, its signature
+/// checked over the exact bytes before anything parses them, then JSON.
+pub fn verified_json<M: serde::de::DeserializeOwned>(
+    entry: &str,
+    bytes: &[u8],
+    sig: &[u8],
+    trusted: &[VerifyingKey],
+    max: u64,
+) -> Result<M, BundleError> {
+    if bytes.len() as u64 > max {
+        return Err(BundleError::TooLarge { what: entry.into(), size: bytes.len() as u64, limit: max });
+    }
+    if !super::keys::verify_any(trusted, bytes, sig) {
+        return Err(BundleError::Signature { keys: trusted.len() });
+    }
+    serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest(format!("{entry}: {e}")))
+}
+
 /// Where a blob lives in a repository.
 pub fn blob_path(sha256: &str) -> String {
     format!("{BLOBS_DIR}/{sha256}")

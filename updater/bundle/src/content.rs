@@ -92,18 +92,7 @@ pub fn verify_manifest(
     trusted: &[VerifyingKey],
     limits: &ContentLimits,
 ) -> Result<ContentManifest, BundleError> {
-    if bytes.len() as u64 > limits.max_manifest_bytes {
-        return Err(BundleError::TooLarge {
-            what: MANIFEST_ENTRY.into(),
-            size: bytes.len() as u64,
-            limit: limits.max_manifest_bytes,
-        });
-    }
-    if !keys::verify_any(trusted, bytes, sig) {
-        return Err(BundleError::Signature { keys: trusted.len() });
-    }
-    let m: ContentManifest =
-        serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest(format!("{MANIFEST_ENTRY}: {e}")))?;
+    let m: ContentManifest = blobs::verified_json(MANIFEST_ENTRY, bytes, sig, trusted, limits.max_manifest_bytes)?;
     let bad = |s: String| Err(BundleError::Manifest(format!("{MANIFEST_ENTRY}: {s}")));
     if m.format != CONTENT_FORMAT {
         return bad(format!("format {} is not {CONTENT_FORMAT}", m.format));

@@ -331,6 +331,18 @@ pub mod testing {
         blocks: u64,
         key: &ed25519_dalek::SigningKey,
     ) -> std::path::PathBuf {
+        system_bundle_for(dir, "lms-edge-test", version, blocks, key)
+    }
+
+    /// The same for the kind of node `name` (its IMAGE_ID); the parts stay in
+    /// `dir/system-<version>/`.
+    pub fn system_bundle_for(
+        dir: &Path,
+        name: &str,
+        version: &str,
+        blocks: u64,
+        key: &ed25519_dalek::SigningKey,
+    ) -> std::path::PathBuf {
         let d = dir.join(format!("system-{version}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("vmlinuz"), format!("kernel of {version}")).unwrap();
@@ -340,7 +352,7 @@ pub mod testing {
         let out = dir.join(format!("system-{version}.bundle"));
         super::system::create(
             &super::system::SystemParts {
-                name: "lms-edge-test",
+                name,
                 version,
                 kernel_release: "6.1.0-test",
                 cmdline: "console=ttyS0 panic=10",
