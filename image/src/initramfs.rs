@@ -38,7 +38,7 @@ pub const MODULES: [&str; 14] = [
 
 /// Programs the initramfs takes from the `initramfs` packages: (path in
 /// the package, path in the initramfs).
-pub const PROGRAMS: [(&str, &str); 1] = [("sbin/dmsetup", "bin/dmsetup")];
+pub const PROGRAMS: [(&str, &str); 2] = [("sbin/dmsetup", "bin/dmsetup"), ("sbin/fsck.fat", "bin/fsck.fat")];
 /// Where shared libraries go in the initramfs (the dynamic loader's default path).
 const LIBDIR: &str = "lib/x86_64-linux-gnu";
 

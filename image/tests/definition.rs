@@ -108,7 +108,7 @@ fn the_shipped_definition_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["inputs"], 11, "kernel, busybox, systemd-boot, dmsetup + its 5 libraries, 2 artifacts");
+    assert_eq!(v["inputs"], 12, "kernel, busybox, systemd-boot, dmsetup + its 5 libraries, dosfstools, 2 artifacts");
 }
 
 /// The production definition requires K3s, WasmEdge and the shim; two of
