@@ -207,7 +207,7 @@ impl Updater {
     }
 
     pub(crate) fn step(&self, s: Step) -> Result<(), UpdateError> {
-        tracing::debug!(kind = self.payload.name(), step = ?s, "install step");
+        tracing::info!(kind = self.payload.name(), step = ?s, "install step");
         if self.crash_at == Some(s) { Err(UpdateError::Crashed(s)) } else { Ok(()) }
     }
 
