@@ -151,6 +151,16 @@ impl Vm {
             c.arg("--disk").arg(disk);
         }
         c.args(extra);
+        // lms-image run (and with it QEMU) dies with the test, even when the
+        // test is killed: no VM is ever left behind.
+        // SAFETY: prctl between fork and exec is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let started = Instant::now();
         let mut child = c.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
