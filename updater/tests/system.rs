@@ -368,3 +368,18 @@ fn a_committed_b_that_stops_starting_is_reported_from_a() {
     let o = u.check().unwrap();
     assert!(matches!(&o, Outcome::UpToDate { note, .. } if note.contains("rejected earlier")), "{o:?}");
 }
+
+/// A slot record emptied by a power cut (its name durable, its bytes not)
+/// does not stop the new system from being judged: the slot is worked out.
+#[test]
+fn an_emptied_slot_record_does_not_stop_the_trial() {
+    let w = World::new();
+    w.publish("0.1.2");
+    rebooting(w.updater().check().unwrap());
+    for e in std::fs::read_dir(w.p("system/slots")).unwrap() {
+        std::fs::write(e.unwrap().path().join("slot"), "").unwrap();
+    }
+    assert_eq!(w.power_on(), 'b');
+    assert!(matches!(w.updater().check().unwrap(), Outcome::UpToDate { .. }));
+    assert_eq!(w.entries(), ["lms-a.conf", "lms-b.conf"]);
+}

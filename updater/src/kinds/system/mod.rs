@@ -215,13 +215,22 @@ impl System {
         u.step(Step::ImageVerified)
     }
 
-    /// The slot letter a staged record holds.
+    /// The slot a candidate was written to: its record says; a record a
+    /// power cut damaged is worked out instead (the candidate always goes
+    /// to the slot not running when it is installed, so it is the booted
+    /// slot when it runs, else the other one).
     fn slot_of(&self, u: &Updater, c: &Installed) -> Result<char, UpdateError> {
         let p = u.layout.slot(&c.slot).join(SLOT_LETTER);
-        match std::fs::read_to_string(&p).map_err(io(&p))?.trim() {
-            "a" => Ok('a'),
-            "b" => Ok('b'),
-            other => Err(UpdateError::Disk(format!("{}: {other:?} is not a slot", p.display()))),
+        match std::fs::read_to_string(&p).map(|t| t.trim().to_string()).as_deref() {
+            Ok("a") => Ok('a'),
+            Ok("b") => Ok('b'),
+            other => {
+                let booted = self.booted()?;
+                let (_, running) = self.running()?;
+                let slot = if running == c.version { booted } else { slots::other(booted) };
+                tracing::warn!(record = %p.display(), found = ?other, %slot, "slot record unreadable; using the slot the candidate must be in");
+                Ok(slot)
+            }
         }
     }
 
@@ -315,7 +324,10 @@ impl Payload for System {
         std::fs::copy(manifest, staging.join(SLOT_MANIFEST)).map_err(io(manifest))?;
         std::fs::copy(sig_of(manifest), staging.join(SLOT_SIGNATURE)).map_err(io(manifest))?;
         std::fs::write(staging.join(SLOT_LETTER), target.to_string()).map_err(io(staging))?;
-        crate::state::sync_dir(staging).map_err(UpdateError::Disk)?;
+        // The files' bytes, not only their names: a power cut after the
+        // engine's rename must not leave an empty record (found by the
+        // QEMU power-cut test).
+        lms_bundle::sync_tree(staging)?;
         Ok(m.system_version)
     }
 
