@@ -1,6 +1,9 @@
 //! The one install flow every payload kind goes through (see the crate
 //! documentation for the steps); [`crate::kinds`] plugs in what differs.
 
+mod fetch;
+mod report;
+
 use crate::kinds::{Payload, Switched, TrialFound};
 use crate::{config, node, repo, state};
 use lms_bundle::channel::{self, ChannelMeta};
@@ -100,12 +103,6 @@ pub enum Outcome {
     },
 }
 
-/// Up to half of `d`, from the clock's nanoseconds (good enough to spread a fleet).
-fn jitter(d: Duration) -> Duration {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
-    d.mul_f64(f64::from(n % 1000) / 2000.0)
-}
-
 /// Where the clock may be trusted from: the build time of this updater.
 fn clock_floor() -> time::OffsetDateTime {
     option_env!("SOURCE_DATE_EPOCH")
@@ -143,14 +140,6 @@ pub(crate) fn disk<E: std::fmt::Display>(e: E) -> UpdateError {
 
 pub(crate) fn sha256_file(path: &Path) -> Result<String, UpdateError> {
     lms_bundle::sha256_file(path).map_err(UpdateError::Disk)
-}
-
-fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and out-pointer.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
 impl Updater {
@@ -394,97 +383,6 @@ impl Updater {
         self.install_identity(&identity, Some(&meta.bundle.sha256))
     }
 
-    /// Refuses to start when `dir`'s file system has less than `need` bytes
-    /// free (`what` says what they are for).
-    pub(crate) fn need_space(&self, need: u64, what: &str) -> Result<(), UpdateError> {
-        if let Some(free) = free_bytes(&self.layout.root)
-            && free < need
-        {
-            return Err(UpdateError::Disk(format!(
-                "{} has {free} bytes free; {what} needs about {need}",
-                self.layout.root.display()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Downloads `rel` (`size` bytes, `sha256`) from the repository into
-    /// `done`, resuming a partial download (`done` + `.part`) and backing
-    /// off between attempts; the bytes must hash to `sha256`.
-    pub(crate) fn download_to(&self, rel: &str, size: u64, sha256: &str, done: &Path) -> Result<(), UpdateError> {
-        if done.exists() && sha256_file(done)? == sha256 {
-            return Ok(());
-        }
-        let part = done.with_extension("part");
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&part).map_err(disk)?;
-        let mut have = file.metadata().map_err(disk)?.len();
-        if have > size {
-            file.set_len(0).map_err(disk)?;
-            have = 0;
-        }
-        self.pull(rel, size, &mut file, have, &mut |_| Ok(()))?;
-        file.sync_all().map_err(disk)?;
-        let got = sha256_file(&part)?;
-        if got != sha256 {
-            let _ = std::fs::remove_file(&part);
-            return Err(UpdateError::Refused(format!("{}: sha256 {got}, the signed metadata says {}", rel, sha256)));
-        }
-        std::fs::rename(&part, done).map_err(disk)?;
-        Ok(())
-    }
-
-    /// Brings bytes `have..size` of `rel` into `file` at its position (a
-    /// partial file opened for appending, or a partition seeked to `have`),
-    /// resuming after each interruption; between attempts it backs off
-    /// (doubling, with jitter, at most 10 s; 6 attempts), so a fleet does not
-    /// hammer a failing server in step. `progress(len)` runs after every
-    /// attempt that moved bytes (a checkpoint).
-    pub(crate) fn pull(
-        &self,
-        rel: &str,
-        size: u64,
-        file: &mut std::fs::File,
-        mut have: u64,
-        progress: &mut dyn FnMut(u64) -> Result<(), UpdateError>,
-    ) -> Result<(), UpdateError> {
-        use std::io::Seek;
-        let mut delay = Duration::from_millis(200);
-        let mut last_err = String::new();
-        for _attempt in 0..6 {
-            if have == size {
-                break;
-            }
-            match self.transport.download(rel, file, have, size) {
-                Ok(len) => {
-                    have = len;
-                    progress(have)?;
-                    continue;
-                }
-                Err(e) if e == "restart" => {
-                    // The server sent the whole file again: start over.
-                    have = 0;
-                    if file.metadata().map_err(disk)?.is_file() {
-                        file.set_len(0).map_err(disk)?;
-                    }
-                    file.seek(std::io::SeekFrom::Start(0)).map_err(disk)?;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, have, "download interrupted; resuming");
-                    last_err = e;
-                    have = file.stream_position().map_err(disk)?.max(have);
-                }
-            }
-            std::thread::sleep(delay + jitter(delay));
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-        if have != size {
-            return Err(UpdateError::Fetch(format!(
-                "{rel}: got {have} of {size} bytes ({last_err}); what arrived is kept for the next attempt"
-            )));
-        }
-        Ok(())
-    }
-
     /// `install SRC`: one bundle file, through the same checks and gate.
     pub fn install(&self, path: &Path) -> Result<Outcome, UpdateError> {
         self.recover()?;
@@ -694,62 +592,5 @@ impl Updater {
             version: cur.map(|c| c.version).unwrap_or_default(),
             reason: "rolled back by operator".into(),
         })
-    }
-
-    pub fn status_json(&self) -> Result<serde_json::Value, UpdateError> {
-        let s = self.state()?;
-        let mut v = serde_json::json!({
-            "kind": self.payload.name(),
-            "current": s.current,
-            "previous": s.previous,
-            "state": if s.trial.is_some() { "trial" } else { "idle" },
-            "trial": s.trial,
-            "rejected": s.rejected,
-            "last_error": s.last_error,
-            "highest_committed": s.highest_committed,
-            "last_metadata_version": s.last_metadata_version,
-            "last_check": s.last_check,
-            "clock_trusted": self.clock_trusted(&s),
-            "channel": self.channel,
-            "repository": self.transport.describe(),
-        });
-        // What the kind knows besides the journal (the system: both slots).
-        let extra = self.payload.status(self);
-        if let serde_json::Value::Object(m) = extra {
-            for (k, x) in m {
-                v[k] = x;
-            }
-        }
-        Ok(v)
-    }
-
-    /// Prometheus text for node_exporter's textfile collector (best effort).
-    fn write_metrics(&self, s: &State) {
-        let v = |i: &Option<Installed>| i.as_ref().map(|i| i.version.clone()).unwrap_or_default();
-        let kind = self.payload.name();
-        let last_rejected = s.rejected.last().map(|r| r.version.clone()).unwrap_or_default();
-        let text = format!(
-            "# HELP lms_updater_info Versions on this node, per payload kind.\n# TYPE lms_updater_info gauge\nlms_updater_info{{kind=\"{kind}\",current=\"{}\",previous=\"{}\",last_rejected=\"{last_rejected}\"}} 1\n\
-             # HELP lms_updater_rejected_versions Versions rejected on this node (health gate, failed boot, operator).\n# TYPE lms_updater_rejected_versions gauge\nlms_updater_rejected_versions{{kind=\"{kind}\"}} {}\n\
-             # HELP lms_updater_in_trial 1 while a new version is on trial.\n# TYPE lms_updater_in_trial gauge\nlms_updater_in_trial{{kind=\"{kind}\"}} {}\n\
-             # HELP lms_updater_last_error 1 when the last operation failed.\n# TYPE lms_updater_last_error gauge\nlms_updater_last_error{{kind=\"{kind}\"}} {}\n",
-            v(&s.current),
-            v(&s.previous),
-            s.rejected.len(),
-            s.trial.is_some() as u8,
-            s.last_error.is_some() as u8
-        );
-        let _ = state::write_atomic(&self.layout.metrics_file(), text.as_bytes());
-    }
-
-    /// Checks that `current` is a complete, verified slot of this kind; the
-    /// version it holds.
-    pub fn verify_current(&self) -> Result<Option<String>, String> {
-        let link = self.layout.current();
-        if link.symlink_metadata().is_err() {
-            return Ok(None);
-        }
-        let dir = std::fs::canonicalize(&link).map_err(|e| format!("{}: {e}", link.display()))?;
-        self.payload.verify_slot(self, &dir).map(Some)
     }
 }
