@@ -170,3 +170,85 @@ node_id = "edge-001"
     assert_eq!((v["kind"].as_str(), v["content"]["kind"].as_str()), (Some("modules"), Some("content")), "{v}");
     assert_eq!(v["content"]["rejected"][0]["version"], "1.0.0", "{v}");
 }
+
+/// The system kind as an operator drives it: settings with `system_dir`,
+/// a system bundle from a USB stick through `install` (exit 0, "rebooting",
+/// a reboot request), `status --kind system --json` with both slots, and a
+/// bad `reboot_window` refused when the settings load.
+#[test]
+fn system_install_and_status_from_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+    std::fs::write(p("release.pub"), hex::encode(key.verifying_key().to_bytes())).unwrap();
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+    ok(Command::new("mkfs.vfat").arg("-C").arg(p("esp.img")).arg("16384"));
+    for dir in ["::/loader", "::/loader/entries", "::/a", "::/b"] {
+        ok(Command::new("mmd").arg("-i").arg(p("esp.img")).arg(dir));
+    }
+    std::fs::write(p("lms-a.conf"), "title A\nversion 0.1.1\nsort-key lms\n").unwrap();
+    ok(Command::new("mcopy").arg("-i").arg(p("esp.img")).arg(p("lms-a.conf")).arg("::/loader/entries/lms-a.conf"));
+    for s in ["a.img", "b.img"] {
+        std::fs::File::create(p(s)).unwrap().set_len(2 << 20).unwrap();
+    }
+    std::fs::write(p("cmdline"), "console=ttyS0 lms.slot=a\n").unwrap();
+    std::fs::write(p("os-release"), "IMAGE_ID=lms-edge-cli\nSYSTEM_VERSION=0.1.1\n").unwrap();
+    let bundle = lms_bundle::testing::system_bundle_for(d.path(), "lms-edge-cli", "0.1.2", 24, &key);
+    let settings = |window: &str| {
+        format!(
+            r#"repository = "{repo}"
+trusted_keys = ["{key}"]
+modules_dir = "{modules}"
+node_admin = "http://127.0.0.1:9"
+node_ready = "http://127.0.0.1:9/readyz"
+node_id = "edge-001"
+system_dir = "{system}"
+cmdline_file = "{cmdline}"
+os_release = "{os}"
+reboot_request = "{reboot}"
+{window}
+[system_devices]
+esp = "{esp}"
+a = "{a}"
+b = "{b}"
+"#,
+            repo = p("repo").display(),
+            key = p("release.pub").display(),
+            modules = p("modules").display(),
+            system = p("system").display(),
+            cmdline = p("cmdline").display(),
+            os = p("os-release").display(),
+            reboot = p("run/reboot").display(),
+            esp = p("esp.img").display(),
+            a = p("a.img").display(),
+            b = p("b.img").display(),
+        )
+    };
+    let cfg = p("updater.toml");
+    std::fs::write(&cfg, settings("reboot_window = \"2:00-4:00\"")).unwrap();
+    let bad = run(&cfg, &["status", "--kind", "system", "--json"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("reboot_window"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    std::fs::write(&cfg, settings("")).unwrap();
+    let i = run(&cfg, &["install", bundle.to_str().unwrap(), "--json"]);
+    assert!(i.status.success(), "{}", String::from_utf8_lossy(&i.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+    assert_eq!(out["result"], "rebooting", "{out}");
+    assert_eq!(out["version"], "0.1.2");
+    assert!(p("run/reboot").is_file(), "no reboot request");
+    let s = run(&cfg, &["status", "--kind", "system", "--json"]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(v["kind"], "system");
+    assert_eq!(v["state"], "trial");
+    assert_eq!(v["booted"], "a");
+    assert_eq!(v["running_version"], "0.1.1");
+    assert_eq!(v["slots"]["a"]["state"], "booted");
+    assert_eq!(v["slots"]["b"]["state"], "on trial");
+    assert_eq!(v["slots"]["b"]["entry"], "lms-b+3.conf");
+    // Plain `status` shows the system beside the modules.
+    let all = run(&cfg, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(v["system"]["trial"]["candidate"]["version"], "0.1.2", "{v}");
+}
