@@ -234,23 +234,9 @@ pub fn gpt(out: &Path, parts: &[Part], seed: &str) -> Result<Vec<Placed>, String
         return Err(format!("sfdisk {}: {}", out.display(), String::from_utf8_lossy(&o.stderr).trim()));
     }
     for p in &mut placed {
-        p.sha256 = region_sha256(out, p.offset, p.size)?;
+        p.sha256 = lms_bundle::sha256_region(out, p.offset, p.size)?;
     }
     Ok(placed)
-}
-
-/// sha256 of `len` bytes of `file` from `offset`.
-pub fn region_sha256(file: &Path, offset: u64, len: u64) -> Result<String, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    f.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
-    let mut h = Sha256::new();
-    let mut take = f.take(len);
-    let n = std::io::copy(&mut take, &mut h).map_err(|e| format!("{}: {e}", file.display()))?;
-    if n != len {
-        return Err(format!("{}: ends inside bytes {offset}..{}", file.display(), offset + len));
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ fn first_difference_hint(path: &Path, m: &Manifest, f: &FileEntry) -> String {
     let changed: Vec<String> = m
         .partitions
         .iter()
-        .filter(|p| crate::disk::region_sha256(path, p.offset, p.size).ok().as_deref() != Some(p.sha256.as_str()))
+        .filter(|p| lms_bundle::sha256_region(path, p.offset, p.size).ok().as_deref() != Some(p.sha256.as_str()))
         .map(|p| format!("{} (bytes {}..{})", p.name, p.offset, p.offset + p.size))
         .collect();
     if changed.is_empty() {

@@ -140,6 +140,20 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// sha256 of `len` bytes of `file` (a file, or a disk or partition device)
+/// from `offset`; an error when it ends before them.
+pub fn sha256_region(file: &Path, offset: u64, len: u64) -> Result<String, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f.take(len), &mut h).map_err(|e| format!("{}: {e}", file.display()))?;
+    if n != len {
+        return Err(format!("{}: ends inside bytes {offset}..{}", file.display(), offset + len));
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// Seconds since the epoch for "now", or SOURCE_DATE_EPOCH when set.
 pub fn build_time() -> time::OffsetDateTime {
     std::env::var("SOURCE_DATE_EPOCH")

@@ -151,10 +151,10 @@ impl System {
         Ok(path)
     }
 
-    /// Step 3: the image into `dev` from a cached file or the repository,
-    /// resuming from the checkpoint (`cache/<sha>.image.part`: bytes written
-    /// and fsynced) a power cut left; kept, like a partial download, until
-    /// the update is committed or given up.
+    /// Step 3: the image into `slot` from a file in scratch (a USB stick's
+    /// bundle) or the repository, resuming from the checkpoint a power cut
+    /// left (`cache/<sha>-<slot>.image.part`: bytes written and fsynced; kept,
+    /// like a partial download, until the entry is written).
     fn write_image(&self, u: &Updater, m: &SystemManifest, slot: char) -> Result<(), UpdateError> {
         let dev = self.devices.slot(slot);
         let p = m.part(IMAGE);
@@ -198,7 +198,7 @@ impl System {
         crate::state::write_atomic(&checkpoint, p.size.to_string().as_bytes()).map_err(UpdateError::Disk)?;
         u.step(Step::ImageWritten)?;
         // Step 4: what the partition now holds, not what was sent.
-        let got = slots::sha256_prefix(dev, p.size).map_err(UpdateError::Disk)?;
+        let got = lms_bundle::sha256_region(dev, 0, p.size).map_err(UpdateError::Disk)?;
         if got != p.sha256 {
             let _ = std::fs::remove_file(&checkpoint);
             return Err(UpdateError::Disk(format!(
@@ -346,7 +346,7 @@ impl Payload for System {
         let m = format::verify_manifest(&bytes, &sig, &u.trusted, &self.limits).map_err(|e| e.to_string())?;
         let letter = std::fs::read_to_string(dir.join(SLOT_LETTER)).map_err(|e| e.to_string())?;
         let dev = self.devices.slot(if letter.trim() == "b" { 'b' } else { 'a' });
-        let got = slots::sha256_prefix(dev, m.part(IMAGE).size)?;
+        let got = lms_bundle::sha256_region(dev, 0, m.part(IMAGE).size)?;
         if got != m.part(IMAGE).sha256 {
             return Err(format!("{}: sha256 {got}, the manifest says {}", dev.display(), m.part(IMAGE).sha256));
         }

@@ -1,10 +1,9 @@
 //! The A/B system slots as the running node sees them: which partition is
 //! which (GPT names, from sysfs), which slot is booted (`lms.slot=` on the
 //! kernel command line), what the running system is (its os-release), and
-//! a slot partition read back against a sha256.
+//! and how large a slot partition is.
 
-use sha2::Digest;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -71,15 +70,4 @@ pub fn running(os_release: &Path) -> Result<(String, String), String> {
 /// Bytes a partition (or the file standing in for one) holds.
 pub fn size(dev: &Path) -> Result<u64, String> {
     std::fs::File::open(dev).and_then(|mut f| f.seek(SeekFrom::End(0))).map_err(|e| format!("{}: {e}", dev.display()))
-}
-
-/// sha256 of the first `len` bytes of `dev`, read back from the device.
-pub fn sha256_prefix(dev: &Path, len: u64) -> Result<String, String> {
-    let mut f = std::fs::File::open(dev).map_err(|e| format!("{}: {e}", dev.display()))?;
-    let mut h = sha2::Sha256::new();
-    let n = std::io::copy(&mut (&mut f).take(len), &mut h).map_err(|e| format!("{}: {e}", dev.display()))?;
-    if n != len {
-        return Err(format!("{}: ends after {n} of {len} bytes", dev.display()));
-    }
-    Ok(hex::encode(h.finalize()))
 }
