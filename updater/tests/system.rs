@@ -185,8 +185,18 @@ fn a_to_b_is_written_tried_after_the_reboot_gated_and_blessed() {
     let entry = String::from_utf8(w.esp().read_file("loader/entries/lms-b+3.conf").unwrap()).unwrap();
     assert!(entry.contains("version 0.1.2\nsort-key lms\nlinux /b/vmlinuz\ninitrd /b/initrd.img\n"), "{entry}");
     assert!(entry.contains("lms.slot=b lms.verity=40:163840:"), "{entry}");
-    // Checking again before the reboot changes nothing.
+    // Checking again before the reboot changes nothing; nor does installing
+    // by hand (a USB stick) over the waiting candidate, and `status` asks for
+    // no reboot.
     assert_eq!(rebooting(u.check().unwrap_or_else(|e| panic!("{e}"))), "0.1.2");
+    assert!(w.take_reboot_request());
+    let usb = w.bundle("0.1.9", &key());
+    assert_eq!(rebooting(u.install(&usb).unwrap()), "0.1.2");
+    assert!(w.take_reboot_request());
+    assert_eq!(w.entries(), ["lms-a.conf", "lms-b+3.conf"]);
+    assert_eq!(u.status_json().unwrap()["state"], "trial");
+    u.recover().unwrap();
+    assert!(!w.take_reboot_request(), "recover asked for a reboot");
     w.fsck();
 
     assert_eq!(w.power_on(), 'b');

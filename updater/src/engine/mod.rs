@@ -259,12 +259,8 @@ impl Updater {
                     self.reject(&mut s, &trial, reason);
                     self.save(&s)?;
                 }
-                TrialFound::Waiting => {
-                    s.trial = Some(trial);
-                    self.save(&s)?;
-                    let r = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
-                    tracing::info!("a new system waits for its first boot: {r}");
-                }
+                // Kept as journaled; `check` and `install` ask for the reboot.
+                TrialFound::Waiting => s.trial = Some(trial),
                 TrialFound::NotSwitched => {
                     tracing::warn!(version = %trial.candidate.version, "stopped before its switch; the next check starts it again");
                     s.trial = None;
@@ -318,11 +314,8 @@ impl Updater {
 
     fn check_inner(&self) -> Result<Outcome, UpdateError> {
         let mut s = self.state()?;
-        // A candidate waiting for its reboot (a kind that reboots) is not
-        // installed again; the reboot is asked for again when allowed.
-        if let Some(t) = &s.trial {
-            let reboot = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
-            return Ok(Outcome::Rebooting { version: t.candidate.version.clone(), reboot });
+        if let Some(waiting) = self.waiting_for_reboot(&s)? {
+            return Ok(waiting);
         }
         let bytes = self.transport.fetch(&channel::meta_path(&self.channel), 1 << 20).map_err(UpdateError::Fetch)?;
         let sig = self.transport.fetch(&channel::sig_path(&self.channel), 1024).map_err(UpdateError::Fetch)?;
@@ -383,9 +376,21 @@ impl Updater {
         self.install_identity(&identity, Some(&meta.bundle.sha256))
     }
 
+    /// A candidate still waiting for its reboot (a kind that reboots; after
+    /// `recover`, no other trial is left) is not installed again, by a check
+    /// or by hand: the reboot is asked for again when allowed.
+    fn waiting_for_reboot(&self, s: &State) -> Result<Option<Outcome>, UpdateError> {
+        let Some(t) = &s.trial else { return Ok(None) };
+        let reboot = self.reboot.when_allowed().map_err(UpdateError::Disk)?;
+        Ok(Some(Outcome::Rebooting { version: t.candidate.version.clone(), reboot }))
+    }
+
     /// `install SRC`: one bundle file, through the same checks and gate.
     pub fn install(&self, path: &Path) -> Result<Outcome, UpdateError> {
         self.recover()?;
+        if let Some(waiting) = self.waiting_for_reboot(&self.state()?)? {
+            return Ok(waiting);
+        }
         let identity = self.payload.take_file(self, path).map_err(|e| self.fail(e))?;
         self.install_identity(&identity, None).map_err(|e| self.fail(e))
     }
