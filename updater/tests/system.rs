@@ -212,6 +212,11 @@ fn a_to_b_is_written_tried_after_the_reboot_gated_and_blessed() {
     assert_eq!(s["booted"], "b");
     assert_eq!(s["slots"]["a"]["state"], "good");
     w.fsck();
+    // Going back by hand is not a link switch for a system: refused, nothing moves.
+    let e = u.rollback().unwrap_err().to_string();
+    assert!(e.contains("not supported for the system"), "{e}");
+    assert_eq!(w.entries(), ["lms-a.conf", "lms-b.conf"]);
+    assert_eq!(u.status_json().unwrap()["current"]["version"], "0.1.2");
     // The next boot takes B again (higher version, good), and so does the one after.
     assert_eq!(w.power_on(), 'b');
     assert_eq!(w.power_on(), 'b');

@@ -572,6 +572,7 @@ impl Updater {
     /// By hand: back to the retained previous version.
     pub fn rollback(&self) -> Result<Outcome, UpdateError> {
         self.recover()?;
+        self.payload.rollback_by_hand().map_err(|e| self.fail(UpdateError::Refused(e)))?;
         let mut s = self.state()?;
         let Some(prev) = s.previous.clone() else {
             return Err(self.fail(UpdateError::Refused("no previous version is retained".into())));

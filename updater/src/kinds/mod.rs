@@ -94,6 +94,12 @@ pub trait Payload: Send + Sync {
         Ok(())
     }
 
+    /// Whether `rollback` by hand (the `current` link back to the retained
+    /// previous slot, then a reload) applies to this kind; Err says why not.
+    fn rollback_by_hand(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// What `status --json` shows for this kind besides the journal.
     fn status(&self, _u: &Updater) -> serde_json::Value {
         serde_json::Value::Null

@@ -471,6 +471,14 @@ impl Payload for System {
         Ok(())
     }
 
+    /// A system is not switched by a link: going back means booting the
+    /// other slot, which the boot entries decide.
+    fn rollback_by_hand(&self) -> Result<(), String> {
+        Err("rollback by hand is not supported for the system: the other slot boots when the running one's entry \
+             is marked bad or its tries run out"
+            .into())
+    }
+
     fn status(&self, _u: &Updater) -> serde_json::Value {
         let booted = self.booted().ok();
         let running = self.running().ok().map(|r| r.1);
