@@ -66,7 +66,7 @@ fn logged_at(console: &str, what: &str) -> Option<f64> {
 }
 
 /// What `fsck.fat -n` says of a copy of the disk's ESP (it changes nothing).
-fn fsck_report(disk: &Path, scratch: &Path) -> String {
+fn fsck_report(disk: &Path, scratch: &Path) -> (bool, String) {
     let esp = scratch.join("esp-copy.img");
     let off = esp_offset(disk);
     ok(Command::new("dd").arg(format!("if={}", disk.display())).arg(format!("of={}", esp.display())).args([
@@ -76,20 +76,13 @@ fn fsck_report(disk: &Path, scratch: &Path) -> String {
         "status=none",
     ]));
     let o = Command::new("fsck.fat").arg("-n").arg(&esp).output().unwrap();
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
-/// `fsck.fat -n` on a copy of the disk's ESP.
+/// `fsck.fat -n` on a copy of the disk's ESP finds nothing.
 fn fsck_esp(disk: &Path, scratch: &Path) {
-    let esp = scratch.join("esp-copy.img");
-    let off = esp_offset(disk);
-    ok(Command::new("dd").arg(format!("if={}", disk.display())).arg(format!("of={}", esp.display())).args([
-        "bs=1M",
-        &format!("skip={}", off >> 20),
-        "count=64",
-        "status=none",
-    ]));
-    ok(Command::new("fsck.fat").arg("-n").arg(&esp));
+    let (clean, report) = fsck_report(disk, scratch);
+    assert!(clean, "fsck.fat -n on the ESP:\n{report}");
 }
 
 /// A repository served to the guest (10.0.2.2), the dev settings pointing
@@ -145,6 +138,22 @@ fn publish(s: &Setup, release: &Path) {
         .arg(&s.key));
 }
 
+/// Flashes release `a` onto `dir/node.img`, as a node leaves the factory.
+fn flashed(s: &Setup, a: &Path, dir: &Path) -> std::path::PathBuf {
+    let disk = dir.join("node.img");
+    ok(Command::new(lms_image()).arg("flash").arg(a).arg("--device").arg(&disk).arg("--pubkey").arg(&s.pubkey));
+    disk
+}
+
+/// Powers the node on: UEFI with its variable store kept in `dir` (its
+/// NVRAM), guest reboots staying inside this QEMU, the kernel of `a` only
+/// for the record (the disk's ESP decides what boots).
+fn power_on(a: &Path, disk: &Path, dir: &Path) -> Vm {
+    let vars = dir.join("OVMF_VARS.fd");
+    let boot = Boot { dir: a, uefi: true, overlay: None, disk: Some(disk), scratch: dir };
+    Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()])
+}
+
 /// Polls the node's admin-detail /readyz until it runs `version`; the time it took.
 fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) -> Duration {
     while since.elapsed() < limit {
@@ -165,15 +174,11 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     let (a, b) = (d.path().join("release-a"), d.path().join("release-b"));
     release(&s, &i, &a, EPOCH, "");
     release(&s, &i, &b, RELEASE_B, "");
-    let pubkey = &s.pubkey;
     let (va, vb) = (system_version(&a), system_version(&b));
-    let disk = d.path().join("node.img");
-    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(pubkey));
+    let disk = flashed(&s, &a, d.path());
     assert_eq!(entries(&disk), ["lms-a.conf"]);
 
-    let vars = d.path().join("OVMF_VARS.fd");
-    let boot = Boot { dir: &a, uefi: true, overlay: None, disk: Some(&disk), scratch: d.path() };
-    let mut vm = Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()]);
+    let mut vm = power_on(&a, &disk, d.path());
     let first = vm.wait_ready(Duration::from_secs(400));
     let ready = vm.http("GET", "/readyz", Some("demo:demo"), None).1;
     assert!(
@@ -256,11 +261,8 @@ fn failed_systems_fall_back_to_a_and_are_not_retried() {
     release(&s, &i, &b1, RELEASE_B, " rdinit=/no-such-init");
     release(&s, &i, &b2, RELEASE_C, " lms.skip=lms-node");
     let (va, vb1, vb2) = (system_version(&a), system_version(&b1), system_version(&b2));
-    let disk = d.path().join("node.img");
-    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(&s.pubkey));
-    let vars = d.path().join("OVMF_VARS.fd");
-    let boot = Boot { dir: &a, uefi: true, overlay: None, disk: Some(&disk), scratch: d.path() };
-    let mut vm = Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()]);
+    let disk = flashed(&s, &a, d.path());
+    let mut vm = power_on(&a, &disk, d.path());
     vm.wait_ready(Duration::from_secs(400));
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "grace")));
     assert_eq!(code, 200, "{body}");
@@ -336,14 +338,8 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
     release(&s, &i, &a, EPOCH, "");
     release(&s, &i, &b, RELEASE_B, "");
     let (va, vb) = (system_version(&a), system_version(&b));
-    let disk = d.path().join("node.img");
-    ok(Command::new(lms_image()).arg("flash").arg(&a).arg("--device").arg(&disk).arg("--pubkey").arg(&s.pubkey));
-    let vars = d.path().join("OVMF_VARS.fd");
-    let start = || {
-        let boot = Boot { dir: &a, uefi: true, overlay: None, disk: Some(&disk), scratch: d.path() };
-        Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()])
-    };
-    let mut vm = start();
+    let disk = flashed(&s, &a, d.path());
+    let mut vm = power_on(&a, &disk, d.path());
     vm.wait_ready(Duration::from_secs(400));
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "grace")));
     assert_eq!(code, 200, "{body}");
@@ -386,7 +382,7 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
         assert!(entries(&disk).iter().filter(|e| e.starts_with("lms-b")).count() <= 1, "{cut}: {:?}", entries(&disk));
         // Cut inside an ESP write, FAT may be left marked dirty (lms-init's
         // fsck.fat -a clears it at the next boot); anything else is damage.
-        let report = fsck_report(&disk, d.path());
+        let (_, report) = fsck_report(&disk, d.path());
         let damage: Vec<&str> = report
             .lines()
             .filter(|l| {
@@ -398,7 +394,7 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
             })
             .collect();
         assert!(damage.is_empty(), "the ESP after the cut at {cut}:\n{report}");
-        vm = start();
+        vm = power_on(&a, &disk, d.path());
         vm.wait_ready(Duration::from_secs(400));
         let ready = vm.http("GET", "/readyz", Some("demo:demo"), None).1;
         let on_a = ready.contains(&format!("\"system_version\":\"{va}\"")) && ready.contains("\"system_slot\":\"a\"");
