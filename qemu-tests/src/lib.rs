@@ -257,7 +257,9 @@ impl Drop for Vm {
     }
 }
 
-/// A static file server for the update repository (GET, whole files).
+/// A static file server for the update repository: GET, whole files or
+/// from a byte on (`Range: bytes=N-`, answered 206), as nginx or a CDN
+/// serves a repository.
 pub fn serve(root: PathBuf) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -271,15 +273,31 @@ pub fn serve(root: PathBuf) -> u16 {
                 if reader.read_line(&mut line).is_err() {
                     return;
                 }
+                let mut from = None::<usize>;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                         break;
                     }
+                    let lower = h.to_ascii_lowercase();
+                    if let Some(r) = lower.strip_prefix("range: bytes=") {
+                        from = r.trim().strip_suffix('-').and_then(|n| n.parse().ok());
+                    }
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
                 let mut out = &stream;
                 match (!path.contains("..")).then(|| std::fs::read(root.join(&path))).and_then(Result::ok) {
+                    Some(body) if from.is_some_and(|f| f < body.len()) => {
+                        let f = from.unwrap();
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {f}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len() - 1,
+                            body.len(),
+                            body.len() - f
+                        );
+                        let _ = out.write_all(&body[f..]);
+                    }
                     Some(body) => {
                         let _ = write!(
                             out,

@@ -81,7 +81,7 @@ impl Http {
     /// Appends `url`'s bytes from offset `have` to `file` (HTTP Range), never
     /// past `total`. Returns the new length. A server that ignores Range
     /// (200) makes the caller start over: returns Err with "restart".
-    pub fn download_into(&self, url: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
+    pub fn download_into(&self, url: &str, file: &mut dyn Write, have: u64, total: u64) -> Result<u64, String> {
         let req = self.request("GET", url, (have > 0).then_some(have))?;
         self.rt.block_on(async {
             let resp = tokio::time::timeout(self.timeout, self.client.request(req))

@@ -12,7 +12,7 @@ pub trait Transport: Send {
     /// Reads `rel` whole; errors past `cap` bytes.
     fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String>;
     /// Appends bytes of `rel` from `have` to `file`; returns the new length.
-    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String>;
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String>;
     fn describe(&self) -> String;
 }
 
@@ -57,8 +57,8 @@ impl Transport for HttpRepo {
         }
         Ok(a.body)
     }
-    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
-        self.http.download_into(&format!("{}/{rel}", self.base), file, have, total)
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
+        self.http.download_into(&format!("{}/{rel}", self.base), out, have, total)
     }
     fn describe(&self) -> String {
         self.base.clone()
@@ -87,12 +87,12 @@ impl Transport for DirRepo {
         }
         Ok(out)
     }
-    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
         let p = self.path(rel)?;
         let mut src = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         src.seek(SeekFrom::Start(have)).map_err(|e| format!("{}: {e}", p.display()))?;
         let copied =
-            std::io::copy(&mut src.take(total - have + 1), file).map_err(|e| format!("{}: {e}", p.display()))?;
+            std::io::copy(&mut src.take(total - have + 1), out).map_err(|e| format!("{}: {e}", p.display()))?;
         let len = have + copied;
         if len > total {
             return Err(format!("{}: more than the {total} bytes the metadata promised", p.display()));

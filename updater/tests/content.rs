@@ -58,9 +58,9 @@ impl Transport for Counting {
         self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
         Ok(b)
     }
-    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
         std::thread::sleep(self.delay);
-        let n = self.inner.download(rel, file, have, total)?;
+        let n = self.inner.download(rel, out, have, total)?;
         self.bytes.fetch_add(n - have, Ordering::SeqCst);
         Ok(n)
     }

@@ -318,6 +318,138 @@ fn refused_before_anything_is_written() {
     untouched("other kind");
 }
 
+/// The blob of part `name` of release `version` in the repository.
+fn blob_of(w: &World, version: &str, name: &str) -> PathBuf {
+    let bytes = std::fs::read(w.p(&format!("system-{version}/{name}"))).unwrap();
+    w.p("repo").join(lms_bundle::blobs::blob_path(&lms_bundle::sha256_hex(&bytes)))
+}
+
+/// A repository whose blobs went bad after signing (a broken mirror, an
+/// attacker without the key): every byte is checked before it is written.
+/// A bad kernel or verity tree leaves the slot as it was; a bad block of
+/// the image stops the stream there, with only verified blocks before it
+/// on the partition. A bad download is not a rejected version: once the
+/// repository is mended, the same version installs.
+#[test]
+fn tampered_parts_are_refused_before_their_bytes_are_written() {
+    let w = World::new();
+    w.publish("0.1.2");
+    let image = std::fs::read(w.p("system-0.1.2/system.img")).unwrap();
+    let u = w.updater();
+    let block = 4096;
+    // What, where, the refusal, the verified bytes written before it.
+    for (what, part, at, refusal, written) in [
+        // First: a good kernel, once downloaded, is kept (in RAM) for the next attempt.
+        ("a byte of the kernel", "vmlinuz", 3, "sha256", 0),
+        ("the last byte of the verity tree", "system.img", image.len() - 1, "root hash", 0),
+        (
+            "a byte of data block 17",
+            "system.img",
+            17 * block + 5,
+            "data block 17 (byte 69632) does not match",
+            17 * block,
+        ),
+        // Not covered by the root hash: held back until the whole image's sha256 matches.
+        (
+            "a byte of the verity superblock",
+            "system.img",
+            40 * block + 10,
+            "bytes after the data were not written",
+            40 * block,
+        ),
+    ] {
+        let blob = blob_of(&w, "0.1.2", part);
+        let clean = std::fs::read(&blob).unwrap();
+        let mut bad = clean.clone();
+        bad[at] ^= 0x01;
+        std::fs::write(&blob, &bad).unwrap();
+        let e = u.check().unwrap_err().to_string();
+        assert!(e.starts_with("refused: ") && e.contains(refusal), "{what}: {e}");
+        let slot = std::fs::read(w.p("b.img")).unwrap();
+        assert!(slot[..written] == image[..written], "{what}: verified blocks before the bad one");
+        assert!(slot[written..].iter().all(|b| *b == 0), "{what}: bytes written from the bad block on");
+        assert_eq!(w.entries(), ["lms-a.conf"], "{what}");
+        assert!(w.esp().read_file("b/vmlinuz").is_err(), "{what}: a kernel reached the ESP");
+        let s = u.status_json().unwrap();
+        assert!(s["last_error"].as_str().unwrap().contains(refusal), "{what}: {s}");
+        std::fs::write(&blob, &clean).unwrap();
+    }
+    assert_eq!(rebooting(u.check().unwrap()), "0.1.2");
+    assert!(std::fs::read(w.p("b.img")).unwrap().starts_with(&image));
+    assert_eq!(w.entries(), ["lms-a.conf", "lms-b+3.conf"]);
+}
+
+/// A repository that cuts the image's stream (from byte 0) after `cut` bytes once, and
+/// counts what it hands out per file.
+struct Cutting {
+    inner: DirRepo,
+    image: String,
+    cut: std::sync::Mutex<Option<u64>>,
+    sent: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl lms_updater::repo::Transport for Cutting {
+    fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String> {
+        self.inner.fetch(rel, cap)
+    }
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
+        let cut = if rel == self.image && have == 0 { self.cut.lock().unwrap().take() } else { None };
+        let n = match cut {
+            Some(at) => {
+                let mut all = Vec::new();
+                self.inner.download(rel, &mut all, have, total)?;
+                out.write_all(&all[..(at - have) as usize]).map_err(|e| e.to_string())?;
+                Err(format!("connection reset at byte {at}"))
+            }
+            None => self.inner.download(rel, out, have, total),
+        };
+        let got = match &n {
+            Ok(len) => len - have,
+            Err(_) => cut.unwrap_or(have) - have,
+        };
+        *self.sent.lock().unwrap().entry(rel.to_string()).or_default() += got;
+        n
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// The power goes while the image streams: the verified bytes up to the
+/// last checkpoint stay, and the next run downloads only the rest.
+#[test]
+fn a_cut_stream_resumes_from_its_checkpoint() {
+    let w = World::new();
+    w.publish("0.1.2");
+    let image = std::fs::read(w.p("system-0.1.2/system.img")).unwrap();
+    let rel = lms_bundle::blobs::blob_path(&lms_bundle::sha256_hex(&image));
+    let sent = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let cutting = |cut: Option<u64>| Cutting {
+        inner: DirRepo(w.p("repo")),
+        image: rel.clone(),
+        cut: std::sync::Mutex::new(cut),
+        sent: sent.clone(),
+    };
+    let mut dying = w.updater();
+    dying.transport = Box::new(cutting(Some(100_000)));
+    dying.crash_at = Some(Step::ImageCheckpoint);
+    let e = dying.check().unwrap_err();
+    assert!(matches!(e, UpdateError::Crashed(Step::ImageCheckpoint)), "{e:?}");
+    // 24 whole blocks verified and written; the rest of the block in flight is not.
+    let slot = std::fs::read(w.p("b.img")).unwrap();
+    assert!(slot[..24 * 4096] == image[..24 * 4096]);
+    assert!(slot[24 * 4096..].iter().all(|b| *b == 0));
+    let hash_area = (image.len() - 40 * 4096) as u64;
+    assert_eq!(sent.lock().unwrap()[&rel], hash_area + 100_000);
+
+    sent.lock().unwrap().clear();
+    let mut u = w.updater();
+    u.transport = Box::new(cutting(None));
+    assert_eq!(rebooting(u.check().unwrap()), "0.1.2");
+    assert!(std::fs::read(w.p("b.img")).unwrap().starts_with(&image));
+    assert_eq!(sent.lock().unwrap()[&rel], hash_area + image.len() as u64 - 24 * 4096, "resumed at block 24");
+}
+
 /// Every step of the install, stopped dead; the next run finishes the
 /// update: one entry for B, the image whole, the ESP consistent.
 #[test]

@@ -93,49 +93,103 @@ fn digest(salt: &[u8], block: &[u8]) -> [u8; DIGEST] {
     Sha256::new().chain_update(salt).chain_update(block).finalize().into()
 }
 
-/// Reads the data `v` covers from `dev` (a partition or an image file),
-/// rebuilds the tree and compares every stored hash block and the root.
-/// The error names the level and block that differ.
-pub fn verify<F: Read + Seek>(dev: &mut F, v: &Verity) -> Result<(), String> {
-    v.check()?;
-    let salt = hex::decode(&v.salt).map_err(|e| format!("verity: salt: {e}"))?;
-    let sizes = level_sizes(v.data_blocks);
-    // Levels are stored top first, after the superblock.
+/// Where each level starts, in blocks from `hash_offset` (levels are stored
+/// top first, after the superblock), bottom level first.
+fn level_starts(sizes: &[u64]) -> Vec<u64> {
     let mut starts = vec![0u64; sizes.len()];
-    let mut at = v.hash_offset / BLOCK + 1;
+    let mut at = 1;
     for i in (0..sizes.len()).rev() {
         starts[i] = at;
         at += sizes[i];
     }
+    starts
+}
+
+/// A hash tree checked against the signed root hash: the bytes from
+/// `hash_offset` to the end of the tree (superblock and levels), each level
+/// checked against the level above it and the top block against the root.
+/// It then checks data blocks one at a time, as they arrive, so an updater
+/// can write a block only once it is known good (RAUC's verity streaming
+/// does the same).
+pub struct Tree {
+    salt: Vec<u8>,
+    data_blocks: u64,
+    /// The hash area, from `hash_offset` (the superblock is its first block).
+    bytes: Vec<u8>,
+    /// Byte offset of level 0 (the data blocks' digests) in `bytes`.
+    level0: usize,
+}
+
+impl Tree {
+    /// Checks `bytes` (the hash area of a slot laid out as `v` says) from
+    /// the top block down. The error names the level, block and byte (from
+    /// the start of the partition) that do not match.
+    pub fn new(v: &Verity, bytes: Vec<u8>) -> Result<Tree, String> {
+        v.check()?;
+        let salt = hex::decode(&v.salt).map_err(|e| format!("verity: salt: {e}"))?;
+        if bytes.len() as u64 != v.hash_blocks() * BLOCK {
+            return Err(format!(
+                "verity: hash area is {} bytes, the parameters make {}",
+                bytes.len(),
+                v.hash_blocks() * BLOCK
+            ));
+        }
+        let sizes = level_sizes(v.data_blocks);
+        let starts = level_starts(&sizes);
+        let block = |b: u64| &bytes[(b * BLOCK) as usize..((b + 1) * BLOCK) as usize];
+        let top = sizes.len() - 1;
+        let root = hex::encode(digest(&salt, block(starts[top])));
+        if root != v.root_hash {
+            return Err(format!("verity: root hash {root}, the signed manifest says {}", v.root_hash));
+        }
+        // Each level's blocks hash to the digests the level above holds;
+        // a block's zero padding is covered by its own digest.
+        for level in (0..top).rev() {
+            for j in 0..sizes[level] {
+                let at = (starts[level + 1] * BLOCK) as usize + j as usize * DIGEST;
+                if bytes[at..at + DIGEST] != digest(&salt, block(starts[level] + j)) {
+                    let pos = v.hash_offset + (starts[level] + j) * BLOCK;
+                    return Err(format!(
+                        "verity: hash level {level} block {j} (byte {pos}) does not match the level above it"
+                    ));
+                }
+            }
+        }
+        Ok(Tree { salt, data_blocks: v.data_blocks, level0: (starts[0] * BLOCK) as usize, bytes })
+    }
+
+    /// Checks data block `i` (4096 bytes) against its digest in the tree.
+    pub fn check_block(&self, i: u64, block: &[u8]) -> Result<(), String> {
+        if i >= self.data_blocks || block.len() as u64 != BLOCK {
+            return Err(format!("verity: data block {i} is outside the {} blocks the tree covers", self.data_blocks));
+        }
+        let at = self.level0 + i as usize * DIGEST;
+        if self.bytes[at..at + DIGEST] != digest(&self.salt, block) {
+            return Err(format!("verity: data block {i} (byte {}) does not match the signed tree", i * BLOCK));
+        }
+        Ok(())
+    }
+
+    /// The hash area's bytes (what goes to the partition at `hash_offset`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads the hash area `v` describes from `dev` (a partition or an image
+/// file), checks it against the root hash, then every data block against
+/// it. The error names the level and block that differ.
+pub fn verify<F: Read + Seek>(dev: &mut F, v: &Verity) -> Result<(), String> {
+    v.check()?;
+    let mut area = vec![0u8; (v.hash_blocks() * BLOCK) as usize];
+    dev.seek(SeekFrom::Start(v.hash_offset)).map_err(|e| format!("verity: {e}"))?;
+    dev.read_exact(&mut area).map_err(|e| format!("verity: hash area at byte {}: {e}", v.hash_offset))?;
+    let tree = Tree::new(v, area)?;
     let mut block = vec![0u8; BLOCK as usize];
     dev.seek(SeekFrom::Start(0)).map_err(|e| format!("verity: {e}"))?;
-    let mut below: Vec<[u8; DIGEST]> = Vec::with_capacity(v.data_blocks as usize);
     for i in 0..v.data_blocks {
         dev.read_exact(&mut block).map_err(|e| format!("verity: data block {i}: {e}"))?;
-        below.push(digest(&salt, &block));
-    }
-    for (level, &n) in sizes.iter().enumerate() {
-        let mut this = Vec::with_capacity(n as usize);
-        for (j, chunk) in below.chunks(PER_BLOCK as usize).enumerate() {
-            let mut want = vec![0u8; BLOCK as usize];
-            for (k, d) in chunk.iter().enumerate() {
-                want[k * DIGEST..(k + 1) * DIGEST].copy_from_slice(d);
-            }
-            let pos = (starts[level] + j as u64) * BLOCK;
-            dev.seek(SeekFrom::Start(pos)).map_err(|e| format!("verity: {e}"))?;
-            dev.read_exact(&mut block).map_err(|e| format!("verity: hash level {level} block {j}: {e}"))?;
-            if block != want {
-                return Err(format!(
-                    "verity: hash level {level} block {j} (byte {pos}) does not match the data below it"
-                ));
-            }
-            this.push(digest(&salt, &want));
-        }
-        below = this;
-    }
-    let root = hex::encode(below[0]);
-    if root != v.root_hash {
-        return Err(format!("verity: root hash {root}, the signed manifest says {}", v.root_hash));
+        tree.check_block(i, &block)?;
     }
     Ok(())
 }

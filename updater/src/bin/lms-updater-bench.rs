@@ -112,8 +112,8 @@ impl lms_updater::repo::Transport for Counting {
         self.1.fetch_add(b.len() as u64, std::sync::atomic::Ordering::SeqCst);
         Ok(b)
     }
-    fn download(&self, rel: &str, file: &mut std::fs::File, have: u64, total: u64) -> Result<u64, String> {
-        let n = self.0.download(rel, file, have, total)?;
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
+        let n = self.0.download(rel, out, have, total)?;
         self.1.fetch_add(n - have, std::sync::atomic::Ordering::SeqCst);
         Ok(n)
     }

@@ -2,7 +2,8 @@
 //! need. Used by every payload kind (a module bundle, content blobs, a
 //! system image streamed into its slot).
 
-use super::{UpdateError, Updater, disk, sha256_file};
+use super::{Transport, UpdateError, Updater, disk, sha256_file};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,14 +44,15 @@ impl Updater {
             return Ok(());
         }
         let part = done.with_extension("part");
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&part).map_err(disk)?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&part).map_err(disk)?;
         let mut have = file.metadata().map_err(disk)?.len();
         if have > size {
             file.set_len(0).map_err(disk)?;
             have = 0;
         }
-        self.pull(rel, size, &mut file, have, &mut |_| Ok(()))?;
-        file.sync_all().map_err(disk)?;
+        let mut sink = FileSink { file, len: have };
+        self.pull(&*self.transport, rel, size, &mut sink, &mut |_| Ok(()))?;
+        sink.file.sync_all().map_err(disk)?;
         let got = sha256_file(&part)?;
         if got != sha256 {
             let _ = std::fs::remove_file(&part);
@@ -60,45 +62,54 @@ impl Updater {
         Ok(())
     }
 
-    /// Brings bytes `have..size` of `rel` into `file` at its position (a
-    /// partial file opened for appending, or a partition seeked to `have`),
-    /// resuming after each interruption; between attempts it backs off
-    /// (doubling, with jitter, at most 10 s; 6 attempts), so a fleet does not
-    /// hammer a failing server in step. `progress(len)` runs after every
-    /// attempt that moved bytes (a checkpoint).
-    pub(crate) fn pull(
+    /// Brings bytes `sink.received()..size` of `rel` (from the repository or
+    /// a local directory) into `sink` (a partial
+    /// file, or a partition that takes only verified blocks), resuming after
+    /// each interruption; between attempts it backs off (doubling, with
+    /// jitter, at most 10 s; 6 attempts), so a fleet does not hammer a
+    /// failing server in step. `progress(sink)` runs after every attempt
+    /// that moved bytes (a checkpoint). A sink that refuses bytes (they do
+    /// not verify) ends it at once: nothing a retry would mend.
+    pub(crate) fn pull<S: Sink>(
         &self,
+        from: &dyn Transport,
         rel: &str,
         size: u64,
-        file: &mut std::fs::File,
-        mut have: u64,
-        progress: &mut dyn FnMut(u64) -> Result<(), UpdateError>,
+        sink: &mut S,
+        progress: &mut dyn FnMut(&mut S) -> Result<(), UpdateError>,
     ) -> Result<(), UpdateError> {
-        use std::io::Seek;
+        let mut have = sink.received();
         let mut delay = Duration::from_millis(200);
         let mut last_err = String::new();
         for _attempt in 0..6 {
             if have == size {
                 break;
             }
-            match self.transport.download(rel, file, have, size) {
-                Ok(len) => {
-                    have = len;
-                    progress(have)?;
+            let got = from.download(rel, sink, have, size);
+            if let Some(refused) = sink.refused() {
+                return Err(UpdateError::Refused(format!("{rel}: {refused}")));
+            }
+            match got {
+                Ok(_) => {
+                    have = sink.received();
+                    progress(sink)?;
                     continue;
                 }
                 Err(e) if e == "restart" => {
-                    // The server sent the whole file again: start over.
+                    // The server sent the whole file again (it ignores
+                    // Range): start over, this once from byte 0.
+                    tracing::warn!(rel, have, "the repository ignores byte ranges; downloading from the start");
+                    sink.restart().map_err(disk)?;
                     have = 0;
-                    if file.metadata().map_err(disk)?.is_file() {
-                        file.set_len(0).map_err(disk)?;
-                    }
-                    file.seek(std::io::SeekFrom::Start(0)).map_err(disk)?;
+                    continue;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, have, "download interrupted; resuming");
                     last_err = e;
-                    have = file.stream_position().map_err(disk)?.max(have);
+                    if sink.received() > have {
+                        have = sink.received();
+                        progress(sink)?;
+                    }
                 }
             }
             std::thread::sleep(delay + jitter(delay));
@@ -109,6 +120,48 @@ impl Updater {
                 "{rel}: got {have} of {size} bytes ({last_err}); what arrived is kept for the next attempt"
             )));
         }
+        Ok(())
+    }
+}
+
+/// Where a download's bytes go. The transport writes into it; `received`
+/// is where the next attempt starts.
+pub(crate) trait Sink: std::io::Write {
+    /// Bytes of the file taken so far (from byte 0).
+    fn received(&self) -> u64;
+    /// The server sends the whole file again: back to byte 0.
+    fn restart(&mut self) -> std::io::Result<()>;
+    /// Why the sink stopped taking bytes, when they did not verify (a
+    /// write error that no retry mends).
+    fn refused(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A partial download file, opened for appending.
+struct FileSink {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl std::io::Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Sink for FileSink {
+    fn received(&self) -> u64 {
+        self.len
+    }
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.len = 0;
         Ok(())
     }
 }

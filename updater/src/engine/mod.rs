@@ -4,6 +4,8 @@
 mod fetch;
 mod report;
 
+pub(crate) use fetch::Sink;
+
 use crate::kinds::{Payload, Switched, TrialFound};
 use crate::{config, node, repo, state};
 use lms_bundle::channel::{self, ChannelMeta};

@@ -8,9 +8,13 @@
 //! 1. `fetch`: the signed channel metadata (engine), then the system
 //!    manifest and its signature, checked with its version and kind before
 //!    anything is written.
-//! 2. `stage`: the target slot's boot entries are removed first, so a slot
-//!    being written can never be booted;
-//! 3. the system image is streamed into the slot partition, fsynced and
+//!    `stage` then fetches the kernel and initramfs (into RAM, each against
+//!    its sha256) and the image's verity tree (checked against the signed
+//!    root hash), still before any write;
+//! 2. the target slot's boot entries are removed, so a slot being written
+//!    can never be booted;
+//! 3. the system image is streamed into the slot partition, each data block
+//!    written only once it matches the tree ([`stream`]), fsynced and
 //!    checkpointed as it goes (a power cut resumes from the checkpoint);
 //! 4. read back: the partition's sha256 and then its verity tree;
 //! 5. kernel and initramfs to the ESP (`/a/`, `/b/`: temporary name, read
@@ -30,18 +34,20 @@
 
 mod esp;
 mod slots;
+mod stream;
 
 pub use esp::{Entry, Esp};
 pub use slots::Devices;
 
 use super::{Payload, Switched, TrialFound};
 use crate::node::NodeControl;
+use crate::repo::{DirRepo, Transport};
 use crate::state::{Installed, State, Trial};
 use crate::{Step, UpdateError, Updater};
 use lms_bundle::Version;
 use lms_bundle::channel::BundleRef;
 use lms_bundle::system::{self as format, IMAGE, INITRD, KERNEL, SystemLimits, SystemManifest};
-use std::io::Seek;
+use lms_bundle::verity::Tree;
 use std::path::{Path, PathBuf};
 
 /// What a system slot record keeps (in the engine's `slots/<version>-<sha>`).
@@ -151,11 +157,37 @@ impl System {
         Ok(path)
     }
 
-    /// Step 3: the image into `slot` from a file in scratch (a USB stick's
-    /// bundle) or the repository, resuming from the checkpoint a power cut
-    /// left (`cache/<sha>-<slot>.image.part`: bytes written and fsynced; kept,
-    /// like a partial download, until the entry is written).
-    fn write_image(&self, u: &Updater, m: &SystemManifest, slot: char) -> Result<(), UpdateError> {
+    /// The image's hash area (its dm-verity tree), from a file in scratch
+    /// (a USB stick's bundle) or the repository, checked against the signed
+    /// root hash: the tree every streamed block is then checked against.
+    fn tree(&self, u: &Updater, m: &SystemManifest) -> Result<Tree, UpdateError> {
+        let p = m.part(IMAGE);
+        let mut area = stream::HashArea::new(&m.verity);
+        self.with_image_source(u, &p.sha256, |from, rel| u.pull(from, rel, p.size, &mut area, &mut |_| Ok(())))?;
+        Tree::new(&m.verity, area.bytes).map_err(|e| UpdateError::Refused(format!("{IMAGE}: {e}")))
+    }
+
+    /// `pull` runs with the image's source: a local copy in scratch (a USB
+    /// stick's bundle) or the repository.
+    fn with_image_source<R>(
+        &self,
+        u: &Updater,
+        sha256: &str,
+        pull: impl FnOnce(&dyn Transport, &str) -> Result<R, UpdateError>,
+    ) -> Result<R, UpdateError> {
+        if self.blobs().join(sha256).exists() {
+            pull(&DirRepo(self.blobs()), sha256)
+        } else {
+            pull(&*u.transport, &lms_bundle::blobs::blob_path(sha256))
+        }
+    }
+
+    /// Step 3: the image into `slot`, each data block written only once it
+    /// matches `tree` (see [`stream`]), resuming from the checkpoint a power
+    /// cut left (`cache/<sha>-<slot>.image.part`: verified bytes written and
+    /// fsynced; kept, like a partial download, until the entry is written).
+    /// Step 4: the partition read back against the sha256 and the tree.
+    fn write_image(&self, u: &Updater, m: &SystemManifest, tree: &Tree, slot: char) -> Result<(), UpdateError> {
         let dev = self.devices.slot(slot);
         let p = m.part(IMAGE);
         let room = slots::size(dev).map_err(UpdateError::Disk)?;
@@ -174,27 +206,15 @@ impl System {
                 let _ = std::fs::remove_file(e.path());
             }
         }
-        let have: u64 = std::fs::read_to_string(&checkpoint).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
-        let have = have.min(p.size);
-        let mut out = std::fs::OpenOptions::new().write(true).open(dev).map_err(io(dev))?;
-        out.seek(std::io::SeekFrom::Start(have)).map_err(io(dev))?;
-        let local = self.blobs().join(&p.sha256);
-        if local.exists() {
-            let mut src = std::fs::File::open(&local).map_err(io(&local))?;
-            src.seek(std::io::SeekFrom::Start(have)).map_err(io(&local))?;
-            std::io::copy(&mut src, &mut out).map_err(io(dev))?;
-        } else {
-            tracing::info!(version = %m.system_version, from = have, size = p.size, device = %dev.display(), "streaming the system image into the slot");
-            // fsync needs no offset: a second handle syncs while `out` is written.
-            let syncer = out.try_clone().map_err(io(dev))?;
-            let mut checkpointed = |len: u64| -> Result<(), UpdateError> {
-                syncer.sync_data().map_err(io(dev))?;
-                crate::state::write_atomic(&checkpoint, len.to_string().as_bytes()).map_err(UpdateError::Disk)?;
-                u.step(Step::ImageCheckpoint)
-            };
-            u.pull(&lms_bundle::blobs::blob_path(&p.sha256), p.size, &mut out, have, &mut checkpointed)?;
-        }
-        out.sync_all().map_err(io(dev))?;
+        let mut sink =
+            stream::SlotSink::open(dev.to_path_buf(), tree, &m.verity, p.size, checkpoint.clone()).map_err(io(dev))?;
+        tracing::info!(version = %m.system_version, from = sink.written(), size = p.size, device = %dev.display(), "streaming the system image into the slot");
+        let mut checkpointed = |sink: &mut stream::SlotSink| -> Result<(), UpdateError> {
+            sink.checkpoint().map_err(io(dev))?;
+            u.step(Step::ImageCheckpoint)
+        };
+        self.with_image_source(u, &p.sha256, |from, rel| u.pull(from, rel, p.size, &mut sink, &mut checkpointed))?;
+        sink.finish(&p.sha256).map_err(|e| UpdateError::Refused(format!("{IMAGE}: {e}")))?;
         crate::state::write_atomic(&checkpoint, p.size.to_string().as_bytes()).map_err(UpdateError::Disk)?;
         u.step(Step::ImageWritten)?;
         // Step 4: what the partition now holds, not what was sent.
@@ -300,16 +320,23 @@ impl Payload for System {
         let m = self.verified(u, manifest)?;
         let target = slots::other(self.booted()?);
         let esp = self.esp();
+        // Before anything is written: the kernel and initramfs (into RAM,
+        // each against its sha256) and the image's verity tree (against the
+        // signed root hash). A bad one leaves the disk as it was.
+        let mut boot_files = Vec::new();
+        for name in [KERNEL, INITRD] {
+            boot_files.push((name, self.part_file(u, &m, name)?));
+        }
+        let tree = self.tree(u, &m)?;
         // 2. The target slot can never be booted while it is being written.
         let removed = esp.remove_entries(target).map_err(UpdateError::Disk)?;
         tracing::info!(slot = %target, removed, "boot entries of the target slot removed");
         u.step(Step::EntryDisabled)?;
-        // 3-4. The image, read back and verity-checked.
-        self.write_image(u, &m, target)?;
-        // 5. Kernel and initramfs, each checked against the manifest, then
+        // 3-4. The image, each block verified before it is written; read back.
+        self.write_image(u, &m, &tree, target)?;
+        // 5. Kernel and initramfs, checked again against the manifest, then
         // written to the ESP (read back there before its rename).
-        for name in [KERNEL, INITRD] {
-            let file = self.part_file(u, &m, name)?;
+        for (name, file) in boot_files {
             let bytes = std::fs::read(&file).map_err(io(&file))?;
             if lms_bundle::sha256_hex(&bytes) != m.part(name).sha256 {
                 let _ = std::fs::remove_file(&file);
