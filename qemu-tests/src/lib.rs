@@ -329,3 +329,4 @@ pub fn definition(dir: &Path, settings: &Path) -> PathBuf {
     std::fs::write(&f, text).unwrap();
     f
 }
+pub mod system;

@@ -5,178 +5,11 @@
 //! repository on the host; the node writes slot B, reboots into it, gates
 //! and blesses it, and the learner's records are still there.
 
+use lms_qemu_tests::system::*;
 use lms_qemu_tests::*;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const RELEASE_B: &str = "1767312000"; // a day after EPOCH
 const RECORD: &str = "7e2d7b2f-6a1f-4b68-8b6a-3c2e9d1f0b01";
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn system_version(image: &Path) -> String {
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(image.join("manifest.json")).unwrap()).unwrap();
-    m["system_version"].as_str().unwrap().to_string()
-}
-
-/// The ESP's byte offset in a disk file (from its GPT).
-fn esp_offset(disk: &Path) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(&ok(Command::new("sfdisk").arg("--json").arg(disk))).unwrap();
-    let p = v["partitiontable"]["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "ESP").unwrap();
-    p["start"].as_u64().unwrap() * 512
-}
-
-/// The boot entries on the disk's ESP (mtools reads it in place).
-fn entries(disk: &Path) -> Vec<String> {
-    let o = Command::new("mdir")
-        .args(["-b", "-i"])
-        .arg(format!("{}@@{}", disk.display(), esp_offset(disk)))
-        .arg("::/loader/entries")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| l.rsplit('/').next())
-        .filter(|n| n.starts_with("lms-"))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
-/// Seconds of the day at which the guest's lms-updater logged a line
-/// containing `what` (its log is mirrored to the console on development
-/// images, each line starting with an RFC 3339 time), the first such line.
-fn logged_at(console: &str, what: &str) -> Option<f64> {
-    let line = console.lines().find(|l| l.contains(what))?;
-    let t = line.find('T').and_then(|i| line.get(i + 1..i + 16))?;
-    let (h, rest) = t.split_once(':')?;
-    let (m, sec) = rest.split_once(':')?;
-    Some(
-        h.parse::<f64>().ok()? * 3600.0
-            + m.parse::<f64>().ok()? * 60.0
-            + sec.trim_end_matches('Z').parse::<f64>().ok()?,
-    )
-}
-
-/// What `fsck.fat -n` says of a copy of the disk's ESP (it changes nothing).
-fn fsck_report(disk: &Path, scratch: &Path) -> (bool, String) {
-    let esp = scratch.join("esp-copy.img");
-    let off = esp_offset(disk);
-    ok(Command::new("dd").arg(format!("if={}", disk.display())).arg(format!("of={}", esp.display())).args([
-        "bs=1M",
-        &format!("skip={}", off >> 20),
-        "count=64",
-        "status=none",
-    ]));
-    let o = Command::new("fsck.fat").arg("-n").arg(&esp).output().unwrap();
-    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-}
-
-/// `fsck.fat -n` on a copy of the disk's ESP finds nothing.
-fn fsck_esp(disk: &Path, scratch: &Path) {
-    let (clean, report) = fsck_report(disk, scratch);
-    assert!(clean, "fsck.fat -n on the ESP:\n{report}");
-}
-
-/// A repository served to the guest (10.0.2.2), the dev settings pointing
-/// at it (poll every 3 s, gate within `health`), a release key.
-struct Setup {
-    repo: std::path::PathBuf,
-    spec: std::path::PathBuf,
-    key: std::path::PathBuf,
-    pubkey: std::path::PathBuf,
-}
-
-fn setup(dir: &Path, health: &str) -> Setup {
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let port = serve(repo.clone());
-    let settings = dir.join("lms.toml");
-    let factory = std::fs::read_to_string(root().join("appliance/factory/lms-dev.toml")).unwrap();
-    let factory = factory
-        .replace("repository = \"http://10.0.2.2:8000/\"", &format!("repository = \"http://10.0.2.2:{port}/\""))
-        .replace("poll_interval = \"10m\"", "poll_interval = \"3s\"")
-        .replace("health_timeout = \"120s\"", &format!("health_timeout = \"{health}\""));
-    assert!(
-        factory.contains("system_dir = \"/data/system\"") && factory.contains(health),
-        "the dev settings changed shape"
-    );
-    std::fs::write(&settings, factory).unwrap();
-    let (key, pubkey) = keygen(dir);
-    Setup { repo, spec: definition(dir, &settings), key, pubkey }
-}
-
-/// Builds a release at `epoch` into `out`, its kernel command line extended by `extra`.
-fn release(s: &Setup, i: &Inputs, out: &Path, epoch: &str, extra: &str) {
-    let text = std::fs::read_to_string(&s.spec).unwrap();
-    let spec = out.with_extension("toml");
-    let changed = text.replace(
-        "cmdline = \"console=ttyS0 panic=10 quiet lms.debug=1\"",
-        &format!("cmdline = \"console=ttyS0 panic=10 quiet lms.debug=1{extra}\""),
-    );
-    assert!(extra.is_empty() || changed != text, "the dev definition's cmdline changed shape");
-    std::fs::write(&spec, changed).unwrap();
-    let o = build_at(&spec, out, &s.key, i, epoch);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn publish(s: &Setup, release: &Path) {
-    ok(Command::new(lms_image())
-        .arg("publish")
-        .arg("--bundle")
-        .arg(release.join("system.bundle"))
-        .arg("--repo")
-        .arg(&s.repo)
-        .args(["--channel", "system-stable", "--key"])
-        .arg(&s.key));
-}
-
-/// Whether the console shows `text` within `limit`.
-fn console_shows(vm: &Vm, text: &str, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if vm.console_text().contains(text) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
-/// Flashes release `a` onto `dir/node.img`, as a node leaves the factory.
-fn flashed(s: &Setup, a: &Path, dir: &Path) -> std::path::PathBuf {
-    let disk = dir.join("node.img");
-    ok(Command::new(lms_image()).arg("flash").arg(a).arg("--device").arg(&disk).arg("--pubkey").arg(&s.pubkey));
-    disk
-}
-
-/// Powers the node on: UEFI with its variable store kept in `dir` (its
-/// NVRAM), guest reboots staying inside this QEMU, the kernel of `a` only
-/// for the record (the disk's ESP decides what boots).
-fn power_on(a: &Path, disk: &Path, dir: &Path) -> Vm {
-    let vars = dir.join("OVMF_VARS.fd");
-    let boot = Boot { dir: a, uefi: true, overlay: None, disk: Some(disk), scratch: dir };
-    Vm::start_with(boot, &["--reboot".as_ref(), "--uefi-vars".as_ref(), vars.as_os_str()])
-}
-
-/// Polls the node's admin-detail /readyz until it runs `version`; the time it took.
-fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) -> Duration {
-    while since.elapsed() < limit {
-        let (code, ready) = vm.http("GET", "/readyz", Some("demo:demo"), None);
-        if code == 200 && ready.contains(&format!("\"system_version\":\"{version}\"")) {
-            return since.elapsed();
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("not on system {version} within {limit:?}:\n{}", vm.console_text());
-}
 
 #[test]
 fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
@@ -254,8 +87,6 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     fsck_esp(&disk, d.path());
     assert_eq!(entries(&disk), ["lms-a.conf", "lms-b.conf"]);
 }
-
-const RELEASE_C: &str = "1767398400"; // two days after EPOCH
 
 /// Two bad systems in a row, on the real boot path. B1's kernel never
 /// reaches userspace (its entry names an init that does not exist; the
