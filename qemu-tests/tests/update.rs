@@ -2,9 +2,13 @@
 //! bundle (1.0.0), a signed 2.0.0 is published to an update repository on the
 //! host (reached from the VM at 10.0.2.2 through QEMU user networking), and
 //! the node's lms-updater daemon fetches, verifies, installs and health-gates
-//! it while learners keep getting answers.
+//! it while learners keep getting answers. Then a signed 3.0.0 whose modules
+//! fail their self-test: the node rolls it back by itself, keeps serving,
+//! and does not take it again.
 
 use lms_qemu_tests::*;
+use sha2::Digest;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -38,37 +42,7 @@ fn the_node_takes_a_published_update_over_the_network() {
     assert!(vm.http("GET", "/readyz", Some("demo:demo"), None).1.contains("\"bundle_version\":\"1.0.0\""));
 
     // Release 2.0.0: same modules, new version, signed with the image's key.
-    let v2 = d.path().join("v2");
-    std::fs::create_dir_all(&v2).unwrap();
-    for e in std::fs::read_dir(&i.modules).unwrap().map(Result::unwrap) {
-        std::fs::copy(e.path(), v2.join(e.file_name())).unwrap();
-    }
-    let manifest = std::fs::read_to_string(v2.join("manifest.json")).unwrap();
-    std::fs::write(v2.join("manifest.json"), manifest.replace("\"1.0.0\"", "\"2.0.0\"")).unwrap();
-    let bundle = d.path().join("lms-2.0.0.bundle");
-    lms_image_ok(&[
-        "bundle".as_ref(),
-        "--modules".as_ref(),
-        v2.as_os_str(),
-        "--version".as_ref(),
-        "2.0.0".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        "--out".as_ref(),
-        bundle.as_os_str(),
-    ]);
-    lms_image_ok(&[
-        "publish".as_ref(),
-        "--bundle".as_ref(),
-        bundle.as_os_str(),
-        "--repo".as_ref(),
-        repo.as_os_str(),
-        "--channel".as_ref(),
-        "stable".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-    ]);
-
+    release(&i, d.path(), "2.0.0", false, &key, &repo);
     let t = Instant::now();
     let mut learner_failures = 0;
     loop {
@@ -88,4 +62,85 @@ fn the_node_takes_a_published_update_over_the_network() {
     }
     eprintln!("published to serving 2.0.0 in {:?}", t.elapsed());
     assert_eq!(learner_failures, 0, "learners got errors during the update");
+
+    // Release 3.0.0, signed, whose catalog fails its self-test on the node
+    // (its course content is empty): the node installs it, the health gate
+    // fails, it goes back to 2.0.0 by itself and never takes 3.0.0 again.
+    release(&i, d.path(), "3.0.0", true, &key, &repo);
+    let t = Instant::now();
+    let rolled_back = |m: &str| {
+        m.lines().any(|l| {
+            l.starts_with("lms_updater_info{kind=\"modules\",current=\"2.0.0\",")
+                && l.contains("last_rejected=\"3.0.0\"")
+        })
+    };
+    loop {
+        if vm.http("GET", "/v1/courses", Some("demo:demo"), None).0 != 200 {
+            learner_failures += 1;
+        }
+        if rolled_back(&vm.http("GET", "/metrics", None, None).1) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(240),
+            "3.0.0 not rolled back within 240 s: {}\n{}",
+            vm.http("GET", "/metrics", None, None).1,
+            vm.console_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("published a failing 3.0.0 to rolled back to 2.0.0 in {:?}", t.elapsed());
+    assert_eq!(learner_failures, 0, "learners got errors while 3.0.0 was tried and rolled back");
+    let ready = vm.http("GET", "/readyz", Some("demo:demo"), None);
+    assert!(ready.0 == 200 && ready.1.contains("\"bundle_version\":\"2.0.0\""), "{ready:?}");
+    // Not retried: several polls later it is still the one rejection.
+    std::thread::sleep(Duration::from_secs(12));
+    let metrics = vm.http("GET", "/metrics", None, None).1;
+    assert!(rolled_back(&metrics), "{metrics}");
+    assert!(metrics.contains("lms_updater_rejected_versions{kind=\"modules\"} 1"), "{metrics}");
+    let console = vm.console_text();
+    assert!(console.contains("failed its self-test"), "the reason is not on the console:\n{console}");
+}
+
+/// Bundles the test modules as `version` (with `broken` content that fails
+/// the catalog's self-test) and publishes it on `stable` of `repo`.
+fn release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: &Path, repo: &Path) {
+    let modules = dir.join(format!("modules-{version}"));
+    std::fs::create_dir_all(&modules).unwrap();
+    for e in std::fs::read_dir(&i.modules).unwrap().map(Result::unwrap) {
+        std::fs::copy(e.path(), modules.join(e.file_name())).unwrap();
+    }
+    let mp = modules.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    m["bundle_version"] = version.into();
+    if broken {
+        let content = br#"{"format":1,"docs":{"index":{"activity_base":"https://x","courses":[]}}}"#;
+        std::fs::write(modules.join("content.json"), content).unwrap();
+        m["content"]["size"] = content.len().into();
+        m["content"]["sha256"] = hex::encode(sha2::Sha256::digest(content)).into();
+    }
+    std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+    let bundle = dir.join(format!("lms-{version}.bundle"));
+    lms_image_ok(&[
+        "bundle".as_ref(),
+        "--modules".as_ref(),
+        modules.as_os_str(),
+        "--version".as_ref(),
+        version.as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--out".as_ref(),
+        bundle.as_os_str(),
+    ]);
+    lms_image_ok(&[
+        "publish".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "--repo".as_ref(),
+        repo.as_os_str(),
+        "--channel".as_ref(),
+        "stable".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+    ]);
 }
