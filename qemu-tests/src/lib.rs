@@ -329,4 +329,54 @@ pub fn definition(dir: &Path, settings: &Path) -> PathBuf {
     std::fs::write(&f, text).unwrap();
     f
 }
+
+/// `lms-image ARGS`, which must succeed.
+pub fn lms_image_ok(args: &[&std::ffi::OsStr]) {
+    let o = Command::new(lms_image()).args(args).output().unwrap();
+    assert!(o.status.success(), "lms-image {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Bundles the test modules as `version` (with `broken` content that fails
+/// the catalog's self-test) and publishes it on `stable` of `repo`.
+pub fn module_release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: &Path, repo: &Path) {
+    let modules = dir.join(format!("modules-{version}"));
+    std::fs::create_dir_all(&modules).unwrap();
+    for e in std::fs::read_dir(&i.modules).unwrap().map(Result::unwrap) {
+        std::fs::copy(e.path(), modules.join(e.file_name())).unwrap();
+    }
+    let mp = modules.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    m["bundle_version"] = version.into();
+    if broken {
+        let content = br#"{"format":1,"docs":{"index":{"activity_base":"https://x","courses":[]}}}"#;
+        std::fs::write(modules.join("content.json"), content).unwrap();
+        m["content"]["size"] = content.len().into();
+        m["content"]["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)).into();
+    }
+    std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+    let bundle = dir.join(format!("lms-{version}.bundle"));
+    lms_image_ok(&[
+        "bundle".as_ref(),
+        "--modules".as_ref(),
+        modules.as_os_str(),
+        "--version".as_ref(),
+        version.as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--out".as_ref(),
+        bundle.as_os_str(),
+    ]);
+    lms_image_ok(&[
+        "publish".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "--repo".as_ref(),
+        repo.as_os_str(),
+        "--channel".as_ref(),
+        "stable".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+    ]);
+}
+
 pub mod system;

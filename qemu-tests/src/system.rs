@@ -191,3 +191,47 @@ pub fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) 
     }
     panic!("not on system {version} within {limit:?}:\n{}", vm.console_text());
 }
+
+/// Power cuts while an update runs on: the updater's log is on the console
+/// (development images), and each cut lands right after the latest marker
+/// of `cuts` this boot has shown (a marker `step=X` counts on a line of the
+/// payload `kind`; any other marker on any line). The VM is dropped (QEMU
+/// killed: the power cut), `after_cut(cut)` inspects the disk, `boot()`
+/// powers the node on again and `check(vm, cut)` judges that boot; the
+/// next cut waits for a later marker. Returns the VM of the last boot and
+/// the markers cut at.
+pub fn power_cuts<'c>(
+    mut vm: Vm,
+    cuts: &[&'c str],
+    kind: &str,
+    mut after_cut: impl FnMut(&str),
+    mut boot: impl FnMut() -> Vm,
+    mut check: impl FnMut(&mut Vm, &str),
+) -> (Vm, Vec<&'c str>) {
+    let in_kind = format!("kind=\"{kind}\"");
+    let mut next = 0;
+    let mut done = Vec::new();
+    while next < cuts.len() {
+        let seen = Instant::now();
+        let cut = loop {
+            let text = vm.console_text();
+            let plain = text.replace("\u{1b}[3m", "").replace("\u{1b}[0m", "").replace("\u{1b}[2m", "");
+            let latest = (next..cuts.len()).rev().find(|&k| {
+                let m = cuts[k];
+                plain.lines().any(|l| l.contains(m) && (!m.starts_with("step=") || l.contains(&in_kind)))
+            });
+            if let Some(k) = latest {
+                next = k + 1;
+                break cuts[k];
+            }
+            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {}:\n{text}", cuts[next]);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(vm); // the power cut
+        done.push(cut);
+        after_cut(cut);
+        vm = boot();
+        check(&mut vm, cut);
+    }
+    (vm, done)
+}

@@ -202,28 +202,8 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
         "step=Switched",
         "step=Blessed",
     ];
-    // The update runs on while the test watches: a cut lands after the
-    // latest marker this boot has shown, and the next cut waits for a later one.
-    let mut next = 0;
-    let mut done = Vec::new();
-    while next < cuts.len() {
-        let seen = Instant::now();
-        let cut = loop {
-            let text = vm.console_text();
-            let plain = text.replace("\u{1b}[3m", "").replace("\u{1b}[0m", "").replace("\u{1b}[2m", "");
-            let latest = (next..cuts.len()).rev().find(|&k| {
-                let m = cuts[k];
-                plain.lines().any(|l| l.contains(m) && (m.starts_with("streaming") || l.contains("kind=\"system\"")))
-            });
-            if let Some(k) = latest {
-                next = k + 1;
-                break cuts[k];
-            }
-            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {}:\n{text}", cuts[next]);
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        drop(vm); // the power cut
-        done.push(cut);
+    let t = &t;
+    let after_cut = |cut: &str| {
         assert!(entries(&disk).iter().filter(|e| e.starts_with("lms-b")).count() <= 1, "{cut}: {:?}", entries(&disk));
         // Cut inside an ESP write, FAT may be left marked dirty (lms-init's
         // fsck.fat -a clears it at the next boot); anything else is damage.
@@ -239,7 +219,8 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
             })
             .collect();
         assert!(damage.is_empty(), "the ESP after the cut at {cut}:\n{report}");
-        vm = power_on(&a, &disk, d.path());
+    };
+    let check = |vm: &mut Vm, cut: &str| {
         vm.wait_ready(Duration::from_secs(400));
         let ready = vm.http("GET", "/readyz", Some("demo:demo"), None).1;
         let on_a = ready.contains(&format!("\"system_version\":\"{va}\"")) && ready.contains("\"system_slot\":\"a\"");
@@ -251,7 +232,8 @@ fn a_power_cut_at_every_step_leaves_a_node_that_comes_back() {
             t.elapsed(),
             entries(&disk)
         );
-    }
+    };
+    let (mut vm, done) = power_cuts(vm, &cuts, "system", after_cut, || power_on(&a, &disk, d.path()), check);
     // The update finishes by itself: B blessed, committed, records there.
     let until = Instant::now() + Duration::from_secs(300);
     while entries(&disk) != ["lms-a.conf", "lms-b.conf"] {

@@ -7,15 +7,7 @@
 //! and does not take it again.
 
 use lms_qemu_tests::*;
-use sha2::Digest;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn lms_image_ok(args: &[&std::ffi::OsStr]) {
-    let o = Command::new(lms_image()).args(args).output().unwrap();
-    assert!(o.status.success(), "lms-image {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-}
 
 #[test]
 fn the_node_takes_a_published_update_over_the_network() {
@@ -42,7 +34,7 @@ fn the_node_takes_a_published_update_over_the_network() {
     assert!(vm.http("GET", "/readyz", Some("demo:demo"), None).1.contains("\"bundle_version\":\"1.0.0\""));
 
     // Release 2.0.0: same modules, new version, signed with the image's key.
-    release(&i, d.path(), "2.0.0", false, &key, &repo);
+    module_release(&i, d.path(), "2.0.0", false, &key, &repo);
     let t = Instant::now();
     let mut learner_failures = 0;
     loop {
@@ -66,7 +58,7 @@ fn the_node_takes_a_published_update_over_the_network() {
     // Release 3.0.0, signed, whose catalog fails its self-test on the node
     // (its course content is empty): the node installs it, the health gate
     // fails, it goes back to 2.0.0 by itself and never takes 3.0.0 again.
-    release(&i, d.path(), "3.0.0", true, &key, &repo);
+    module_release(&i, d.path(), "3.0.0", true, &key, &repo);
     let t = Instant::now();
     let rolled_back = |m: &str| {
         m.lines().any(|l| {
@@ -100,47 +92,4 @@ fn the_node_takes_a_published_update_over_the_network() {
     assert!(metrics.contains("lms_updater_rejected_versions{kind=\"modules\"} 1"), "{metrics}");
     let console = vm.console_text();
     assert!(console.contains("failed its self-test"), "the reason is not on the console:\n{console}");
-}
-
-/// Bundles the test modules as `version` (with `broken` content that fails
-/// the catalog's self-test) and publishes it on `stable` of `repo`.
-fn release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: &Path, repo: &Path) {
-    let modules = dir.join(format!("modules-{version}"));
-    std::fs::create_dir_all(&modules).unwrap();
-    for e in std::fs::read_dir(&i.modules).unwrap().map(Result::unwrap) {
-        std::fs::copy(e.path(), modules.join(e.file_name())).unwrap();
-    }
-    let mp = modules.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
-    m["bundle_version"] = version.into();
-    if broken {
-        let content = br#"{"format":1,"docs":{"index":{"activity_base":"https://x","courses":[]}}}"#;
-        std::fs::write(modules.join("content.json"), content).unwrap();
-        m["content"]["size"] = content.len().into();
-        m["content"]["sha256"] = hex::encode(sha2::Sha256::digest(content)).into();
-    }
-    std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
-    let bundle = dir.join(format!("lms-{version}.bundle"));
-    lms_image_ok(&[
-        "bundle".as_ref(),
-        "--modules".as_ref(),
-        modules.as_os_str(),
-        "--version".as_ref(),
-        version.as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        "--out".as_ref(),
-        bundle.as_os_str(),
-    ]);
-    lms_image_ok(&[
-        "publish".as_ref(),
-        "--bundle".as_ref(),
-        bundle.as_os_str(),
-        "--repo".as_ref(),
-        repo.as_os_str(),
-        "--channel".as_ref(),
-        "stable".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-    ]);
 }
