@@ -37,6 +37,12 @@ pub struct Vm {
     pub reboot: bool,
     /// A UEFI variable store that persists (made from the template when missing).
     pub uefi_vars: Option<PathBuf>,
+    /// A second network card on a user network of its own (netdev `uplink`, 10.0.3.0/24).
+    pub uplink: bool,
+    /// The first network reaches nothing outside the guest (forwarded ports still work).
+    pub offline: bool,
+    /// A second disk, read-only (a USB stick).
+    pub stick: Option<PathBuf>,
 }
 
 pub fn free_port() -> std::io::Result<u16> {
@@ -94,17 +100,23 @@ impl Vm {
             },
         };
         c.arg("-drive").arg(drive);
-        c.args([
-            "-netdev",
-            &match self.content_port {
-                Some(c) => {
-                    format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080,hostfwd=tcp:127.0.0.1:{c}-:8081", self.port)
-                }
-                None => format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080", self.port),
-            },
-            "-device",
-            "virtio-net-pci,netdev=n0",
-        ]);
+        if let Some(stick) = &self.stick {
+            if stick.display().to_string().contains(',') {
+                return Err(format!("{}: QEMU cannot take a path with a comma", stick.display()));
+            }
+            c.arg("-drive").arg(format!("if=virtio,format=raw,readonly=on,file={}", file_arg(stick)));
+        }
+        let mut lan = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:8080", self.port);
+        if let Some(c) = self.content_port {
+            lan.push_str(&format!(",hostfwd=tcp:127.0.0.1:{c}-:8081"));
+        }
+        if self.offline {
+            lan.push_str(",restrict=on");
+        }
+        c.args(["-netdev", &lan, "-device", "virtio-net-pci,netdev=n0"]);
+        if self.uplink {
+            c.args(["-netdev", "user,id=uplink,net=10.0.3.0/24", "-device", "virtio-net-pci,netdev=uplink"]);
+        }
         if self.uefi {
             let vars = self.uefi_vars.clone().unwrap_or_else(|| self.scratch.join("OVMF_VARS.fd"));
             std::fs::create_dir_all(&self.scratch).map_err(|e| e.to_string())?;
@@ -148,4 +160,54 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let n = s.read(&mut buf).ok()?;
     let head = std::str::from_utf8(&buf[..n]).ok()?;
     head.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(vm: &Vm) -> Vec<String> {
+        vm.command().unwrap().get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The learners' LAN with its forwarded ports; an uplink of its own and a
+    /// read-only stick only when asked for; `offline` keeps the LAN inside.
+    #[test]
+    fn networks_and_a_stick() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("disk.img"), b"").unwrap();
+        let mut vm = Vm {
+            dir: d.path().to_path_buf(),
+            uefi: false,
+            kvm: false,
+            memory_mib: 1024,
+            cpus: 2,
+            port: 18080,
+            content_port: None,
+            overlay: None,
+            disk: None,
+            console: None,
+            monitor: None,
+            scratch: d.path().to_path_buf(),
+            cmdline: "console=ttyS0".into(),
+            reboot: false,
+            uefi_vars: None,
+            uplink: false,
+            offline: false,
+            stick: None,
+        };
+        let plain = args(&vm).join(" ");
+        assert!(plain.contains("-netdev user,id=n0,hostfwd=tcp:127.0.0.1:18080-:8080 "), "{plain}");
+        assert!(!plain.contains("uplink") && !plain.contains("restrict") && !plain.contains("readonly=on"), "{plain}");
+        vm.uplink = true;
+        vm.offline = true;
+        vm.stick = Some(d.path().join("stick.img"));
+        let all = args(&vm).join(" ");
+        assert!(all.contains("hostfwd=tcp:127.0.0.1:18080-:8080,restrict=on "), "{all}");
+        assert!(all.contains("-netdev user,id=uplink,net=10.0.3.0/24 -device virtio-net-pci,netdev=uplink"), "{all}");
+        assert!(
+            all.contains(&format!("if=virtio,format=raw,readonly=on,file={}/stick.img", d.path().display())),
+            "{all}"
+        );
+    }
 }

@@ -10,6 +10,12 @@ use std::time::Duration;
 pub struct Config {
     /// `http://host:port/path/` or a local directory (a mounted USB stick).
     pub repository: String,
+    /// Where a USB stick holding a repository appears (lms-init mounts a
+    /// filesystem labelled `LMS-UPDATE` there, read-only): while it is
+    /// there, each file the updater needs is taken from it when it has it,
+    /// else from `repository`. Everything is signed and hashed either way.
+    #[serde(default)]
+    pub stick_repository: Option<PathBuf>,
     #[serde(default = "default_channel")]
     pub channel: String,
     pub trusted_keys: Vec<PathBuf>,

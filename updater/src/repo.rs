@@ -43,6 +43,14 @@ pub fn open(source: Source, timeout: Duration, tls: std::sync::Arc<rustls::Clien
     }
 }
 
+/// `net`, behind a USB stick's repository at `stick` when one is configured.
+pub fn with_stick(net: Box<dyn Transport>, stick: Option<&Path>) -> Box<dyn Transport> {
+    match stick {
+        Some(dir) => Box::new(StickFirst { stick: DirRepo(dir.to_path_buf()), net }),
+        None => net,
+    }
+}
+
 pub struct HttpRepo {
     base: String,
     http: Http,
@@ -104,6 +112,39 @@ impl Transport for DirRepo {
     }
 }
 
+/// A USB stick's repository in front of the configured one: a file the
+/// stick holds (it is mounted and has it) comes from the stick, any other
+/// from `net`. Nothing is trusted for where it came from: channel
+/// metadata and manifests are signed, blobs hashed, as from the network.
+pub struct StickFirst {
+    pub stick: DirRepo,
+    pub net: Box<dyn Transport>,
+}
+
+impl StickFirst {
+    fn pick(&self, rel: &str) -> &dyn Transport {
+        match self.stick.path(rel) {
+            Ok(p) if p.is_file() => {
+                tracing::debug!(file = %p.display(), "from the USB stick");
+                &self.stick
+            }
+            _ => &*self.net,
+        }
+    }
+}
+
+impl Transport for StickFirst {
+    fn fetch(&self, rel: &str, cap: u64) -> Result<Vec<u8>, String> {
+        self.pick(rel).fetch(rel, cap)
+    }
+    fn download(&self, rel: &str, out: &mut dyn std::io::Write, have: u64, total: u64) -> Result<u64, String> {
+        self.pick(rel).download(rel, out, have, total)
+    }
+    fn describe(&self) -> String {
+        format!("{} (a USB stick, when it holds the file), else {}", self.stick.describe(), self.net.describe())
+    }
+}
+
 /// The bytes of a bundle named by `src`: a URL is downloaded into `cache`,
 /// a path is used as it is.
 pub fn local_or_download(src: &str, cache: &Path, timeout: Duration) -> Result<PathBuf, String> {
@@ -138,5 +179,29 @@ mod tests {
         for bad in ["ftp://x/y", "htps://typo", "relative/dir", "s3://bucket"] {
             assert!(parse_source(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A file the stick holds comes from it; any other, and every file
+    /// once the stick is gone, from the network.
+    #[test]
+    fn a_stick_goes_before_the_network_file_by_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (stick, net) = (d.path().join("stick"), d.path().join("net"));
+        for (dir, files) in [(&stick, &["channels/stable.json"][..]), (&net, &["channels/stable.json", "blobs/x"])] {
+            for f in files {
+                std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+                std::fs::write(dir.join(f), format!("{} of {}", f, dir.display())).unwrap();
+            }
+        }
+        let t = with_stick(Box::new(DirRepo(net.clone())), Some(&stick));
+        let got = |rel: &str| String::from_utf8(t.fetch(rel, 1000).unwrap()).unwrap();
+        assert!(got("channels/stable.json").ends_with("stick"));
+        assert!(got("blobs/x").ends_with("net"));
+        let mut out = Vec::new();
+        t.download("channels/stable.json", &mut out, 0, 1000).unwrap();
+        assert!(String::from_utf8(out).unwrap().ends_with("stick"));
+        std::fs::remove_dir_all(&stick).unwrap(); // unplugged
+        assert!(got("channels/stable.json").ends_with("net"));
+        assert!(t.describe().contains("USB stick"));
     }
 }

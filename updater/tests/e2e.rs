@@ -229,6 +229,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     // served; a signed v2 whose pack the node refuses is rolled back.
     let content = Updater::content_from_config(&lms_updater::config::Config {
         repository: running.repo_url.clone(),
+        stick_repository: None,
         channel: "stable".into(),
         trusted_keys: vec![pubfile.clone()],
         modules_dir: modules_dir.clone(),

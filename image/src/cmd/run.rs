@@ -47,6 +47,20 @@ pub struct Args {
     /// Serial console to this file instead of the terminal.
     #[arg(long)]
     console: Option<PathBuf>,
+    /// A second network card, the node's uplink (QEMU netdev `uplink`, its
+    /// own user network 10.0.3.0/24, the host at 10.0.3.2), apart from the
+    /// learners' LAN with the forwarded ports: `set_link uplink off` on the
+    /// monitor cuts the node off its hub while learners still reach it.
+    #[arg(long)]
+    uplink: bool,
+    /// The learners' LAN reaches no further than the node: the forwarded
+    /// ports work, the guest reaches nothing outside (QEMU `restrict=on`).
+    #[arg(long)]
+    offline: bool,
+    /// A second disk, read-only, as a USB stick is plugged in (a raw file,
+    /// such as one holding an update repository).
+    #[arg(long)]
+    stick: Option<PathBuf>,
     /// Extra kernel command-line words (direct boot only).
     #[arg(long, requires = "direct")]
     append: Option<String>,
@@ -82,6 +96,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cmdline,
         reboot: a.reboot,
         uefi_vars: a.uefi_vars.clone(),
+        uplink: a.uplink,
+        offline: a.offline,
+        stick: a.stick.clone(),
     };
     let mut cmd = vm.command().map_err(anyhow::Error::msg)?;
     if a.console.is_some() || a.json {

@@ -155,10 +155,13 @@ impl Updater {
             node_id: cfg.node_id.clone(),
             health_timeout: cfg.health_timeout,
             trusted,
-            transport: repo::open(
-                repo::parse_source(&cfg.repository).map_err(anyhow::Error::msg)?,
-                Duration::from_secs(30),
-                lms_settings::tls::client_config(cfg.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+            transport: repo::with_stick(
+                repo::open(
+                    repo::parse_source(&cfg.repository).map_err(anyhow::Error::msg)?,
+                    Duration::from_secs(30),
+                    lms_settings::tls::client_config(cfg.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+                ),
+                cfg.stick_repository.as_deref(),
             ),
             node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
             limits: Limits::default(),
