@@ -229,6 +229,19 @@ impl Vm {
         panic!("no clean poweroff within {limit:?}; console:\n{}", self.console_text());
     }
 
+    /// One command on the QEMU monitor (`set_link uplink off`); its answer.
+    pub fn monitor(&self, command: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("QEMU monitor socket");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf); // the monitor's banner and prompt
+        s.write_all(format!("{command}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
     pub fn console_text(&self) -> String {
         std::fs::read_to_string(&self.console).unwrap_or_default()
     }
