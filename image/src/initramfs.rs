@@ -18,8 +18,9 @@ use std::process::Command;
 /// Kernel modules the appliance loads (FACTS.md: these are `=m` in Debian's cloud kernel).
 /// `button` + `evdev`: the power button reaches acpid, which powers off cleanly.
 /// `efivarfs` + the FAT code pages: the updater reads the boot loader's
-/// variables and writes boot entries on the ESP.
-pub const MODULES: [&str; 14] = [
+/// variables and writes boot entries on the ESP. `softdog`: the watchdog
+/// lms-init arms (this kernel has no driver for QEMU's i6300esb, nor iTCO).
+pub const MODULES: [&str; 15] = [
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
@@ -34,6 +35,7 @@ pub const MODULES: [&str; 14] = [
     "efivarfs",
     "nls_cp437",
     "nls_ascii",
+    "softdog",
 ];
 
 /// Programs the initramfs takes from the `initramfs` packages: (path in

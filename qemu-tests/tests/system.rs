@@ -88,12 +88,16 @@ fn a_to_b_over_the_network_keeps_the_records_and_blesses_b() {
     assert_eq!(entries(&disk), ["lms-a.conf", "lms-b.conf"]);
 }
 
-/// Two bad systems in a row, on the real boot path. B1's kernel never
+const RELEASE_D: &str = "1767484800"; // three days after EPOCH
+
+/// Three bad systems in a row, on the real boot path. B1's kernel never
 /// reaches userspace (its entry names an init that does not exist; the
 /// kernel panics and `panic=10` restarts): systemd-boot spends its three
 /// tries and boots A by itself. B2 boots but its node never gets ready: its
-/// own updater fails the gate, marks it bad and reboots into A. A reports
-/// both, with their reasons, and serves learners throughout what it runs.
+/// own updater fails the gate, marks it bad and reboots into A. B3 hangs on
+/// its way up with no panic: the watchdog restarts it until its tries are
+/// spent. A reports each, with its reason, and serves learners throughout.
+
 #[test]
 fn failed_systems_fall_back_to_a_and_are_not_retried() {
     let Some(i) = inputs() else { return };
@@ -103,7 +107,9 @@ fn failed_systems_fall_back_to_a_and_are_not_retried() {
     release(&s, &i, &a, EPOCH, "");
     release(&s, &i, &b1, RELEASE_B, " rdinit=/no-such-init");
     release(&s, &i, &b2, RELEASE_C, " lms.skip=lms-node");
-    let (va, vb1, vb2) = (system_version(&a), system_version(&b1), system_version(&b2));
+    let b3 = d.path().join("release-b3");
+    release(&s, &i, &b3, RELEASE_D, " lms.hang=1 lms.watchdog=20");
+    let (va, vb1, vb2, vb3) = (system_version(&a), system_version(&b1), system_version(&b2), system_version(&b3));
     let disk = flashed(&s, &a, d.path());
     let mut vm = power_on(&a, &disk, d.path());
     vm.wait_ready(Duration::from_secs(400));
@@ -159,7 +165,19 @@ fn failed_systems_fall_back_to_a_and_are_not_retried() {
         ready.contains(&format!("\"system_version\":\"{va}\"")) && ready.contains("\"system_slot\":\"a\""),
         "{ready}"
     );
-    // Neither is tried again: a few polls later the entries have not moved.
+    // B3: boots, then hangs before its services with no panic (lms.hang=1):
+    // only the watchdog (lms.watchdog=20) restarts it, three times; then A.
+    publish(&s, &b3);
+    let mut seen = Vec::new();
+    let want = format!("lms_updater_info{{kind=\"system\",current=\"{va}\",previous=\"\",last_rejected=\"{vb3}\"}} 1");
+    let back = watch(&vm, &want, &mut seen);
+    let console = vm.console_text();
+    assert_eq!(console.matches("hanging before the services (lms.hang=1)").count(), 3, "{console}");
+    assert_eq!(console.matches("] Kernel panic - not syncing").count(), 3, "only B1's panics: {console}");
+    assert!(metrics_has(&vm, "lms_updater_rejected_versions{kind=\"system\"} 3"));
+    eprintln!("B3 (hangs, watchdog): published to reported from A {back:?}; entries seen {seen:?}");
+
+    // None is tried again: a few polls later the entries have not moved.
     let settled = entries(&disk);
     std::thread::sleep(Duration::from_secs(15));
     assert_eq!(entries(&disk), settled);
