@@ -267,6 +267,15 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test's console outlives its temporary directory.
+        if std::thread::panicking() {
+            let dir = lms_image().parent().unwrap().parent().unwrap().join("tmp/qemu-failed");
+            let name = std::thread::current().name().unwrap_or("test").replace("::", "-");
+            let keep = dir.join(format!("{name}-{}.log", self.started.elapsed().as_millis()));
+            if std::fs::create_dir_all(&dir).and_then(|_| std::fs::copy(&self.console, &keep)).is_ok() {
+                eprintln!("console of the failed test kept at {}", keep.display());
+            }
+        }
     }
 }
 
@@ -349,8 +358,10 @@ pub fn lms_image_ok(args: &[&std::ffi::OsStr]) {
     assert!(o.status.success(), "lms-image {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Bundles the test modules as `version` (with `broken` content that fails
-/// the catalog's self-test) and publishes it on `stable` of `repo`.
+/// Bundles the test modules as `version` and publishes it on `stable` of
+/// `repo`. `broken`: its catalog is a module whose self-test reports a
+/// failure (the node refuses the whole set; content no longer comes with
+/// the modules, so the module itself has to fail).
 pub fn module_release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: &Path, repo: &Path) {
     let modules = dir.join(format!("modules-{version}"));
     std::fs::create_dir_all(&modules).unwrap();
@@ -360,11 +371,27 @@ pub fn module_release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: 
     let mp = modules.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
     m["bundle_version"] = version.into();
+    // Each release's modules are new bytes (a custom section naming the
+    // release), as real releases are: the node compiles them when it loads
+    // them, which is where an install spends its time.
+    for entry in m["modules"].as_array_mut().unwrap() {
+        let file = modules.join(entry["file"].as_str().unwrap());
+        let mut wasm = std::fs::read(&file).unwrap();
+        let name = b"lms-test-release";
+        let payload = [&[name.len() as u8][..], name, version.as_bytes()].concat();
+        wasm.push(0); // custom section
+        leb128(payload.len() as u64, &mut wasm);
+        wasm.extend_from_slice(&payload);
+        std::fs::write(&file, &wasm).unwrap();
+        entry["size"] = wasm.len().into();
+        entry["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)).into();
+    }
     if broken {
-        let content = br#"{"format":1,"docs":{"index":{"activity_base":"https://x","courses":[]}}}"#;
-        std::fs::write(modules.join("content.json"), content).unwrap();
-        m["content"]["size"] = content.len().into();
-        m["content"]["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)).into();
+        let wasm = failing_module();
+        let entry = m["modules"].as_array_mut().unwrap().iter_mut().find(|e| e["name"] == "catalog").unwrap();
+        std::fs::write(modules.join(entry["file"].as_str().unwrap()), &wasm).unwrap();
+        entry["size"] = wasm.len().into();
+        entry["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)).into();
     }
     std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
     let bundle = dir.join(format!("lms-{version}.bundle"));
@@ -393,3 +420,52 @@ pub fn module_release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: 
 }
 
 pub mod system;
+
+/// Unsigned LEB128, as wasm sizes are written.
+fn leb128(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A module with every export of the ABI whose self-test answers
+/// `{"ok": false, ...}`: what a release with a broken module looks like to
+/// the node.
+pub fn failing_module() -> Vec<u8> {
+    let report = r#"{"ok":false,"checks":["catalog"],"error":"deliberately broken release (qemu scenario 5)"}"#;
+    let packed = (1024u64 << 32) | report.len() as u64;
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{}")
+  (func (export "lms_abi_version") (result i32) i32.const 1)
+  (func (export "lms_alloc") (param i32) (result i32) i32.const 4096)
+  (func (export "lms_handle") (param i32 i32) (result i64) i64.const 0)
+  (func (export "lms_self_test") (result i64) i64.const {packed}))"#,
+        report.replace('"', "\\\"")
+    );
+    wat::parse_str(&wat).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The failing module compiles and carries its report as valid JSON.
+    #[test]
+    fn the_failing_module_reports_a_failed_self_test() {
+        let wasm = super::failing_module();
+        let at = wasm.windows(9).position(|w| w == br#"{"ok":fal"#).expect("the report in the data section");
+        let end = at + wasm[at..].iter().position(|b| *b == b'}').unwrap() + 1;
+        let v: serde_json::Value = serde_json::from_slice(&wasm[at..end]).unwrap();
+        assert_eq!(v["ok"], false);
+        assert!(v["error"].as_str().unwrap().contains("deliberately broken"));
+        for export in ["lms_abi_version", "lms_alloc", "lms_handle", "lms_self_test", "memory"] {
+            assert!(wasm.windows(export.len()).any(|w| w == export.as_bytes()), "{export}");
+        }
+    }
+}
