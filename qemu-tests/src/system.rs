@@ -194,7 +194,7 @@ pub fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) 
 
 /// Power cuts while an update runs on: the updater's log is on the console
 /// (development images), and each cut lands right after the latest marker
-/// of `cuts` this boot has shown (a marker `step=X` counts on a line of the
+/// of `cuts` this boot has shown since the call (a marker `step=X` counts on a line of the
 /// payload `kind`; any other marker on any line). The VM is dropped (QEMU
 /// killed: the power cut), `after_cut(cut)` inspects the disk, `boot()`
 /// powers the node on again and `check(vm, cut)` judges that boot; the
@@ -211,10 +211,14 @@ pub fn power_cuts<'c>(
     let in_kind = format!("kind=\"{kind}\"");
     let mut next = 0;
     let mut done = Vec::new();
+    // What the console showed before (a first boot's factory install logs
+    // the same steps) does not count; each boot after a cut has a new console.
+    let mut before = vm.console_text().len();
     while next < cuts.len() {
         let seen = Instant::now();
         let cut = loop {
             let text = vm.console_text();
+            let text = text.get(before..).unwrap_or_default();
             let plain = text.replace("\u{1b}[3m", "").replace("\u{1b}[0m", "").replace("\u{1b}[2m", "");
             let latest = (next..cuts.len()).rev().find(|&k| {
                 let m = cuts[k];
@@ -231,6 +235,7 @@ pub fn power_cuts<'c>(
         done.push(cut);
         after_cut(cut);
         vm = boot();
+        before = 0;
         check(&mut vm, cut);
     }
     (vm, done)
