@@ -132,6 +132,14 @@ impl Node {
         let local = self.cfg.local_content_path();
         let loaded = tokio::task::spawn_blocking(move || {
             let mut set = host.load(&dir, Some(&content))?;
+            // The compiled code kept: this set's and that of every set the
+            // updater still keeps (`slots/` beside `current`: the previous
+            // one a rollback returns to, a trial's).
+            let mut sets = vec![dir.clone()];
+            if let Some(Ok(slots)) = dir.parent().map(|p| std::fs::read_dir(p.join("slots"))) {
+                sets.extend(slots.flatten().map(|e| e.path()));
+            }
+            host.prune_code_cache(&sets.iter().map(std::path::PathBuf::as_path).collect::<Vec<_>>());
             let local = crate::content::local_packages(&local)?;
             let mut ids: Vec<String> = local.keys().cloned().collect();
             ids.sort();

@@ -113,6 +113,27 @@ impl CodeCache {
         std::fs::write(&mac, self.mac(engine, sha256, code))
     }
 
+    /// Removes every entry but those of `engine` for a module in `keep`
+    /// (by sha256): code of modules no set on this node uses any more, and
+    /// of other engine builds. Without this, each module update would leave
+    /// its compiled code on the (small) data partition for good. Returns
+    /// the bytes freed.
+    pub fn retain(&self, engine: u64, keep: &std::collections::HashSet<String>) -> std::io::Result<u64> {
+        let mut freed = 0;
+        for e in std::fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".cwasm").or_else(|| name.strip_suffix(".cwasm.mac")) else { continue };
+            let Some((sha256, built)) = stem.rsplit_once('-') else { continue };
+            if keep.contains(sha256) && u64::from_str_radix(built, 16) == Ok(engine) {
+                continue;
+            }
+            freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(e.path())?;
+        }
+        Ok(freed)
+    }
+
     /// Re-authenticates under this key every entry `old` verifies; others
     /// are left to fail (and be recompiled).
     fn adopt(&self, old: &CodeCache) -> std::io::Result<()> {
@@ -163,5 +184,30 @@ mod tests {
         assert_eq!(again.key, node.key);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(d.path().join("key")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// Only the kept modules' code of this engine stays; the key stays.
+    #[test]
+    fn retain_drops_code_no_set_uses() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CodeCache::open(d.path(), None).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        c.put(1, &a, b"code a").unwrap();
+        c.put(1, &b, b"code b").unwrap();
+        c.put(2, &a, b"code a, another engine").unwrap();
+        let keep: std::collections::HashSet<String> = [a.clone()].into();
+        let freed = c.retain(1, &keep).unwrap();
+        assert!(freed >= (b"code b".len() + b"code a, another engine".len()) as u64, "{freed}");
+        assert_eq!(c.get(1, &a).as_deref(), Some(&b"code a"[..]));
+        assert!(c.get(1, &b).is_none() && c.get(2, &a).is_none());
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [format!("{a}-0000000000000001.cwasm"), format!("{a}-0000000000000001.cwasm.mac"), "key".into()]
+        );
     }
 }

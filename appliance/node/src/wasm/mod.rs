@@ -403,15 +403,41 @@ impl Host {
         Ok(set)
     }
 
+    /// This engine build's key in the code cache.
+    fn engine_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        h.finish()
+    }
+
+    /// Drops the cached code of every module not in `sets` (module
+    /// directories: the one loaded, the one a rollback would go back to;
+    /// unreadable ones count as empty). Best effort: logged, never fatal.
+    pub fn prune_code_cache(&self, sets: &[&Path]) {
+        let Some(cache) = &self.cache else { return };
+        let mut keep = std::collections::HashSet::new();
+        for dir in sets {
+            let Ok(bytes) = read_capped(&dir.join(lms_abi::MANIFEST_FILE), MAX_MANIFEST_BYTES) else { continue };
+            if let Ok(m) = serde_json::from_slice::<ModuleManifest>(&bytes) {
+                keep.extend(m.modules.into_iter().map(|e| e.sha256));
+            }
+        }
+        match cache.retain(self.engine_hash(), &keep) {
+            Ok(0) => {}
+            Ok(freed) => {
+                tracing::info!(freed, kept = keep.len(), "code cache: compiled code no set uses any more removed")
+            }
+            Err(e) => tracing::warn!(error = %e, "code cache: could not remove old entries"),
+        }
+    }
+
     fn compile(&self, name: &str, sha256: &str, wasm: &[u8]) -> Result<Module, LoadError> {
         let merr = |message: String| LoadError::Module { module: name.to_string(), message };
         let Some(cache) = &self.cache else {
             return Module::new(&self.engine, wasm).map_err(|e| merr(format!("compile: {e:#}")));
         };
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        let engine = h.finish();
+        let engine = self.engine_hash();
         if let Some(code) = cache.get(engine, sha256) {
             // SAFETY: the code carries this node's MAC over this engine
             // build, this module's hash and these bytes: it is our own
