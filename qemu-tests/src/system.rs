@@ -99,6 +99,11 @@ pub struct Setup {
 }
 
 pub fn setup(dir: &Path, health: &str) -> Setup {
+    setup_with(dir, health, "")
+}
+
+/// The same with more `[updater]` settings lines (`step_pause = "2s"`).
+pub fn setup_with(dir: &Path, health: &str, updater: &str) -> Setup {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let port = serve(repo.clone());
@@ -106,7 +111,7 @@ pub fn setup(dir: &Path, health: &str) -> Setup {
     let factory = std::fs::read_to_string(root().join("appliance/factory/lms-dev.toml")).unwrap();
     let factory = factory
         .replace("repository = \"http://10.0.2.2:8000/\"", &format!("repository = \"http://10.0.2.2:{port}/\""))
-        .replace("poll_interval = \"10m\"", "poll_interval = \"3s\"")
+        .replace("poll_interval = \"10m\"", &format!("poll_interval = \"3s\"\n{updater}"))
         .replace("health_timeout = \"120s\"", &format!("health_timeout = \"{health}\""));
     assert!(
         factory.contains("system_dir = \"/data/system\"") && factory.contains(health),
@@ -193,50 +198,43 @@ pub fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) 
 }
 
 /// Power cuts while an update runs on: the updater's log is on the console
-/// (development images), and each cut lands right after the latest marker
-/// of `cuts` this boot has shown since the call (a marker `step=X` counts on a line of the
-/// payload `kind`; any other marker on any line). The VM is dropped (QEMU
-/// killed: the power cut), `after_cut(cut)` inspects the disk, `boot()`
-/// powers the node on again and `check(vm, cut)` judges that boot; the
-/// next cut waits for a later marker. Returns the VM of the last boot and
-/// the markers cut at.
-pub fn power_cuts<'c>(
+/// (development images) and pauses after each step (`step_pause`, longer
+/// than the console's one-second lag), so each cut lands right after the
+/// marker it is meant for: the markers of `cuts`, in order (a marker
+/// `step=X` counts on a line of the payload `kind`; any other marker on any
+/// line; only what the console shows since the call, or since the boot).
+/// The VM is dropped (QEMU killed: the power cut), `after_cut(cut)`
+/// inspects the disk, `boot()` powers the node on again and `check(vm,
+/// cut)` judges that boot. Returns the VM of the last boot.
+pub fn power_cuts(
     mut vm: Vm,
-    cuts: &[&'c str],
+    cuts: &[&str],
     kind: &str,
     mut after_cut: impl FnMut(&str),
     mut boot: impl FnMut() -> Vm,
     mut check: impl FnMut(&mut Vm, &str),
-) -> (Vm, Vec<&'c str>) {
+) -> Vm {
     let in_kind = format!("kind=\"{kind}\"");
-    let mut next = 0;
-    let mut done = Vec::new();
     // What the console showed before (a first boot's factory install logs
     // the same steps) does not count; each boot after a cut has a new console.
     let mut before = vm.console_text().len();
-    while next < cuts.len() {
+    for cut in cuts {
         let seen = Instant::now();
-        let cut = loop {
+        loop {
             let text = vm.console_text();
             let text = text.get(before..).unwrap_or_default();
             let plain = text.replace("\u{1b}[3m", "").replace("\u{1b}[0m", "").replace("\u{1b}[2m", "");
-            let latest = (next..cuts.len()).rev().find(|&k| {
-                let m = cuts[k];
-                plain.lines().any(|l| l.contains(m) && (!m.starts_with("step=") || l.contains(&in_kind)))
-            });
-            if let Some(k) = latest {
-                next = k + 1;
-                break cuts[k];
+            if plain.lines().any(|l| l.contains(cut) && (!cut.starts_with("step=") || l.contains(&in_kind))) {
+                break;
             }
-            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {}:\n{text}", cuts[next]);
+            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {cut}:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
-        };
+        }
         drop(vm); // the power cut
-        done.push(cut);
         after_cut(cut);
         vm = boot();
         before = 0;
         check(&mut vm, cut);
     }
-    (vm, done)
+    vm
 }

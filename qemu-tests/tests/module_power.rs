@@ -29,7 +29,8 @@ fn serves_a_whole_set(vm: &Vm, cut: &str) -> String {
 fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
     let Some(i) = inputs() else { return };
     let d = tempfile::tempdir().unwrap();
-    let s = setup(d.path(), "120s");
+    // The updater pauses 2 s after each step: the cuts land where meant.
+    let s = setup_with(d.path(), "120s", "step_pause = \"2s\"");
     let a = d.path().join("release-a");
     release(&s, &i, &a, EPOCH, "");
     let disk = flashed(&s, &a, d.path());
@@ -41,16 +42,9 @@ fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
 
     let t = Instant::now();
     module_release(&i, d.path(), "2.0.0", false, &s.key, &s.repo);
-    let cuts = [
-        "step=Downloaded",
-        "step=Staged",
-        "step=SlotReady",
-        "step=TrialRecorded",
-        "step=Switched",
-        "step=Reloaded",
-        "step=Healthy",
-        "step=Committed",
-    ];
+    // Before the switch; during the reload (the node compiles the new
+    // modules); reloaded but not yet judged; committed but not yet tidied.
+    let cuts = ["step=Staged", "step=Switched", "step=Reloaded", "step=Committed"];
     let mut seen = Vec::new();
     let check = |vm: &mut Vm, cut: &str| {
         vm.wait_ready(Duration::from_secs(400));
@@ -58,7 +52,7 @@ fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
         eprintln!("cut at {cut}: back serving {v} ({:?} since publish)", t.elapsed());
         seen.push(v);
     };
-    let (mut vm, done) = power_cuts(vm, &cuts, "modules", |_| {}, || power_on(&a, &disk, d.path()), check);
+    let mut vm = power_cuts(vm, &cuts, "modules", |_| {}, || power_on(&a, &disk, d.path()), check);
     // The update finishes by itself and stays.
     let until = Instant::now() + Duration::from_secs(300);
     while serves_a_whole_set(&vm, "the last") != "2.0.0" {
@@ -67,11 +61,7 @@ fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
     }
     let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
     assert_eq!(code, 200, "the record did not survive: {body}");
-    eprintln!("{} power cuts ({done:?}), boots served {seen:?}; 2.0.0 after {:?}", done.len(), t.elapsed());
-    // The install's quick steps come within the console's one-second lag of
-    // each other; the reload (the node compiles the new modules) is the
-    // long one. At least one cut must land inside the install.
-    assert!(done.len() >= 2 && done[0] != "step=Committed", "too few cut points inside the install: {done:?}");
+    eprintln!("power cuts at {cuts:?}, boots served {seen:?}; 2.0.0 after {:?}", t.elapsed());
     vm.power_button(Duration::from_secs(120));
     drop(vm);
     // Powered on once more: still 2.0.0 (committed, not a trial undone at boot).

@@ -69,6 +69,11 @@ pub struct Config {
     /// How many boots a new system gets before the boot loader gives up on it.
     #[serde(default = "default_boot_tries")]
     pub boot_tries: u32,
+    /// Tests only: wait this long after each install step (a power-cut test
+    /// watching the log then cuts right after the step it means). Never set
+    /// on a real node; default 0.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub step_pause: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -177,6 +177,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         node: Box::new(HttpNode::new(&running.admin, &ready, Duration::from_secs(30))),
         limits: Default::default(),
         crash_at: None,
+        step_pause: Duration::ZERO,
         reboot: lms_updater::reboot::Reboot::immediate(std::env::temp_dir().join("lms-updater-test-reboot")),
         clock: time::OffsetDateTime::now_utc,
     };
@@ -250,6 +251,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
         reboot_request: dir.path().join("reboot"),
         reboot_window: None,
         boot_tries: 3,
+        step_pause: Duration::ZERO,
     })
     .unwrap()
     .unwrap();

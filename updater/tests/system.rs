@@ -109,6 +109,7 @@ impl World {
             node: Box::new(Node(self.node_ready.clone())),
             limits: Default::default(),
             crash_at: None,
+            step_pause: Duration::ZERO,
             reboot: lms_updater::reboot::Reboot::immediate(self.p("reboot-request")),
             clock: time::OffsetDateTime::now_utc,
         }

@@ -102,6 +102,7 @@ impl World {
             node: Box::new(ModelNode { current: self.modules().join("current"), broken: self.broken.clone() }),
             limits: Default::default(),
             crash_at: None,
+            step_pause: Duration::ZERO,
             reboot: lms_updater::reboot::Reboot::immediate(std::env::temp_dir().join("lms-updater-test-reboot")),
             clock: time::OffsetDateTime::now_utc,
         }

@@ -184,6 +184,7 @@ fn content_update(dir: &Path, key: &ed25519_dalek::SigningKey) {
             node: Box::new(ContentNode(root.join("content"))),
             limits: Default::default(),
             crash_at: None,
+            step_pause: Duration::ZERO,
             reboot: lms_updater::reboot::Reboot::immediate(root.join("reboot")),
             clock: time::OffsetDateTime::now_utc,
         };

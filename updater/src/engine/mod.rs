@@ -130,6 +130,8 @@ pub struct Updater {
     pub limits: Limits,
     /// Fault injection: stop dead (no cleanup) when this step is reached.
     pub crash_at: Option<Step>,
+    /// Tests only: a pause after each step (the `step_pause` setting).
+    pub step_pause: Duration,
     /// When a kind that needs a reboot (the system) may have it.
     pub reboot: crate::reboot::Reboot,
     /// The clock, replaceable for tests of untrusted clocks.
@@ -166,6 +168,7 @@ impl Updater {
             node: Box::new(node::HttpNode::new(&cfg.node_admin, &cfg.node_ready, cfg.health_timeout)),
             limits: Limits::default(),
             crash_at: None,
+            step_pause: cfg.step_pause,
             reboot: crate::reboot::Reboot::from_config(cfg),
             clock: time::OffsetDateTime::now_utc,
         })
@@ -202,6 +205,9 @@ impl Updater {
 
     pub(crate) fn step(&self, s: Step) -> Result<(), UpdateError> {
         tracing::info!(kind = self.payload.name(), step = ?s, "install step");
+        if !self.step_pause.is_zero() {
+            std::thread::sleep(self.step_pause);
+        }
         if self.crash_at == Some(s) { Err(UpdateError::Crashed(s)) } else { Ok(()) }
     }
 
