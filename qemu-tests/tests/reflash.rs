@@ -79,7 +79,7 @@ fn an_os_reflash_keeps_the_data_partition() {
     let o = flash(&b, &old, &pubkey, true);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("lms-data (25165824 bytes) moved from byte 38797312"), "{out}");
+    assert!(out.contains("lms-data (67108864 bytes) moved from byte 38797312"), "{out}");
     let mut vm = Vm::start(Boot { dir: &b, uefi: false, overlay: None, disk: Some(&old), scratch: d.path() });
     vm.wait_ready(Duration::from_secs(300));
     let (code, body) = vm.http("GET", &format!("/xapi/statements?statementId={RECORD}"), Some("demo:demo"), None);
@@ -88,8 +88,9 @@ fn an_os_reflash_keeps_the_data_partition() {
 }
 
 /// Writes `out`: the GPT of the layout before A/B (ESP 24 MiB at 1 MiB,
-/// `lms-system` 12 MiB, `lms-data` 24 MiB at 37 MiB) with `device`'s data
-/// partition copied to where that layout had it.
+/// `lms-system` 12 MiB, `lms-data` at 37 MiB: 24 MiB then, the size of
+/// `device`'s here) with `device`'s data partition copied to where that
+/// layout had it.
 fn old_layout_device(device: &Path, out: &Path) {
     use std::io::{Read, Seek, SeekFrom, Write};
     const MIB: u64 = 1 << 20;
@@ -97,20 +98,23 @@ fn old_layout_device(device: &Path, out: &Path) {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let p = v["partitiontable"]["partitions"].as_array().unwrap().iter().find(|p| p["name"] == "lms-data").unwrap();
     let (start, size) = (p["start"].as_u64().unwrap() * 512, p["size"].as_u64().unwrap() * 512);
-    assert_eq!(size, 24 * MIB);
+    assert_eq!(size, 64 * MIB);
     let mut data = vec![0u8; size as usize];
     let mut f = std::fs::File::open(device).unwrap();
     f.seek(SeekFrom::Start(start)).unwrap();
     f.read_exact(&mut data).unwrap();
     let mut g = std::fs::File::create(out).unwrap();
-    g.set_len(62 * MIB).unwrap();
+    g.set_len(37 * MIB + size + MIB).unwrap();
     g.seek(SeekFrom::Start(37 * MIB)).unwrap();
     g.write_all(&data).unwrap();
     drop(g);
-    let script = "label: gpt\nunit: sectors\nfirst-lba: 2048\n\
+    let script = format!(
+        "label: gpt\nunit: sectors\nfirst-lba: 2048\n\
         start=2048, size=49152, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n\
         start=51200, size=24576, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"lms-system\"\n\
-        start=75776, size=49152, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"lms-data\"\n";
+        start=75776, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"lms-data\"\n",
+        size / 512
+    );
     let mut c = Command::new("sfdisk")
         .args(["--no-reread", "--no-tell-kernel", "-q"])
         .arg(out)

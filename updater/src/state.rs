@@ -48,7 +48,24 @@ pub struct State {
     pub last_trusted_time: Option<String>,
     pub last_error: Option<String>,
     pub last_check: Option<String>,
+    /// A candidate whose trial was cut short (the updater or the node
+    /// stopped: a power cut), and how many times in a row: it is tried
+    /// again until [`INTERRUPTED_TRIALS_MAX`], then rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Interrupted {
+    pub version: String,
+    pub sha256: String,
+    pub times: u32,
+}
+
+/// Trials of one candidate cut short in a row before it is rejected (a
+/// power cut is not the candidate's fault; a candidate that keeps stopping
+/// the node is).
+pub const INTERRUPTED_TRIALS_MAX: u32 = 3;
 
 /// Longest error text kept in state.json.
 pub const TEXT_MAX: usize = 2048;

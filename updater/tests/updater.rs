@@ -263,8 +263,8 @@ fn manual_rollback_returns_to_previous_and_keeps_the_floor() {
 }
 
 /// Kills the install at every step in turn; each time the next start must
-/// find `current` complete and verified, and a later check must finish the
-/// job (or leave the version rejected when it died mid-trial).
+/// find `current` complete and verified (rolled back when it died
+/// mid-trial), and a later check must finish the job.
 #[test]
 fn a_crash_at_every_step_recovers_to_a_consistent_state() {
     for step in STEPS {
@@ -290,16 +290,46 @@ fn a_crash_at_every_step_recovers_to_a_consistent_state() {
         } else {
             assert_eq!(serving.as_deref(), Some("1.0.0"), "{step:?}");
         }
-        assert_eq!(s["rejected"].as_array().unwrap().len(), in_trial as usize, "{step:?}: {s}");
+        assert_eq!(s["rejected"].as_array().unwrap().len(), 0, "{step:?}: a cut trial is not a failed one: {s}");
+        assert_eq!(s["interrupted"]["times"].as_u64(), in_trial.then_some(1), "{step:?}: {s}");
         assert!(!u.layout.staging().exists(), "{step:?}");
         let slots = std::fs::read_dir(u.layout.slots()).unwrap().count();
         assert!(slots <= 2, "{step:?}: {slots} slots kept");
 
-        // The next cycle ends in the final state.
+        // The next cycle ends in the final state: 2.0.0 committed.
         let r = u.check().unwrap();
-        let want = if in_trial { "1.0.0" } else { "2.0.0" };
-        assert_eq!(u.verify_current().unwrap().as_deref(), Some(want), "{step:?}: {r:?}");
+        assert_eq!(u.verify_current().unwrap().as_deref(), Some("2.0.0"), "{step:?}: {r:?}");
+        assert!(u.status_json().unwrap()["interrupted"].is_null(), "{step:?}");
     }
+}
+
+/// A candidate whose trial is cut short again and again (it may be what
+/// stops the node) is rejected at the third time, and not taken again.
+#[test]
+fn a_trial_cut_short_three_times_is_rejected() {
+    let mut w = World::new();
+    w.publish("1.0.0", 3600);
+    w.updater().check().unwrap();
+    w.publish("2.0.0", 3600);
+    for time in 1..=3 {
+        let mut dying = w.updater();
+        dying.crash_at = Some(Step::Reloaded);
+        assert!(matches!(dying.check(), Err(UpdateError::Crashed(Step::Reloaded))), "{time}");
+        let u = w.updater();
+        u.recover().unwrap();
+        assert_eq!(u.verify_current().unwrap().as_deref(), Some("1.0.0"), "{time}");
+        let s = u.status_json().unwrap();
+        if time < 3 {
+            assert_eq!(s["interrupted"]["times"], time, "{s}");
+            assert!(s["rejected"].as_array().unwrap().is_empty(), "{s}");
+        } else {
+            assert!(s["interrupted"].is_null(), "{s}");
+            assert_eq!(s["rejected"][0]["version"], "2.0.0", "{s}");
+            assert!(s["rejected"][0]["reason"].as_str().unwrap().contains("cut short 3 times"), "{s}");
+        }
+    }
+    let o = w.updater().check().unwrap();
+    assert!(matches!(&o, Outcome::UpToDate { note, .. } if note.contains("rejected earlier")), "{o:?}");
 }
 
 /// Random orders of publishes, broken versions, crashes, rollbacks and

@@ -148,7 +148,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let data = m.partitions.iter().find(|p| p.name == "lms-data").context("the image has no lms-data partition")?;
         room(dev_len, block, data.offset + data.size).map_err(|e| anyhow::anyhow!("{}: {e}", a.device.display()))?;
         let moved = match device_partition(&a.device, "lms-data")? {
-            Some((off, size)) if off == data.offset && size == data.size => None,
+            // In place: the same partition, or a smaller one where this
+            // image's starts (an older, smaller layout: it grows around its
+            // file system, which keeps its size).
+            Some((off, size)) if off == data.offset && size <= data.size => None,
             Some((off, size)) if size <= data.size && (off + size <= data.offset || data.offset + data.size <= off) => {
                 Some((off, size))
             }

@@ -259,15 +259,35 @@ impl Updater {
         if let Some(trial) = s.trial.take() {
             match self.payload.found_trial(self, &trial)? {
                 TrialFound::Interrupted => {
-                    let reason = "lms-updater stopped during the health trial; rolled back".to_string();
-                    tracing::warn!(version = %trial.candidate.version, "{reason}");
                     self.layout
                         .set_link(&self.layout.current(), trial.from.as_ref().map(|f| f.slot.as_str()))
                         .map_err(disk)?;
                     if let Err(e) = self.node.reload() {
                         tracing::warn!(error = %e, "node reload after rollback failed (it will load current when it starts)");
                     }
-                    self.reject(&mut s, &trial, reason);
+                    let c = &trial.candidate;
+                    let times = match &s.interrupted {
+                        Some(i) if i.sha256 == c.sha256 => i.times + 1,
+                        _ => 1,
+                    };
+                    if times >= state::INTERRUPTED_TRIALS_MAX {
+                        let reason = format!(
+                            "its health trial was cut short {times} times in a row (lms-updater or the node stopped); rolled back"
+                        );
+                        tracing::error!(version = %c.version, "{reason}; not taken again");
+                        s.interrupted = None;
+                        self.reject(&mut s, &trial, reason);
+                    } else {
+                        tracing::warn!(version = %c.version, times, "lms-updater stopped during the health trial (a power cut?); rolled back, to be tried again");
+                        s.interrupted =
+                            Some(state::Interrupted { version: c.version.clone(), sha256: c.sha256.clone(), times });
+                        s.current = trial.from.clone();
+                        s.last_error = Some(format!(
+                            "{} rolled back: its health trial was cut short ({times} of {} times before it is rejected)",
+                            c.version,
+                            state::INTERRUPTED_TRIALS_MAX
+                        ));
+                    }
                     self.save(&s)?;
                 }
                 // Kept as journaled; `check` and `install` ask for the reboot.
@@ -515,6 +535,7 @@ impl Updater {
         s.current = Some(trial.candidate);
         s.trial = None;
         s.last_error = None;
+        s.interrupted = None;
         self.save(s)?;
         self.step(Step::Committed)?;
         self.layout.set_link(&self.layout.previous(), s.previous.as_ref().map(|p| p.slot.as_str())).map_err(disk)?;

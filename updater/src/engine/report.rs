@@ -13,6 +13,7 @@ impl Updater {
             "state": if s.trial.is_some() { "trial" } else { "idle" },
             "trial": s.trial,
             "rejected": s.rejected,
+            "interrupted": s.interrupted,
             "last_error": s.last_error,
             "highest_committed": s.highest_committed,
             "last_metadata_version": s.last_metadata_version,
