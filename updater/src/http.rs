@@ -39,7 +39,13 @@ impl Http {
         let mut c = HttpConnector::new();
         c.set_connect_timeout(Some(timeout));
         let https = lms_settings::tls::https_connector(c, &tls);
-        let client = rt.block_on(async { Client::builder(TokioExecutor::new()).build(https) });
+        // No idle connections are kept: this runtime runs only inside a
+        // call, so a kept connection the server closed meanwhile goes
+        // unnoticed, and the next request on it fails ("connection closed
+        // before message completed": a node's reload after its idle timeout
+        // failed that way and rolled back a good update; found in the VM).
+        let client =
+            rt.block_on(async { Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(https) });
         Http { rt, client, timeout }
     }
 
@@ -132,6 +138,32 @@ impl Http {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    /// A server that closes an idle keep-alive connection (lms-node's admin
+    /// listener does) must not fail the next request: no connection is
+    /// reused across calls.
+    #[test]
+    fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let mut s = s.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                drop(s); // idle timeout: closed
+            }
+        });
+        let http = Http::new(Duration::from_secs(5));
+        let url = format!("http://127.0.0.1:{port}/admin/reload");
+        for _ in 0..3 {
+            let a = http.call("POST", &url, 1024).unwrap();
+            assert_eq!((a.status, a.body.as_slice()), (200, &b"ok"[..]));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
 
     /// Issue 10, case 6: a repository sending one byte at a time, each just
     /// under the timeout, kept `check` alive forever.
