@@ -199,42 +199,52 @@ pub fn wait_for_system(vm: &Vm, version: &str, since: Instant, limit: Duration) 
 
 /// Power cuts while an update runs on: the updater's log is on the console
 /// (development images) and pauses after each step (`step_pause`, longer
-/// than the console's one-second lag), so each cut lands right after the
-/// marker it is meant for: the markers of `cuts`, in order (a marker
-/// `step=X` counts on a line of the payload `kind`; any other marker on any
-/// line; only what the console shows since the call, or since the boot).
-/// The VM is dropped (QEMU killed: the power cut), `after_cut(cut)`
-/// inspects the disk, `boot()` powers the node on again and `check(vm,
-/// cut)` judges that boot. Returns the VM of the last boot.
-pub fn power_cuts(
+/// than the console's lag), so a cut lands right after the marker it was
+/// seen for. Markers are `cuts`, in order (a marker `step=X` counts on a
+/// line of the payload `kind`; any other marker on any line; only what the
+/// console shows since the call, or since the boot); each cut waits for the
+/// next marker or a later one (a cut that landed late may have let the
+/// update pass some), and lands after the latest seen. The VM is dropped
+/// (QEMU killed: the power cut), `after_cut(cut)` inspects the disk,
+/// `boot()` powers the node on again and `check(vm, cut)` judges that boot.
+/// Returns the VM of the last boot and the markers cut at.
+pub fn power_cuts<'c>(
     mut vm: Vm,
-    cuts: &[&str],
+    cuts: &[&'c str],
     kind: &str,
     mut after_cut: impl FnMut(&str),
     mut boot: impl FnMut() -> Vm,
     mut check: impl FnMut(&mut Vm, &str),
-) -> Vm {
+) -> (Vm, Vec<&'c str>) {
     let in_kind = format!("kind=\"{kind}\"");
     // What the console showed before (a first boot's factory install logs
     // the same steps) does not count; each boot after a cut has a new console.
     let mut before = vm.console_text().len();
-    for cut in cuts {
+    let mut next = 0;
+    let mut done = Vec::new();
+    while next < cuts.len() {
         let seen = Instant::now();
-        loop {
+        let cut = loop {
             let text = vm.console_text();
             let text = text.get(before..).unwrap_or_default();
             let plain = text.replace("\u{1b}[3m", "").replace("\u{1b}[0m", "").replace("\u{1b}[2m", "");
-            if plain.lines().any(|l| l.contains(cut) && (!cut.starts_with("step=") || l.contains(&in_kind))) {
-                break;
+            let latest = (next..cuts.len()).rev().find(|&k| {
+                let m = cuts[k];
+                plain.lines().any(|l| l.contains(m) && (!m.starts_with("step=") || l.contains(&in_kind)))
+            });
+            if let Some(k) = latest {
+                next = k + 1;
+                break cuts[k];
             }
-            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {cut}:\n{text}");
+            assert!(seen.elapsed() < Duration::from_secs(600), "never reached {}:\n{text}", cuts[next]);
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         drop(vm); // the power cut
+        done.push(cut);
         after_cut(cut);
         vm = boot();
         before = 0;
         check(&mut vm, cut);
     }
-    vm
+    (vm, done)
 }
