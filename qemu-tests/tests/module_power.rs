@@ -39,6 +39,15 @@ fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
     assert_eq!(serves_a_whole_set(&vm, "none (first boot)"), "1.0.0");
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "lin")));
     assert_eq!(code, 200, "{body}");
+    // The first boot's factory install logs the same steps, and the console
+    // copy of the log trails it: the daemon's first look at the (still
+    // empty) channel comes after them, so from then on every step marker
+    // is the update's.
+    assert!(
+        console_shows(&vm, "channels/stable.json: HTTP 404", Duration::from_secs(120)),
+        "the updater daemon never checked the channel:\n{}",
+        vm.console_text()
+    );
 
     let t = Instant::now();
     module_release(&i, d.path(), "2.0.0", false, &s.key, &s.repo);
