@@ -387,7 +387,7 @@ pub fn module_release(i: &Inputs, dir: &Path, version: &str, broken: bool, key: 
         entry["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)).into();
     }
     if broken {
-        let wasm = failing_module();
+        let wasm = lms_bundle::testing::failing_module("deliberately broken release (qemu scenario 5)");
         let entry = m["modules"].as_array_mut().unwrap().iter_mut().find(|e| e["name"] == "catalog").unwrap();
         std::fs::write(modules.join(entry["file"].as_str().unwrap()), &wasm).unwrap();
         entry["size"] = wasm.len().into();
@@ -431,41 +431,5 @@ fn leb128(mut v: u64, out: &mut Vec<u8>) {
             return;
         }
         out.push(b | 0x80);
-    }
-}
-
-/// A module with every export of the ABI whose self-test answers
-/// `{"ok": false, ...}`: what a release with a broken module looks like to
-/// the node.
-pub fn failing_module() -> Vec<u8> {
-    let report = r#"{"ok":false,"checks":["catalog"],"error":"deliberately broken release (qemu scenario 5)"}"#;
-    let packed = (1024u64 << 32) | report.len() as u64;
-    let wat = format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (data (i32.const 1024) "{}")
-  (func (export "lms_abi_version") (result i32) i32.const 1)
-  (func (export "lms_alloc") (param i32) (result i32) i32.const 4096)
-  (func (export "lms_handle") (param i32 i32) (result i64) i64.const 0)
-  (func (export "lms_self_test") (result i64) i64.const {packed}))"#,
-        report.replace('"', "\\\"")
-    );
-    wat::parse_str(&wat).unwrap()
-}
-
-#[cfg(test)]
-mod tests {
-    /// The failing module compiles and carries its report as valid JSON.
-    #[test]
-    fn the_failing_module_reports_a_failed_self_test() {
-        let wasm = super::failing_module();
-        let at = wasm.windows(9).position(|w| w == br#"{"ok":fal"#).expect("the report in the data section");
-        let end = at + wasm[at..].iter().position(|b| *b == b'}').unwrap() + 1;
-        let v: serde_json::Value = serde_json::from_slice(&wasm[at..end]).unwrap();
-        assert_eq!(v["ok"], false);
-        assert!(v["error"].as_str().unwrap().contains("deliberately broken"));
-        for export in ["lms_abi_version", "lms_alloc", "lms_handle", "lms_self_test", "memory"] {
-            assert!(wasm.windows(export.len()).any(|w| w == export.as_bytes()), "{export}");
-        }
     }
 }

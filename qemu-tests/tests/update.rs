@@ -56,7 +56,7 @@ fn the_node_takes_a_published_update_over_the_network() {
     assert_eq!(learner_failures, 0, "learners got errors during the update");
 
     // Release 3.0.0, signed, whose catalog fails its self-test on the node
-    // (its course content is empty): the node installs it, the health gate
+    // (a module that reports a failure): the node installs it, the health gate
     // fails, it goes back to 2.0.0 by itself and never takes 3.0.0 again.
     module_release(&i, d.path(), "3.0.0", true, &key, &repo);
     let t = Instant::now();

@@ -1,7 +1,8 @@
 //! End to end with a real lms-node and the real LMS modules, over HTTP: v1
 //! installed on an empty node, v2 published and taken, a signed v3 whose
-//! modules fail their self-test rolled back to v2, with learners' requests
-//! answered throughout. The repository is served over HTTP with Range
+//! catalog module fails its self-test rolled back to v2, then content
+//! bundles through the same engine, with learners' requests answered
+//! throughout. The repository is served over HTTP with Range
 //! support, and the v2 download resumes from a partial file.
 
 use axum::extract::{Path as UrlPath, State};
@@ -32,9 +33,9 @@ fn real_modules() -> PathBuf {
     out
 }
 
-/// A copy of the real modules as `version`; `break_content` empties the
-/// content pack's documents so the catalog's self-test fails.
-fn module_dir(to: &Path, version: &str, break_content: bool) {
+/// A copy of the real modules as `version`; `broken` replaces the catalog
+/// module with one whose self-test fails.
+fn module_dir(to: &Path, version: &str, broken: bool) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(real_modules()).unwrap() {
         let e = e.unwrap();
@@ -43,11 +44,12 @@ fn module_dir(to: &Path, version: &str, break_content: bool) {
     let mp = to.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
     m["bundle_version"] = version.into();
-    if break_content {
-        let content = br#"{"format":1,"docs":{"index":{"activity_base":"https://x","courses":[]}}}"#;
-        std::fs::write(to.join("content.json"), content).unwrap();
-        m["content"]["size"] = content.len().into();
-        m["content"]["sha256"] = hex::encode(Sha256::digest(content)).into();
+    if broken {
+        let wasm = lms_bundle::testing::failing_module("catalog broken on purpose");
+        let entry = m["modules"].as_array_mut().unwrap().iter_mut().find(|e| e["name"] == "catalog").unwrap();
+        std::fs::write(to.join(entry["file"].as_str().unwrap()), &wasm).unwrap();
+        entry["size"] = wasm.len().into();
+        entry["sha256"] = hex::encode(Sha256::digest(&wasm)).into();
     }
     std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
 }
@@ -104,7 +106,9 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     let served = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let hammer = Arc::new(AtomicBool::new(false));
-    let (served2, failures2, hammer2) = (served.clone(), failures.clone(), hammer.clone());
+    // The catalog until content is installed, then a lesson too.
+    let lessons = Arc::new(AtomicBool::new(false));
+    let (served2, failures2, hammer2, lessons2) = (served.clone(), failures.clone(), hammer.clone(), lessons.clone());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
@@ -135,7 +139,10 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
                 let auth = basic_auth("kiosk", "pw");
                 loop {
                     if hammer2.load(Ordering::Relaxed) {
-                        let url = format!("{base}/v1/courses/science/lessons/forces");
+                        let url = match lessons2.load(Ordering::Relaxed) {
+                            true => format!("{base}/v1/courses/science/lessons/forces"),
+                            false => format!("{base}/v1/courses"),
+                        };
                         match client.get(&url, &[("authorization", &auth)]).await {
                             Ok(r) if r.status == 200 => {
                                 served2.fetch_add(1, Ordering::Relaxed);
@@ -212,12 +219,12 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     assert_eq!(updater.check().unwrap(), Outcome::Installed { version: "2.0.0".into() });
     assert_eq!(node_version(), (200, "2.0.0".into()));
 
-    // v3 is signed and well-formed, but its content fails the self-test.
+    // v3 is signed and well-formed, but its catalog fails its self-test.
     publish("3.0.0", true);
     match updater.check().unwrap() {
         Outcome::RolledBack { version, reason } => {
             assert_eq!(version, "3.0.0");
-            assert!(reason.contains("self-test"), "{reason}");
+            assert!(reason.contains("self-test") && reason.contains("broken on purpose"), "{reason}");
         }
         other => panic!("expected a rollback, got {other:?}"),
     }
@@ -278,6 +285,7 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     publish_content("1.0.0", "science");
     assert_eq!(content.check().unwrap(), Outcome::Installed { version: "1.0.0".into() });
     assert_eq!(node_content(), "1.0.0");
+    lessons.store(true, Ordering::Relaxed);
     publish_content("1.1.0", "Science!");
     match content.check().unwrap() {
         Outcome::RolledBack { version, reason } => {

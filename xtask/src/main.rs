@@ -163,6 +163,8 @@ fn xtask() -> Result<()> {
                 dir.join("data").to_str().unwrap(),
                 "--modules",
                 modules.to_str().unwrap(),
+                "--content",
+                root().join("appliance/content").to_str().unwrap(),
                 "--credentials",
                 creds.to_str().unwrap(),
             ]))?;
@@ -191,7 +193,12 @@ fn xtask() -> Result<()> {
             let modules = target_dir().join("lms-bench-modules");
             build_modules(&modules, "1.0.0")?;
             cargo(&["build", "--release", "--locked", "-p", "lms-node", "--bins"])?;
-            run(Command::new(target_dir().join("release/lms-bench")).arg("--modules").arg(&modules).args(args))?;
+            run(Command::new(target_dir().join("release/lms-bench"))
+                .arg("--modules")
+                .arg(&modules)
+                .arg("--content")
+                .arg(root().join("appliance/content"))
+                .args(args))?;
         }
     }
     Ok(())
@@ -250,7 +257,9 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Builds the guest crates and lays out a module directory at `out`:
-/// manifest.json, one .wasm per module and content.json.
+/// manifest.json, one .wasm per module and the web module's static files:
+/// code and templates only (format 2); the courses are the content pack's
+/// (`appliance/content`), shipped in content bundles.
 pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
     let mut args = vec!["build", "--profile", "wasm", "--target", "wasm32-wasip1", "--locked"];
     for (_, krate) in MODULES {
@@ -258,7 +267,6 @@ pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
     }
     cargo(&args)?;
 
-    let content = content_pack()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut modules = Vec::new();
     for (name, krate) in MODULES {
@@ -274,14 +282,13 @@ pub fn build_modules(out: &Path, bundle_version: &str) -> Result<()> {
             sha256: sha256(&bytes),
         });
     }
-    std::fs::write(out.join("content.json"), &content)?;
     let assets = copy_assets(&root().join("wasm-modules/web/static"), out)?;
     let manifest = ModuleManifest {
         format: lms_abi::MANIFEST_FORMAT,
         bundle_version: bundle_version.to_string(),
         abi: lms_abi::ABI_VERSION,
         modules,
-        content: FileEntry { file: "content.json".into(), size: content.len() as u64, sha256: sha256(&content) },
+        content: None,
         assets,
     };
     // The manifest goes last: a directory with a manifest is complete.
@@ -318,13 +325,4 @@ fn crate_version(krate: &str) -> Result<String> {
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .with_context(|| format!("{}: package.version missing", path.display()))
-}
-
-/// Reads, checks and flattens the factory content pack (`appliance/content`:
-/// pack.toml, courses/*.toml) with the same checks `lms-image content
-/// bundle` applies.
-fn content_pack() -> Result<Vec<u8>> {
-    let dir = root().join("appliance/content");
-    let pack = lms_package::pack::check(&dir).with_context(|| format!("content pack {}", dir.display()))?;
-    Ok(serde_json::to_vec(&lms_content::flatten(&pack.activity_base, &pack.natives))?)
 }

@@ -41,8 +41,8 @@ pub struct Config {
     /// The module directory to serve (for the appliance, the updater's `current` link).
     pub modules: PathBuf,
     /// The content pack to serve (the updater's content `current` link);
-    /// when it is not a pack (no `pack.toml`), the module directory's
-    /// `content.json` is served.
+    /// when it is not a pack (no `pack.toml`) the catalog is empty (or, for
+    /// a format 1 module directory, its own `content.json` serves).
     pub content: PathBuf,
     /// The origin browsers reach this node's public listener at (e.g.
     /// `http://node.example:8080`) and its content listener at (e.g.

@@ -112,7 +112,7 @@ struct ServeArgs {
     /// Database, module cache and node state.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// The module directory (manifest.json + modules + content pack).
+    /// The module directory (manifest.json, modules, static files).
     #[arg(long)]
     modules: Option<PathBuf>,
     /// The content pack directory (pack.toml, courses/, packages/).

@@ -1,5 +1,5 @@
 //! Course content from a content directory (what lms-updater installs):
-//! the node serves its native courses instead of the module bundle's,
+//! the node serves its native courses (module bundles carry none),
 //! reports the installed content_version on /readyz, takes a new version on
 //! reload, and keeps serving the previous content when a new pack is bad.
 
@@ -67,14 +67,44 @@ async fn content_comes_from_the_content_directory_and_reloads() {
 }
 
 #[tokio::test]
-async fn without_a_content_pack_the_module_bundle_content_serves() {
+async fn without_a_content_pack_the_catalog_is_empty_unless_the_bundle_is_format_1() {
+    use sha2::{Digest, Sha256};
     let empty = tempfile::tempdir().unwrap();
     let d = empty.path().join("current");
-    let n = TestNode::start(None, move |c| c.content = d).await.ready().await;
-    assert!(n.get("/v1/courses").await.text().contains("Basic Science"));
+    // Module bundles carry code only: no pack, no courses (a first boot
+    // before the factory content is installed), and the node is ready.
+    let d2 = d.clone();
+    let n = TestNode::start(None, move |c| c.content = d2).await.ready().await;
+    let r = n.get("/v1/courses").await;
+    assert_eq!((r.status.as_u16(), r.json()["courses"].clone()), (200, serde_json::json!([])), "{}", r.text());
     let ready = n.client.get(&format!("{}/readyz", n.admin), &[]).await.unwrap().json();
     assert!(ready["content_version"].is_null() && ready["content"].is_null(), "{ready}");
     n.stop().await;
+
+    // A format 1 directory (from before content had its own bundles)
+    // still serves the courses it carries.
+    let old = empty.path().join("format1");
+    copy_dir(&real_modules(), &old);
+    let pack = lms_package::pack::check(&factory_content()).unwrap();
+    let flat = serde_json::to_vec(&lms_content::flatten(&pack.activity_base, &pack.natives)).unwrap();
+    std::fs::write(old.join("content.json"), &flat).unwrap();
+    let mpath = old.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["format"] = 1.into();
+    m["content"] =
+        serde_json::json!({"file": "content.json", "size": flat.len(), "sha256": hex::encode(Sha256::digest(&flat))});
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let n = TestNode::start(Some(old.clone()), move |c| c.content = d).await.ready().await;
+    assert!(n.get("/v1/courses").await.text().contains("Basic Science"));
+    n.stop().await;
+
+    // Format 2 with content listed is refused at load, naming why.
+    m["format"] = 2.into();
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let metrics = std::sync::Arc::new(lms_node::metrics::Metrics::default());
+    let host = lms_node::wasm::Host::new(lms_node::Config::default().module_limits(), None, metrics).unwrap();
+    let err = host.load(&old, None).err().expect("refused").to_string();
+    assert!(err.contains("content bundles"), "{err}");
 }
 
 /// A package added on the node (admin listener only) lands in the local

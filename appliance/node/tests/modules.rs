@@ -193,20 +193,17 @@ async fn host_calls_refuse_lengths_past_guest_memory_without_allocating() {
     n.stop().await;
 }
 
-/// Rewrites a lesson's body in the module directory `dir` (content.json and
-/// its size and sha256 in the manifest), as a content fix in an update would.
-fn change_lesson(dir: &std::path::Path, key: &str, body: &str) {
-    use sha2::{Digest, Sha256};
-    let cpath = dir.join("content.json");
-    let mut pack: serde_json::Value = serde_json::from_slice(&std::fs::read(&cpath).unwrap()).unwrap();
-    pack["docs"][key]["body"] = body.into();
-    let bytes = serde_json::to_vec(&pack).unwrap();
-    std::fs::write(&cpath, &bytes).unwrap();
-    let mpath = dir.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
-    m["content"]["size"] = (bytes.len() as u64).into();
-    m["content"]["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+/// A copy of the factory content pack at `dir` with the body of lesson
+/// `lesson` of `course` replaced, as a content fix in an update would ship.
+fn pack_with_lesson(dir: &std::path::Path, course: &str, lesson: &str, body: &str) {
+    copy_dir(&factory_content().join("courses"), &dir.join("courses"));
+    std::fs::copy(factory_content().join("pack.toml"), dir.join("pack.toml")).unwrap();
+    let path = dir.join("courses").join(format!("{course}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find(&format!("id = \"{lesson}\"")).expect("the lesson");
+    let start = at + text[at..].find("body = \"\"\"").unwrap() + 10;
+    let end = start + text[start..].find("\"\"\"").unwrap();
+    std::fs::write(&path, format!("{}{body}\n{}", &text[..start], &text[end..])).unwrap();
 }
 
 #[tokio::test]
@@ -214,8 +211,12 @@ async fn shared_answers_are_kept_per_module_set_and_dropped_by_an_update() {
     const LESSON: &str = "/v1/courses/arithmetic/lessons/fractions";
     let dir = tempfile::tempdir().unwrap();
     let (_a, b, current) = two_versions(dir.path());
-    change_lesson(&b, "lesson/arithmetic/fractions", "Fixed in 2.0.0.");
-    let n = TestNode::start(Some(current.clone()), |_| {}).await.ready().await;
+    let (fixed_pack, content) = (dir.path().join("content-2"), dir.path().join("content"));
+    let fixed = format!("Fixed in 2.0.0. {}", "A fraction names equal parts of a whole. ".repeat(6));
+    pack_with_lesson(&fixed_pack, "arithmetic", "fractions", &fixed);
+    std::os::unix::fs::symlink(factory_content(), &content).unwrap();
+    let c2 = content.clone();
+    let n = TestNode::start(Some(current.clone()), move |c| c.content = c2).await.ready().await;
     let kept = || n.node.current().unwrap().answers.len();
     assert_eq!(kept(), 0);
     let first = n.get(LESSON).await;
@@ -233,11 +234,15 @@ async fn shared_answers_are_kept_per_module_set_and_dropped_by_an_update() {
     assert_eq!(n.get("/v1/learners/amina/progress").await.status, 200);
     assert_eq!(kept(), 1);
 
-    // An update: the new set starts empty and serves the fixed lesson.
-    let tmp = dir.path().join("current.tmp");
-    std::os::unix::fs::symlink(&b, &tmp).unwrap();
-    std::fs::rename(&tmp, &current).unwrap();
-    assert_eq!(n.reload().await.status, 200);
+    // An update of modules and content: the new set starts empty and serves
+    // the fixed lesson.
+    for (link, to) in [(&current, &b), (&content, &fixed_pack)] {
+        let tmp = dir.path().join("link.tmp");
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        std::fs::rename(&tmp, link).unwrap();
+    }
+    let r = n.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(kept(), 0);
     let fixed = n.get(LESSON).await;
     assert!(fixed.text().contains("Fixed in 2.0.0."), "{}", fixed.text());

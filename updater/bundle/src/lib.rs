@@ -284,22 +284,39 @@ pub fn create(
 pub mod testing {
     use std::path::Path;
 
-    /// A small but well-formed module directory for `version`: a manifest,
-    /// one module and a content pack. Enough for the bundle and updater
-    /// layers, which never run the wasm.
+    /// A small but well-formed module directory for `version`: a manifest
+    /// and one module (format 2: code only). Enough for the bundle and
+    /// updater layers, which never run the wasm.
     pub fn module_dir(dir: &Path, version: &str) {
         std::fs::create_dir_all(dir).unwrap();
         let wasm = format!("\0asm module of {version}").into_bytes();
-        let content = br#"{"format":1,"docs":{}}"#.to_vec();
         let sha = super::sha256_hex;
         let manifest = serde_json::json!({
-            "format": 1, "bundle_version": version, "abi": 1,
+            "format": lms_abi::MANIFEST_FORMAT, "bundle_version": version, "abi": 1,
             "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": wasm.len(), "sha256": sha(&wasm)}],
-            "content": {"file": "content.json", "size": content.len(), "sha256": sha(&content)},
         });
         std::fs::write(dir.join("catalog.wasm"), &wasm).unwrap();
-        std::fs::write(dir.join("content.json"), &content).unwrap();
         std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    }
+
+    /// A module with every export of the ABI whose self-test answers
+    /// `{"ok": false, "error": error}`: what a release with a broken module
+    /// looks like to the node, which must roll it back.
+    pub fn failing_module(error: &str) -> Vec<u8> {
+        let report = serde_json::json!({"ok": false, "checks": ["catalog"], "error": error}).to_string();
+        let packed = (1024u64 << 32) | report.len() as u64;
+        let escaped = report.replace('\\', "\\\\").replace('"', "\\\"");
+        let wat = format!(
+            r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{escaped}")
+  (func (export "lms_abi_version") (result i32) i32.const {abi})
+  (func (export "lms_alloc") (param i32) (result i32) i32.const 4096)
+  (func (export "lms_handle") (param i32 i32) (result i64) i64.const 0)
+  (func (export "lms_self_test") (result i64) i64.const {packed}))"#,
+            abi = lms_abi::ABI_VERSION
+        );
+        wat::parse_str(&wat).expect("valid WAT")
     }
 
     /// A file of `data_blocks` pseudo-random 4 KiB blocks (from `seed`)
@@ -380,6 +397,23 @@ pub mod testing {
         )
         .unwrap();
         out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        /// The failing module is valid wasm with every export, and its
+        /// self-test report is JSON saying ok = false with the error.
+        #[test]
+        fn the_failing_module_reports_a_failed_self_test() {
+            let wasm = super::failing_module("broken \"on purpose\"");
+            let at = wasm.windows(10).position(|w| w == br#"{"checks":"#).expect("the report in the data section");
+            let end = at + wasm[at..].windows(6).position(|w| w == b"false}").unwrap() + 6;
+            let v: serde_json::Value = serde_json::from_slice(&wasm[at..end]).unwrap();
+            assert_eq!((v["ok"].as_bool(), v["error"].as_str()), (Some(false), Some("broken \"on purpose\"")));
+            for export in ["lms_abi_version", "lms_alloc", "lms_handle", "lms_self_test", "memory"] {
+                assert!(wasm.windows(export.len()).any(|w| w == export.as_bytes()), "{export}");
+            }
+        }
     }
 }
 

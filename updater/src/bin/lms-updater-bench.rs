@@ -46,13 +46,10 @@ fn noise(bytes: usize) -> Vec<u8> {
 fn module_dir(dir: &Path, version: &str, bytes: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let data = noise(bytes);
-    let content = br#"{"format":1,"docs":{}}"#;
     let sha = lms_bundle::sha256_hex;
-    let m = serde_json::json!({"format": 1, "bundle_version": version, "abi": 1,
-        "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": data.len(), "sha256": sha(&data)}],
-        "content": {"file": "content.json", "size": content.len(), "sha256": sha(content)}});
+    let m = serde_json::json!({"format": lms_abi::MANIFEST_FORMAT, "bundle_version": version, "abi": 1,
+        "modules": [{"name": "catalog", "version": "1.0.0", "file": "catalog.wasm", "size": data.len(), "sha256": sha(&data)}]});
     std::fs::write(dir.join("catalog.wasm"), &data).unwrap();
-    std::fs::write(dir.join("content.json"), content).unwrap();
     std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
 }
 

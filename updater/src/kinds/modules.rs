@@ -53,7 +53,7 @@ impl Payload for Modules {
         )
         .map_err(|e| e.to_string())?;
         let mut files: Vec<(&str, &str)> = m.modules.iter().map(|e| (e.file.as_str(), e.sha256.as_str())).collect();
-        files.push((&m.content.file, &m.content.sha256));
+        files.extend(m.content.iter().map(|c| (c.file.as_str(), c.sha256.as_str())));
         files.extend(m.assets.iter().map(|a| (a.file.as_str(), a.sha256.as_str())));
         for (f, want) in files {
             let got = sha256_file(&dir.join(f)).map_err(|e| e.to_string())?;

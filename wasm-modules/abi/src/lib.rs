@@ -219,8 +219,11 @@ pub struct SelfTest {
 /// The file at the root of a module directory (what `cargo xtask modules`
 /// writes and what a signed bundle unpacks to).
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// Version of the module-directory manifest format.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// Version of the module-directory manifest format this build writes: 2,
+/// code and templates only (course content comes in content bundles).
+/// Format 1 directories carried the courses as `content` too; nodes still
+/// load them (see [`ModuleManifest::check_format`]).
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// `manifest.json` of a module directory: what the node loads and checks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -232,13 +235,33 @@ pub struct ModuleManifest {
     /// The host ABI every module in the directory was built against.
     pub abi: i32,
     pub modules: Vec<ModuleEntry>,
-    pub content: FileEntry,
+    /// Format 1 only: the courses flattened (`content.json`), served when
+    /// the node has no content pack. Format 2 has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<FileEntry>,
     /// Static files the pages use (CSS, icons), served by the host at
     /// `/static/{file}` with immutable caching: each `file` carries the
     /// first 16 hex digits of its sha256 (`app.0123456789abcdef.css`), so a
     /// changed file is a new URL. Added in format 1; older directories have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assets: Vec<FileEntry>,
+}
+
+impl ModuleManifest {
+    /// The formats a node reads: 1 must carry `content`, 2 must not (a
+    /// module bundle that still ships courses would be served beside the
+    /// content bundle's and drift from it).
+    pub fn check_format(&self) -> Result<(), String> {
+        match (self.format, &self.content) {
+            (1, Some(_)) | (MANIFEST_FORMAT, None) => Ok(()),
+            (1, None) => Err("format 1 lists no content".into()),
+            (MANIFEST_FORMAT, Some(c)) => Err(format!(
+                "format {MANIFEST_FORMAT} carries code and templates only, yet lists content {:?}: courses come in content bundles",
+                c.file
+            )),
+            (f, _) => Err(format!("format {f} is not one this node reads (1, {MANIFEST_FORMAT})")),
+        }
+    }
 }
 
 /// Hex digits of an asset's sha256 its file name carries.
@@ -276,6 +299,26 @@ pub struct FileEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_two_carries_no_content_and_format_one_must() {
+        let entry = FileEntry { file: "content.json".into(), size: 2, sha256: "00".into() };
+        let m = |format, content: Option<FileEntry>| ModuleManifest {
+            format,
+            bundle_version: "1.0.0".into(),
+            abi: ABI_VERSION,
+            modules: vec![],
+            content,
+            assets: vec![],
+        };
+        assert!(m(2, None).check_format().is_ok());
+        assert!(m(1, Some(entry.clone())).check_format().is_ok());
+        assert!(m(2, Some(entry.clone())).check_format().unwrap_err().contains("content bundles"));
+        assert!(m(1, None).check_format().unwrap_err().contains("no content"));
+        assert!(m(3, None).check_format().unwrap_err().contains("format 3"));
+        // Format 2 written without the field; format 1 read with it.
+        assert!(!serde_json::to_string(&m(2, None)).unwrap().contains("content"));
+    }
 
     #[test]
     fn downloads_name_a_known_type_and_a_plain_file_name() {

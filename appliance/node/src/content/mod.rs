@@ -4,8 +4,9 @@
 //! the modules read, instead of the module bundle's own `content.json`;
 //! imported packages (cmi5, SCORM, HTML5, media) are listed.
 //!
-//! Without a content directory the node serves the module bundle's
-//! content, as before content had its own updates.
+//! Without a content directory the catalog is empty (module bundles of
+//! format 2 carry code and templates only; a format 1 bundle's own courses
+//! still serve).
 //!
 //! What it must never do: serve a pack that does not check whole (a bad
 //! pack fails the reload, so the previous content keeps serving and the

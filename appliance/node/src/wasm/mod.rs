@@ -334,9 +334,7 @@ impl Host {
         let manifest: ModuleManifest = serde_json::from_slice(&bytes)
             .map_err(|e| LoadError::Manifest { path: manifest_path.clone(), message: e.to_string() })?;
         let bad = |message: String| LoadError::Manifest { path: manifest_path.clone(), message };
-        if manifest.format != lms_abi::MANIFEST_FORMAT {
-            return Err(bad(format!("format {} is not {}", manifest.format, lms_abi::MANIFEST_FORMAT)));
-        }
+        manifest.check_format().map_err(bad)?;
         if manifest.abi != lms_abi::ABI_VERSION {
             return Err(bad(format!("abi {} is not this node's ABI {}", manifest.abi, lms_abi::ABI_VERSION)));
         }
@@ -348,12 +346,7 @@ impl Host {
 
         let (content, content_info, packages) = match content_dir.map(crate::content::load).transpose()?.flatten() {
             Some((content, info, index)) => (Arc::new(content), Some(info), index),
-            None => {
-                let content_path = checked_path(dir, &manifest.content.file, &manifest_path)?;
-                let content_bytes =
-                    read_verified(&content_path, manifest.content.size, &manifest.content.sha256, MAX_CONTENT_BYTES)?;
-                (Arc::new(parse_content(&content_path, &content_bytes)?), None, Default::default())
-            }
+            None => (Arc::new(bundled_content(dir, &manifest, &manifest_path)?), None, Default::default()),
         };
 
         let mut modules = HashMap::new();
@@ -650,6 +643,19 @@ fn load_assets(dir: &Path, m: &ModuleManifest, manifest: &Path) -> Result<HashMa
         }
     }
     Ok(out)
+}
+
+/// The courses when the node has no content pack: a format 1 directory's
+/// own (bundles from before content had its own updates), else none yet
+/// (a first boot installs the factory modules, then the factory content):
+/// an empty catalog.
+fn bundled_content(dir: &Path, manifest: &ModuleManifest, manifest_path: &Path) -> Result<Content, LoadError> {
+    let Some(entry) = &manifest.content else {
+        return Ok(Content::from_docs(lms_content::flatten("", &[]).docs));
+    };
+    let path = checked_path(dir, &entry.file, manifest_path)?;
+    let bytes = read_verified(&path, entry.size, &entry.sha256, MAX_CONTENT_BYTES)?;
+    parse_content(&path, &bytes)
 }
 
 fn parse_content(path: &Path, bytes: &[u8]) -> Result<Content, LoadError> {

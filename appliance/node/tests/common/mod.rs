@@ -17,6 +17,12 @@ pub const XAPI: (&str, &str) = ("X-Experience-API-Version", "2.0.0");
 pub const USER: &str = "kiosk";
 pub const PASSWORD: &str = "s3cret-pass";
 
+/// The factory content pack (`appliance/content`): the courses every node
+/// test reads, as the node reads them from a content bundle.
+pub fn factory_content() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../content")
+}
+
 /// The real module directory. Under `cargo xtask ci` it is prebuilt
 /// (LMS_TEST_MODULES); a plain `cargo test` builds it once here.
 pub fn real_modules() -> PathBuf {
@@ -138,7 +144,8 @@ pub fn write_credentials(path: &Path) {
 }
 
 impl TestNode {
-    /// A node serving `modules` (None: the real modules), after `tweak`.
+    /// A node serving `modules` (None: the real modules) and the factory
+    /// content, after `tweak`.
     pub async fn start(modules: Option<PathBuf>, tweak: impl FnOnce(&mut Config)) -> TestNode {
         Self::start_at("127.0.0.1:0", modules, tweak).await
     }
@@ -153,6 +160,7 @@ impl TestNode {
             admin_listen: Some("127.0.0.1:0".into()),
             data_dir: dir.path().join("data"),
             modules: modules.unwrap_or_else(real_modules),
+            content: factory_content(),
             credentials: Some(creds),
             module_instances: 32,
             ..Config::default()
@@ -278,7 +286,7 @@ pub fn free_port() -> u16 {
 
 /// The real `lms-node` binary on `port`, with its data, credentials (from
 /// [`write_credentials`]) and an optional `node.toml` in `dir`, serving the
-/// real modules.
+/// real modules and the factory content.
 pub fn spawn_node(dir: &Path, port: u16) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lms-node"));
     cmd.arg("serve");
@@ -290,6 +298,8 @@ pub fn spawn_node(dir: &Path, port: u16) -> std::process::Child {
         .arg(dir.join("data"))
         .arg("--modules")
         .arg(real_modules())
+        .arg("--content")
+        .arg(factory_content())
         .arg("--credentials")
         .arg(dir.join("htpasswd"))
         .stdout(std::process::Stdio::null())
@@ -322,7 +332,7 @@ pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
 #[allow(dead_code)]
 pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
     let pack = dir.join("current");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
+    let src = factory_content();
     std::fs::create_dir_all(pack.join("courses")).unwrap();
     std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
     for e in std::fs::read_dir(src.join("courses")).unwrap() {

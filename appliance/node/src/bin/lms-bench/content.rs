@@ -87,8 +87,8 @@ pub async fn package_files(b: &Bench) {
     std::fs::write(src.join("app.js"), script).unwrap();
     const VIDEO_BYTES: u64 = 5_000_000;
     std::fs::write(src.join("lesson.mp4"), noise(VIDEO_BYTES as usize, 11)).unwrap();
-    // The factory courses too: the modules' self-tests want a catalog.
-    let factory = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../content"));
+    // The factory courses beside it, as on a node.
+    let factory = &b.content;
     std::fs::create_dir_all(pack.join("courses")).unwrap();
     std::fs::copy(factory.join("pack.toml"), pack.join("pack.toml")).unwrap();
     for e in std::fs::read_dir(factory.join("courses")).unwrap() {
@@ -104,12 +104,8 @@ pub async fn package_files(b: &Bench) {
     let tag: String = course.source_sha256.chars().take(16).collect();
 
     let content_port = free_port();
-    let cfg = config_with(
-        b,
-        "content-bench.toml",
-        &format!("content = \"{}\"\ncontent_listen = \"127.0.0.1:{content_port}\"\n", pack.display()),
-    );
-    let node = Node::up(b, &b.work.path().join("content-bench-data"), Some(&cfg)).await;
+    let cfg = config_with(b, "content-bench.toml", &format!("content_listen = \"127.0.0.1:{content_port}\"\n"));
+    let node = Node::up_serving(b, &b.work.path().join("content-bench-data"), Some(&cfg), &pack).await;
     let node_files = format!("http://127.0.0.1:{content_port}/p/{}/{tag}", course.id);
 
     let nginx_port = free_port();

@@ -23,7 +23,7 @@ pub async fn lessons(b: &Bench, node: &Node) {
     if !wanted(&b.args, "lesson GET (native, no wasm)") {
         return;
     }
-    let native = native_server(&b.args.modules).await;
+    let native = native_server(b).await;
     let (c, a, u) = (b.client.clone(), b.auth.clone(), Arc::new(format!("{native}{LESSON}")));
     scenario(&b.args, "lesson GET (native, no wasm)", 1.0, move |_| {
         let (c, a, u) = (c.clone(), a.clone(), u.clone());
@@ -57,7 +57,7 @@ pub async fn progress(b: &Bench) {
     if !wanted(&b.args, "progress GET (500 stmts) progress GET + 1 in 10 a new statement") {
         return;
     }
-    let pack: Value = serde_json::from_slice(&std::fs::read(b.args.modules.join("content.json")).unwrap()).unwrap();
+    let pack = b.courses();
     let acts = activities(&pack);
     let baseline_cfg = config_with(b, "no-facts.toml", "cache_enabled = false\n");
     let facts = Node::up(b, &b.work.path().join("facts-data"), None).await;

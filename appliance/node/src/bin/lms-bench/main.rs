@@ -31,6 +31,10 @@ pub struct Args {
     /// Module directory (as `cargo xtask modules` writes it).
     #[arg(long)]
     modules: PathBuf,
+    /// Content pack the nodes serve (default: the factory pack,
+    /// `appliance/content` of this checkout).
+    #[arg(long)]
+    content: Option<PathBuf>,
     /// Seconds per run of each scenario.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -64,6 +68,8 @@ const XAPI: [(&str, &str); 2] = [("X-Experience-API-Version", "2.0.0"), ("conten
 /// directory, the client credential and the HTTP client.
 pub struct Bench {
     args: Args,
+    /// The content pack the nodes serve.
+    content: PathBuf,
     exe: PathBuf,
     work: tempfile::TempDir,
     creds: PathBuf,
@@ -79,6 +85,13 @@ impl Bench {
         all.extend_from_slice(headers);
         let r = self.client.send("POST".parse().unwrap(), url, &all, body).await.expect("bench setup POST");
         assert!(r.status.as_u16() < 300, "bench setup POST {url}: {}", r.status);
+    }
+
+    /// The served courses flattened as the modules read them:
+    /// `{"format", "docs": {key: document}}`.
+    fn courses(&self) -> serde_json::Value {
+        let pack = lms_package::pack::check(&self.content).expect("the bench's content pack checks");
+        serde_json::to_value(lms_content::flatten(&pack.activity_base, &pack.natives)).unwrap()
     }
 }
 
@@ -100,7 +113,9 @@ async fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     let auth = Arc::new(basic_auth(USER, PASSWORD));
-    let b = Bench { args, exe, work, creds, client, auth };
+    let content =
+        args.content.clone().unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../content")));
+    let b = Bench { args, content, exe, work, creds, client, auth };
 
     let data = b.work.path().join("data");
     nodes::process_start(&b, &data).await;

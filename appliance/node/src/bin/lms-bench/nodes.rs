@@ -4,7 +4,6 @@
 use crate::harness::ms;
 use crate::{Bench, LESSON, PASSWORD, USER};
 use lms_node::client::basic_auth;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +18,11 @@ impl Node {
     /// Starts a node on `port` with its own data directory and, when given,
     /// a settings file (else the bench's `--config`).
     pub fn start_on(b: &Bench, port: u16, data: &Path, config: Option<&Path>) -> Node {
+        Node::start_serving(b, port, data, config, &b.content)
+    }
+
+    /// The same, serving the content pack `content`.
+    pub fn start_serving(b: &Bench, port: u16, data: &Path, config: Option<&Path>, content: &Path) -> Node {
         let mut cmd = std::process::Command::new(&b.exe);
         cmd.arg("serve");
         if let Some(c) = config.or(b.args.config.as_deref()) {
@@ -29,6 +33,8 @@ impl Node {
             .arg(data)
             .arg("--modules")
             .arg(&b.args.modules)
+            .arg("--content")
+            .arg(content)
             .arg("--credentials")
             .arg(&b.creds)
             .env("LMS_LOG", "warn")
@@ -39,7 +45,12 @@ impl Node {
 
     /// Starts a node and waits until it is ready.
     pub async fn up(b: &Bench, data: &Path, config: Option<&Path>) -> Node {
-        let node = Node::start_on(b, free_port(), data, config);
+        Node::up_serving(b, data, config, &b.content).await
+    }
+
+    /// The same, serving the content pack `content`.
+    pub async fn up_serving(b: &Bench, data: &Path, config: Option<&Path>, content: &Path) -> Node {
+        let node = Node::start_serving(b, free_port(), data, config, content);
         node.ready(b, Instant::now()).await;
         node
     }
@@ -92,9 +103,9 @@ pub async fn process_start(b: &Bench, data: &Path) {
 }
 /// A native handler serving the same lesson document the catalog module
 /// serves, with the same auth check and ETag: the baseline for wasm overhead.
-pub async fn native_server(modules: &Path) -> String {
+pub async fn native_server(b: &Bench) -> String {
     use axum::http::{HeaderMap, StatusCode, header};
-    let pack: Value = serde_json::from_slice(&std::fs::read(modules.join("content.json")).unwrap()).unwrap();
+    let pack = b.courses();
     let doc = Arc::new(serde_json::to_vec(&pack["docs"]["lesson/arithmetic/fractions"]).unwrap());
     let expected = Arc::new(basic_auth(USER, PASSWORD));
     let app = axum::Router::new().route(
