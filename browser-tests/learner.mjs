@@ -47,6 +47,9 @@ async function day(locale, lang, keyboard) {
   await page.waitForURL(/lessons\/place-value$/);
   if (!(await page.isVisible('article h1'))) fail(`lesson ${lang}: no heading`);
   await check(page, 'lesson', lang, weight);
+  // A lesson that shows its course's own diagram (the course's media).
+  await page.goto(`${base}/courses/science/lessons/water-cycle`);
+  await check(page, 'lesson with a diagram', lang, weight);
   await page.goto(`${base}/courses/arithmetic`);
   const status = await page.textContent('a[href$="/place-value"] + span');
   const done = lang === 'en' ? 'Completed' : '已完成';
@@ -120,9 +123,16 @@ await run(browser, async () => {
   await page.click('footer button[value="en"]');
   await page.waitForURL(`${base}/courses`);
   if ((await page.getAttribute('html', 'lang')) !== 'en') fail('language switch: back to English failed');
+  // The course's diagram loads from the node under the page's own CSP.
+  await page.goto(`${base}/courses/science/lessons/water-cycle`);
+  const img = page.locator('article img[src^="/media/science/"]');
+  await img.waitFor();
+  const shown = await img.evaluate((i) => i.decode().then(() => i.naturalWidth, () => 0));
+  if (!(shown > 0)) fail(`the lesson's diagram did not load (naturalWidth ${shown})`);
+  if (!(await img.getAttribute('alt')).startsWith('The water cycle')) fail("the diagram's alt text is missing");
   const css = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
   if (!css.startsWith('"PingFang SC"')) fail(`stylesheet not applied under the CSP: font-family ${css}`);
   if (csp.length) fail(`the pages broke their own CSP: ${csp.join('; ')}`);
-  console.log('language switch and CSP: ok');
+  console.log('language switch, CSP and the lesson diagram: ok');
   await ctx.close();
 });

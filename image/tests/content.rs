@@ -61,6 +61,11 @@ fn content_add_imports_every_kind_or_nothing() {
     );
     assert!(Path::new(&p("pack/packages/rivers/files/index.html")).is_file());
     assert!(Path::new(&p("pack/courses/science.toml")).is_file());
+    // Its media came along from the directory beside it (courses/science/).
+    assert_eq!(
+        std::fs::read(p("pack/courses/science/water-cycle.svg")).unwrap(),
+        std::fs::read(native.with_file_name("science/water-cycle.svg")).unwrap()
+    );
     let order = std::fs::read_to_string(p("pack/pack.toml")).unwrap();
     assert!(order.contains(r#"courses = ["rivers", "org-example-lms-water-cycle", "science"]"#), "{order}");
 
@@ -94,6 +99,19 @@ fn content_add_imports_every_kind_or_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         o.status.code() == Some(1) && err.contains("bad.toml") && err.contains("course \"Science!\": id must be"),
+        "{err}"
+    );
+    assert_eq!(snapshot(Path::new(&p("pack"))), before);
+    // A lesson showing a file its course's media directory lacks: refused,
+    // naming the course file, the lesson and the path.
+    std::fs::create_dir_all(p("alone")).unwrap();
+    std::fs::copy(&native, p("alone/science.toml")).unwrap();
+    let o = image(&["content", "add", "--pack", &p("pack"), &p("alone/science.toml")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1)
+            && err.contains("alone/science.toml")
+            && err.contains("lesson \"water-cycle\" shows \"water-cycle.svg\""),
         "{err}"
     );
     assert_eq!(snapshot(Path::new(&p("pack"))), before);
@@ -131,7 +149,7 @@ fn content_bundle_and_publish_put_a_pack_on_its_own_channel() {
         "--out",
         &p("c1.bundle"),
     ]);
-    assert!(out.contains("version 1.0.0 (2 courses, 6 files"), "{out}");
+    assert!(out.contains("version 1.0.0 (2 courses, 7 files"), "{out}"); // the science diagram is one
     let out = run(&[
         "publish",
         "--bundle",

@@ -4,6 +4,8 @@
 //! ```text
 //! PACK/pack.toml                     activity_base, and the courses in catalog order
 //! PACK/courses/<id>.toml             a native course (lms-content's format)
+//! PACK/courses/<id>/...              its media: the images, videos and audio
+//!                                    its lessons' Markdown names (`![alt](path)`)
 //! PACK/packages/<id>/course.json     an imported package's course (crate::Course)
 //! PACK/packages/<id>/files.json      its files: path, size, sha256
 //! PACK/packages/<id>/files/...       the files, as they were in the package
@@ -229,6 +231,16 @@ pub fn add(pack: &Path, inputs: Vec<Input>) -> Result<Vec<Added>, AddError> {
                 std::fs::remove_file(&n.source).map_err(pack_err(&n.source))?;
             }
             std::fs::rename(staging.join(format!("{}.toml", a.course)), &target).map_err(pack_err(&target))?;
+            // Its media directory goes with it (the old one is replaced whole).
+            let media = pack.join(COURSES_DIR).join(&a.course);
+            if media.exists() {
+                let old = staging.join(format!("{}.old-media", a.course));
+                std::fs::rename(&media, &old).map_err(pack_err(&media))?;
+            }
+            let staged = staging.join(media_staging(&a.course));
+            if staged.exists() {
+                std::fs::rename(&staged, &media).map_err(pack_err(&media))?;
+            }
         } else {
             let target = pack.join(PACKAGES_DIR).join(&a.course);
             if target.exists() {
@@ -261,6 +273,7 @@ fn stage_all(staging: &Path, inputs: Vec<Input>) -> Result<Vec<(Added, bool)>, A
             Input::Native(n) => {
                 let path = staging.join(format!("{}.toml", n.course.id));
                 std::fs::write(&path, &n.text).map_err(pack_err(&path))?;
+                stage_media(&n, &staging.join(media_staging(&n.course.id)))?;
                 added.push((native_added(&n.course), true));
                 continue;
             }
@@ -280,6 +293,34 @@ fn stage_all(staging: &Path, inputs: Vec<Input>) -> Result<Vec<(Added, bool)>, A
         added.push((added_of(&p.course), false));
     }
     Ok(added)
+}
+
+/// Where a native course's media are staged.
+fn media_staging(course: &str) -> String {
+    format!("{course}.media")
+}
+
+/// Copies the media a native course's lessons name from its media
+/// directory beside the TOML file (`<dir>/<course id>/<path>`) to `to`.
+/// A file that is not there refuses the course, naming lesson and path.
+fn stage_media(n: &Native, to: &Path) -> Result<(), AddError> {
+    let from = n.source.parent().unwrap_or(Path::new(".")).join(&n.course.id);
+    let source = n.source.display().to_string();
+    for l in &n.course.lessons {
+        for m in lms_content::media_refs(&l.body) {
+            let src = from.join(&m);
+            if !std::fs::symlink_metadata(&src).is_ok_and(|md| md.is_file()) {
+                let message = format!("lesson {:?} shows {m:?}, but {} is not a file", l.id, src.display());
+                return Err(ImportError { value: Some(m), ..ImportError::package(&source, message) }.into());
+            }
+            let dst = to.join(&m);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(pack_err(parent))?;
+            }
+            copy_one(&source, &src, &dst, &m)?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies one file into the pack, hashing it as it goes.
@@ -326,6 +367,29 @@ fn sync_dir(dir: &Path) -> Result<(), AddError> {
     std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(pack_err(dir))
 }
 
+/// Copies the pack at `from` to `to` (made when missing), every file and
+/// directory, with `edit(file name, text)` applied to each native course's
+/// TOML: a working copy for the next version (tests and benchmarks make
+/// one-word fixes this way).
+pub fn copy_with(from: &Path, to: &Path, edit: &dyn Fn(&str, String) -> String) -> std::io::Result<()> {
+    fn copy_tree(from: &Path, to: &Path, courses: bool, edit: &dyn Fn(&str, String) -> String) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_dir() {
+                copy_tree(&e.path(), &to.join(&name), !courses && name == COURSES_DIR, edit)?;
+            } else if courses && name.ends_with(".toml") {
+                std::fs::write(to.join(&name), edit(&name, std::fs::read_to_string(e.path())?))?;
+            } else {
+                std::fs::copy(e.path(), to.join(&name))?;
+            }
+        }
+        Ok(())
+    }
+    copy_tree(from, to, false, edit)
+}
+
 /// A pack checked whole: its `pack.toml` and course ids in catalog order.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -337,6 +401,9 @@ pub struct Checked {
     pub packages: Vec<crate::Course>,
     /// Each imported course's files (its `files.json`), by course id.
     pub files: std::collections::BTreeMap<String, Vec<FileEntry>>,
+    /// Each native course's media (in `courses/<id>/`, hashed), by course
+    /// id; courses without media have no entry.
+    pub media: std::collections::BTreeMap<String, Vec<FileEntry>>,
 }
 
 /// Checks a whole pack before it is bundled or served: `pack.toml` is there
@@ -354,6 +421,7 @@ pub fn check(pack: &Path) -> Result<Checked, AddError> {
     if !errs.is_empty() {
         return Err(bad(&pack.join(COURSES_DIR), errs.join("; ")));
     }
+    let media = check_media(pack, &natives)?;
     let mut packages = Vec::new();
     let mut files = std::collections::BTreeMap::new();
     let dir = pack.join(PACKAGES_DIR);
@@ -390,7 +458,39 @@ pub fn check(pack: &Path) -> Result<Checked, AddError> {
     let mut natives = natives;
     natives.sort_by_key(|c| rank(&c.id));
     packages.sort_by_key(|c| rank(&c.id));
-    Ok(Checked { activity_base: toml.activity_base, courses: order, natives, packages, files })
+    Ok(Checked { activity_base: toml.activity_base, courses: order, natives, packages, files, media })
+}
+
+/// Every media file a native course's lessons name is a regular file in
+/// its media directory (hashed here: the node serves it under its sha256).
+fn check_media(
+    pack: &Path,
+    natives: &[lms_content::Course],
+) -> Result<std::collections::BTreeMap<String, Vec<FileEntry>>, AddError> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in natives {
+        let dir = pack.join(COURSES_DIR).join(&c.id);
+        let mut files: Vec<FileEntry> = Vec::new();
+        for l in &c.lessons {
+            for m in lms_content::media_refs(&l.body) {
+                if files.iter().any(|f| f.path == m) {
+                    continue;
+                }
+                let path = dir.join(&m);
+                let toml = pack.join(COURSES_DIR).join(format!("{}.toml", c.id));
+                if !std::fs::symlink_metadata(&path).is_ok_and(|md| md.is_file()) {
+                    let message = format!("lesson {:?} shows {m:?}, but {} is not a file", l.id, path.display());
+                    return Err(bad(&toml, message));
+                }
+                let (size, sha256) = lms_bundle::blobs::hash_file(&path).map_err(|e| bad(&path, e.to_string()))?;
+                files.push(FileEntry { path: m, size, sha256 });
+            }
+        }
+        if !files.is_empty() {
+            out.insert(c.id.clone(), files);
+        }
+    }
+    Ok(out)
 }
 
 fn check_package(pack: &Path, dir: &Path, name: &str) -> Result<(crate::Course, Vec<FileEntry>), AddError> {

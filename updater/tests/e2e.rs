@@ -265,15 +265,8 @@ fn v1_then_v2_then_a_failing_v3_is_rolled_back_while_learners_are_served() {
     let publish_content = |version: &str, course_id: &str| {
         let pack = dir.path().join(format!("pack-{version}"));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/content");
-        std::fs::create_dir_all(pack.join("courses")).unwrap();
-        std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
-        for e in std::fs::read_dir(src.join("courses")).unwrap() {
-            let e = e.unwrap();
-            let text = std::fs::read_to_string(e.path())
-                .unwrap()
-                .replace("id = \"science\"", &format!("id = \"{course_id}\""));
-            std::fs::write(pack.join("courses").join(e.file_name()), text).unwrap();
-        }
+        let rename = |_: &str, text: String| text.replace("id = \"science\"", &format!("id = \"{course_id}\""));
+        lms_package::pack::copy_with(&src, &pack, &rename).unwrap();
         let b = dir.path().join(format!("content-{version}.bundle"));
         lms_bundle::content::create(&pack, version, vec![], &key, &b).unwrap();
         lms_bundle::content::publish(&repo, &b, "content-stable", &key, Duration::from_secs(3600), 100).unwrap();

@@ -10,16 +10,8 @@ use std::path::Path;
 /// A copy of the factory content pack with the science course retitled,
 /// as installed (with lms-updater's slot manifest) when `version` is set.
 fn pack(dir: &Path, title: &str, version: Option<&str>) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content");
-    std::fs::create_dir_all(dir.join("courses")).unwrap();
-    std::fs::copy(src.join("pack.toml"), dir.join("pack.toml")).unwrap();
-    for e in std::fs::read_dir(src.join("courses")).unwrap() {
-        let e = e.unwrap();
-        let text = std::fs::read_to_string(e.path())
-            .unwrap()
-            .replace("title = \"Basic Science\"", &format!("title = \"{title}\""));
-        std::fs::write(dir.join("courses").join(e.file_name()), text).unwrap();
-    }
+    let retitle = |_: &str, text: String| text.replace("title = \"Basic Science\"", &format!("title = \"{title}\""));
+    lms_package::pack::copy_with(&factory_content(), dir, &retitle).unwrap();
     if let Some(v) = version {
         std::fs::write(
             dir.join(".content.json"),
@@ -318,5 +310,82 @@ async fn a_coach_adds_a_package_from_the_upload_page() {
     let id = n.node.current().unwrap().local_packages.first().cloned().expect("one local package");
     assert!(text.contains(&format!(r#"href="/courses/{id}""#)), "{text}");
     assert!(page(&get_as(&n, &en, "/courses").await).contains(&format!(r#"href="/courses/{id}""#)));
+    n.stop().await;
+}
+
+/// A native lesson shows the course's own media: an image and a video from
+/// its media directory, at URLs on the node's origin that name their bytes
+/// (immutable, ETag, Range for seeking, a CSP under which nothing in them
+/// runs); a file the lessons do not show, another tag or a missing file is
+/// 404, and a lesson naming a missing file refuses the pack on reload.
+#[tokio::test]
+async fn lessons_show_their_courses_images_and_videos() {
+    use common::people::*;
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("current");
+    lms_package::pack::copy_with(&factory_content(), &pack, &|_, text| text).unwrap();
+    // A video in the science course beside the factory pack's diagram.
+    let video: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(pack.join("courses/science/rain.mp4"), &video).unwrap();
+    std::fs::write(pack.join("courses/science/unused.png"), b"not shown by any lesson").unwrap();
+    let toml = pack.join("courses/science.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "The Earth's water is always on the move",
+        "![Rain falling on a hill](rain.mp4)\n\nThe Earth's water is always on the move",
+    );
+    std::fs::write(&toml, text).unwrap();
+    let p2 = pack.clone();
+    let n = TestNode::start(None, move |c| c.content = p2).await.ready().await;
+    people(&n);
+
+    // The lesson document carries the URLs; the page shows them.
+    let doc = n.get("/v1/courses/science/lessons/water-cycle").await.json();
+    let (svg, mp4) = (doc["media"]["water-cycle.svg"].as_str().unwrap(), doc["media"]["rain.mp4"].as_str().unwrap());
+    assert!(svg.starts_with("/media/science/") && svg.ends_with("/water-cycle.svg"), "{doc}");
+    let (cookie, _) = signed_in(&n, "amina").await;
+    let html = page(&get_as(&n, &cookie, "/courses/science/lessons/water-cycle").await);
+    assert!(html.contains(&format!(r#"<img src="{svg}" alt="The water cycle: evaporation"#)), "{html}");
+    assert!(
+        html.contains(&format!(
+            r#"<video controls preload="metadata" src="{mp4}" aria-label="Rain falling on a hill">"#
+        )),
+        "{html}"
+    );
+
+    // The files, as the browser fetches them.
+    let r = n.client.get(&n.url(svg), &[]).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/svg+xml")));
+    assert_eq!(r.body.as_ref(), std::fs::read(factory_content().join("courses/science/water-cycle.svg")).unwrap());
+    assert!(r.header("content-security-policy").unwrap().starts_with("sandbox;"), "nothing in an SVG runs");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.header("cache-control").unwrap().contains("immutable"));
+    let etag = r.header("etag").unwrap().to_string();
+    let again = n.client.get(&n.url(svg), &[("if-none-match", &etag)]).await.unwrap();
+    assert_eq!(again.status, 304);
+    let part = n.client.get(&n.url(mp4), &[("range", "bytes=1000-1999")]).await.unwrap();
+    assert_eq!((part.status.as_u16(), part.header("content-type")), (206, Some("video/mp4")));
+    assert_eq!(part.body.as_ref(), &video[1000..2000]);
+    assert_eq!(part.header("content-range"), Some("bytes 1000-1999/300000"));
+    let tag = svg.split('/').nth(3).unwrap();
+    for path in [
+        format!("/media/science/{tag}/unused.png"),
+        "/media/science/0000000000000000/water-cycle.svg".to_string(),
+        format!("/media/science/{tag}/../science.toml"),
+        format!("/media/arithmetic/{tag}/water-cycle.svg"),
+    ] {
+        assert_eq!(n.client.get(&n.url(&path), &[]).await.unwrap().status, 404, "{path}");
+    }
+
+    // A lesson naming a file the pack lacks: the reload is refused, naming
+    // the course file, the lesson and the path; the old pack keeps serving.
+    std::fs::remove_file(pack.join("courses/science/rain.mp4")).unwrap();
+    let r = n.reload().await;
+    assert_ne!(r.status, 200);
+    assert!(
+        r.text().contains("science.toml") && r.text().contains("water-cycle") && r.text().contains("rain.mp4"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(n.client.get(&n.url(svg), &[]).await.unwrap().status, 200);
     n.stop().await;
 }

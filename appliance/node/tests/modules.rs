@@ -196,14 +196,16 @@ async fn host_calls_refuse_lengths_past_guest_memory_without_allocating() {
 /// A copy of the factory content pack at `dir` with the body of lesson
 /// `lesson` of `course` replaced, as a content fix in an update would ship.
 fn pack_with_lesson(dir: &std::path::Path, course: &str, lesson: &str, body: &str) {
-    copy_dir(&factory_content().join("courses"), &dir.join("courses"));
-    std::fs::copy(factory_content().join("pack.toml"), dir.join("pack.toml")).unwrap();
-    let path = dir.join("courses").join(format!("{course}.toml"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let at = text.find(&format!("id = \"{lesson}\"")).expect("the lesson");
-    let start = at + text[at..].find("body = \"\"\"").unwrap() + 10;
-    let end = start + text[start..].find("\"\"\"").unwrap();
-    std::fs::write(&path, format!("{}{body}\n{}", &text[..start], &text[end..])).unwrap();
+    let fix = |name: &str, text: String| {
+        if name != format!("{course}.toml") {
+            return text;
+        }
+        let at = text.find(&format!("id = \"{lesson}\"")).expect("the lesson");
+        let start = at + text[at..].find("body = \"\"\"").unwrap() + 10;
+        let end = start + text[start..].find("\"\"\"").unwrap();
+        format!("{}{body}\n{}", &text[..start], &text[end..])
+    };
+    lms_package::pack::copy_with(&factory_content(), dir, &fix).unwrap();
 }
 
 #[tokio::test]

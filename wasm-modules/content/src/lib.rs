@@ -205,6 +205,10 @@ pub struct LessonDoc {
     pub body: String,
     pub previous: Option<String>,
     pub next: Option<String>,
+    /// The media the body names (see [`media_refs`]): path -> the URL the
+    /// node serves it at, filled in by the node when it loads the pack.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub media: BTreeMap<String, String>,
 }
 
 /// `quiz/{quiz}`, answer key included.
@@ -294,6 +298,72 @@ pub fn quiz_activity(base: &str, quiz: &str) -> String {
 }
 
 /// Ids appear in URLs and activity IRIs: keep them to a safe alphabet.
+/// What a media file of a lesson is shown as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+}
+
+/// The media a lesson may show, by extension: (extension, MIME type, kind).
+/// Anything else is refused when the course is checked.
+pub const MEDIA_TYPES: &[(&str, &str, MediaKind)] = &[
+    ("png", "image/png", MediaKind::Image),
+    ("jpg", "image/jpeg", MediaKind::Image),
+    ("jpeg", "image/jpeg", MediaKind::Image),
+    ("gif", "image/gif", MediaKind::Image),
+    ("webp", "image/webp", MediaKind::Image),
+    ("svg", "image/svg+xml", MediaKind::Image),
+    ("mp4", "video/mp4", MediaKind::Video),
+    ("webm", "video/webm", MediaKind::Video),
+    ("mp3", "audio/mpeg", MediaKind::Audio),
+    ("ogg", "audio/ogg", MediaKind::Audio),
+];
+
+/// The MIME type and kind of a media path, by its extension.
+pub fn media_type(path: &str) -> Option<(&'static str, MediaKind)> {
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    MEDIA_TYPES.iter().find(|(e, _, _)| *e == ext).map(|(_, m, k)| (*m, *k))
+}
+
+/// The course's own media a lesson body names: the destinations of its
+/// Markdown images (`![a diagram](water-cycle.svg)`, `![the lab](lab.mp4)`
+/// for a video) that are not URLs with a scheme. They are paths in the
+/// course's media directory (`courses/<course id>/` of the pack), served by
+/// the node; in body order, each once.
+pub fn media_refs(body: &str) -> Vec<String> {
+    use pulldown_cmark::{Event, Parser, Tag};
+    let mut out: Vec<String> = Vec::new();
+    for e in Parser::new(body) {
+        if let Event::Start(Tag::Image { dest_url, .. }) = e {
+            let d = dest_url.trim();
+            let has_scheme = d.split_once(':').is_some_and(|(s, _)| !s.contains(['/', '?', '#']));
+            if !has_scheme && !d.starts_with('#') && !out.iter().any(|o| o == d) {
+                out.push(d.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Why `path` cannot be a lesson's media file, if it cannot: it must be a
+/// plain relative path (no `..`, no empty, `.`-led or absolute parts, no
+/// backslash, query or fragment) with one of [`MEDIA_TYPES`]' extensions.
+pub fn media_path_problem(path: &str) -> Option<String> {
+    let plain = !path.is_empty()
+        && !path.contains(['\\', '?', '#', '%'])
+        && path.split('/').all(|p| !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| !c.is_control()));
+    if !plain {
+        return Some("not a plain relative path inside the course's media directory".into());
+    }
+    if media_type(path).is_none() {
+        let known: Vec<&str> = MEDIA_TYPES.iter().map(|(e, _, _)| *e).collect();
+        return Some(format!("not a media file this node serves (one of {})", known.join(", ")));
+    }
+    None
+}
+
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
@@ -344,6 +414,11 @@ pub fn validate(courses: &[Course]) -> Vec<String> {
             }
             if l.body.trim().len() < 200 {
                 errs.push(format!("{at} lesson {:?}: body shorter than 200 chars", l.id));
+            }
+            for m in media_refs(&l.body) {
+                if let Some(problem) = media_path_problem(&m) {
+                    errs.push(format!("{at} lesson {:?}: media {m:?}: {problem}", l.id));
+                }
             }
         }
         if let Some(n) = c.completion.lessons_required
@@ -458,6 +533,7 @@ pub fn flatten(activity_base: &str, courses: &[Course]) -> PackFile {
                 body: l.body.trim().to_string(),
                 previous: i.checked_sub(1).map(|p| c.lessons[p].id.clone()),
                 next: c.lessons.get(i + 1).map(|n| n.id.clone()),
+                media: BTreeMap::new(),
             };
             docs.insert(lesson_key(&c.id, &l.id), to_value(&lesson));
         }
@@ -511,6 +587,29 @@ mod tests {
                 }],
             }],
         }
+    }
+
+    #[test]
+    fn lessons_name_their_media_as_markdown_images() {
+        let body = "Look: ![the water cycle](diagrams/cycle.svg \"Cycle\")\n\n![rain](rain.mp4) ![again](rain.mp4)\n\n\
+                    [a link](notes.pdf) ![far](https://example.org/x.png) ![inline](data:image/png;base64,xx)";
+        assert_eq!(media_refs(body), ["diagrams/cycle.svg", "rain.mp4"]);
+        assert_eq!(media_type("diagrams/Cycle.SVG"), Some(("image/svg+xml", MediaKind::Image)));
+        assert_eq!(media_type("rain.mp4").map(|t| t.1), Some(MediaKind::Video));
+        for bad in ["../secret.png", "/etc/x.png", "a//b.png", ".hidden.png", "a\\b.png", "x.png?v=1", "x%2e.png"] {
+            assert!(media_path_problem(bad).unwrap().contains("plain relative path"), "{bad}");
+        }
+        assert!(media_path_problem("x.exe").unwrap().contains("one of png"), "x.exe");
+        assert_eq!(media_path_problem("diagrams/cycle.svg"), None);
+
+        // A course naming one is refused with the lesson and the path.
+        let mut c = course();
+        c.lessons[0].body = format!("{}\n\n![x](../../etc/passwd.png) ![y](run.sh)", "x".repeat(300));
+        let errs = validate(&[c]).join("; ");
+        assert!(
+            errs.contains("lesson \"l1\": media \"../../etc/passwd.png\"") && errs.contains("\"run.sh\""),
+            "{errs}"
+        );
     }
 
     #[test]

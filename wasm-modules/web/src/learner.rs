@@ -454,7 +454,7 @@ pub fn lesson(req: &Request) -> Result<Response, Response> {
         },
         minutes: m.with("lesson-minutes", &[("minutes", lesson.minutes.to_string())]),
         completed: m.get("lesson-completed"),
-        body: markdown::render(&lesson.body),
+        body: markdown::render(&lesson.body, &lesson.media),
         previous,
         next,
         quizzes,

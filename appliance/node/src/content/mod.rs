@@ -49,9 +49,19 @@ pub fn local_packages(dir: &Path) -> Result<serve::PackageIndex, LoadError> {
     Ok(serve::index_pack(dir, &pack))
 }
 
+/// What the node serves from a content pack.
+pub struct Loaded {
+    /// The documents the modules read.
+    pub content: Content,
+    pub info: ContentInfo,
+    pub packages: serve::PackageIndex,
+    pub media: serve::MediaIndex,
+}
+
 /// The content pack at `dir` as module documents, or `None` when `dir` is
-/// not a content pack (no `pack.toml`).
-pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo, serve::PackageIndex)>, LoadError> {
+/// not a content pack (no `pack.toml`). Lessons that show media get the
+/// URLs the node serves them at (`LessonDoc::media`).
+pub fn load(dir: &Path) -> Result<Option<Loaded>, LoadError> {
     if !dir.join(lms_package::pack::PACK_FILE).is_file() {
         return Ok(None);
     }
@@ -71,7 +81,8 @@ pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo, serve::PackageIn
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(err(format!("{SLOT_MANIFEST}: {e}"))),
     };
-    let flat = lms_content::flatten(&pack.activity_base, &pack.natives);
+    let mut flat = lms_content::flatten(&pack.activity_base, &pack.natives);
+    link_media(&mut flat.docs, &pack);
     let content = Content::from_docs(flat.docs);
     let info = ContentInfo {
         dir: dir.to_path_buf(),
@@ -79,8 +90,29 @@ pub fn load(dir: &Path) -> Result<Option<(Content, ContentInfo, serve::PackageIn
         courses: pack.natives.iter().map(|c| c.id.clone()).collect(),
         packages: pack.packages.iter().map(|c| c.id.clone()).collect(),
     };
-    let index = serve::index_pack(dir, &pack);
-    Ok(Some((content, info, index)))
+    let packages = serve::index_pack(dir, &pack);
+    let media = serve::index_media(dir, &pack);
+    Ok(Some(Loaded { content, info, packages, media }))
+}
+
+/// Puts the URL of each media file a lesson shows into its document.
+fn link_media(docs: &mut BTreeMap<String, serde_json::Value>, pack: &lms_package::pack::Checked) {
+    for c in &pack.natives {
+        let Some(files) = pack.media.get(&c.id) else { continue };
+        for l in &c.lessons {
+            let Some(doc) = docs.get_mut(&lms_content::lesson_key(&c.id, &l.id)) else { continue };
+            let urls: serde_json::Map<String, serde_json::Value> = lms_content::media_refs(&l.body)
+                .into_iter()
+                .filter_map(|m| {
+                    let f = files.iter().find(|f| f.path == m)?;
+                    Some((m, serve::media_url(&c.id, &f.path, &f.sha256).into()))
+                })
+                .collect();
+            if !urls.is_empty() {
+                doc["media"] = urls.into();
+            }
+        }
+    }
 }
 
 /// Text of a langstring map for pages rendered from one text per course:

@@ -42,6 +42,58 @@ pub struct PackageFiles {
     pub files: HashMap<String, String>,
 }
 
+/// A native course's media: the files its lessons show (its pack's
+/// `courses/<id>/`), served from the public origin at
+/// `/media/{course}/{tag}/{*path}` ([`media`]; `tag`: the file's sha256,
+/// first 16 hex digits) with a CSP that lets nothing in them run.
+#[derive(Debug)]
+pub struct MediaFiles {
+    pub root: PathBuf,
+    /// Path in the media directory -> sha256.
+    pub files: HashMap<String, String>,
+}
+
+/// Native courses' media, by course id.
+pub type MediaIndex = HashMap<String, Arc<MediaFiles>>;
+
+/// The URL (on the node's own origin) a lesson shows a media file at.
+pub fn media_url(course: &str, path: &str, sha256: &str) -> String {
+    format!("/media/{course}/{}/{path}", &sha256[..16.min(sha256.len())])
+}
+
+/// A native course's media, indexed from its checked pack at `dir`.
+pub fn index_media(dir: &std::path::Path, pack: &lms_package::pack::Checked) -> MediaIndex {
+    pack.media
+        .iter()
+        .map(|(course, list)| {
+            let files = list.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect();
+            let root = dir.join(lms_package::pack::COURSES_DIR).join(course);
+            (course.clone(), Arc::new(MediaFiles { root, files }))
+        })
+        .collect()
+}
+
+/// Media are images, video and audio shown inside the node's pages;
+/// opened on their own (an SVG is a document) nothing in them runs.
+const MEDIA_POLICY: &str = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
+
+/// GET|HEAD /media/{course}/{tag}/{*path} on the public listener.
+pub async fn media(
+    State(node): State<AppState>,
+    Path((course, tag, path)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let Ok(set) = node.current() else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
+    let Some(m) = set.media.get(&course).cloned() else { return StatusCode::NOT_FOUND.into_response() };
+    let (Some(sha), Some((mime, _))) = (m.files.get(&path), lms_content::media_type(&path)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if tag.len() != 16 || !sha.starts_with(&tag) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    serve_listed(&node, req, sha, m.root.join(&path), mime, MEDIA_POLICY).await
+}
+
 /// Package files kept in memory, by sha256: they never change under their
 /// hash, so a kept copy is never stale and survives reloads. Small files
 /// are kept whole; larger ones in 1 MiB chunks, so the ranges a video
@@ -232,6 +284,20 @@ async fn file(
     let Some(sha) = pkg.files.get(&path).filter(|_| tag == pkg.tag) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    serve_listed(&node, req, sha, pkg.root.join(&path), mime_of(&path), policy(pkg.kind)).await
+}
+
+/// Answers a GET or HEAD of the listed file at `path` whose sha256 is
+/// `sha`: ETag (If-None-Match: 304), kept bytes or ranges, else
+/// ServeFile; cached `immutable` (its URL names its bytes), with `csp`.
+async fn serve_listed(
+    node: &AppState,
+    req: Request,
+    sha: &str,
+    path: PathBuf,
+    mime: &'static str,
+    csp: &'static str,
+) -> Response {
     let etag = format!("\"{sha}\"");
     let whole = req.method() == axum::http::Method::GET && !req.headers().contains_key(header::RANGE);
     let mut resp = if req
@@ -241,12 +307,12 @@ async fn file(
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if let Some(bytes) = if whole { node.package_files.get(sha, &pkg.root.join(&path)).await } else { None } {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static(mime_of(&path)))], bytes).into_response()
-    } else if let Some(r) = one_range(&node, single_range(&req), sha, pkg.root.join(&path), mime_of(&path)).await {
+    } else if let Some(bytes) = if whole { node.package_files.get(sha, &path).await } else { None } {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static(mime))], bytes).into_response()
+    } else if let Some(r) = one_range(node, single_range(&req), sha, path.clone(), mime).await {
         r
     } else {
-        match tower_http::services::ServeFile::new(pkg.root.join(&path)).oneshot(req).await {
+        match tower_http::services::ServeFile::new(path).oneshot(req).await {
             Ok(r) => r.map(axum::body::Body::new),
             Err(e) => match e {},
         }
@@ -254,7 +320,7 @@ async fn file(
     let h = resp.headers_mut();
     h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy(pkg.kind)));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     resp

@@ -108,6 +108,7 @@ fn routes(node: AppState) -> Router {
     Router::new()
         .merge(pages)
         .route("/static/{file}", get(pages::asset))
+        .route("/media/{course}/{tag}/{*path}", get(crate::content::serve::media))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::public_readyz))
         .route("/metrics", get(ops::metrics))

@@ -149,6 +149,8 @@ pub struct ModuleSet {
     /// Every package whose files the content listener serves (signed and
     /// local), by course id.
     pub packages: crate::content::serve::PackageIndex,
+    /// Native courses' media (`/media/...` on the public listener).
+    pub media: crate::content::serve::MediaIndex,
     assets: HashMap<String, Asset>,
     /// Answers everyone shares, for this set only.
     pub answers: answers::Answers,
@@ -344,10 +346,14 @@ impl Host {
             }
         }
 
-        let (content, content_info, packages) = match content_dir.map(crate::content::load).transpose()?.flatten() {
-            Some((content, info, index)) => (Arc::new(content), Some(info), index),
-            None => (Arc::new(bundled_content(dir, &manifest, &manifest_path)?), None, Default::default()),
-        };
+        let (content, content_info, packages, media) =
+            match content_dir.map(crate::content::load).transpose()?.flatten() {
+                Some(l) => (Arc::new(l.content), Some(l.info), l.packages, l.media),
+                None => {
+                    let content = bundled_content(dir, &manifest, &manifest_path)?;
+                    (Arc::new(content), None, Default::default(), Default::default())
+                }
+            };
 
         let mut modules = HashMap::new();
         for entry in &manifest.modules {
@@ -383,6 +389,7 @@ impl Host {
             content_info,
             local_packages: Vec::new(),
             packages,
+            media,
             assets,
             answers: Default::default(),
             facts: Default::default(),

@@ -332,13 +332,7 @@ pub async fn parts_of(r: &Reply) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
 #[allow(dead_code)]
 pub fn pack_with_cmi5(dir: &Path) -> PathBuf {
     let pack = dir.join("current");
-    let src = factory_content();
-    std::fs::create_dir_all(pack.join("courses")).unwrap();
-    std::fs::copy(src.join("pack.toml"), pack.join("pack.toml")).unwrap();
-    for e in std::fs::read_dir(src.join("courses")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
-    }
+    lms_package::pack::copy_with(&factory_content(), &pack, &|_, text| text).unwrap();
     let mut inputs = Vec::new();
     for (data, zip) in [("cmi5", "water-safety.zip"), ("scorm12", "water-cycle.zip")] {
         let z = dir.join(zip);

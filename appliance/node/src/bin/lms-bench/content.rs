@@ -89,12 +89,7 @@ pub async fn package_files(b: &Bench) {
     std::fs::write(src.join("lesson.mp4"), noise(VIDEO_BYTES as usize, 11)).unwrap();
     // The factory courses beside it, as on a node.
     let factory = &b.content;
-    std::fs::create_dir_all(pack.join("courses")).unwrap();
-    std::fs::copy(factory.join("pack.toml"), pack.join("pack.toml")).unwrap();
-    for e in std::fs::read_dir(factory.join("courses")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), pack.join("courses").join(e.file_name())).unwrap();
-    }
+    lms_package::pack::copy_with(factory, &pack, &|_, text| text).unwrap();
     let zip = work.join("bench-app.zip");
     write_zip(&src, &zip, &["index.html", "app.js", "lesson.mp4"]);
     let read = lms_package::read(&zip, &Default::default(), &Default::default()).expect("the bench package imports");
