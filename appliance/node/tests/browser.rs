@@ -92,9 +92,13 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
     let upload = dir.path().join("half.zip");
     lms_package::testing::zip_tree(&lms_package::testing::data_dir().join("scorm2004"), &upload, &[]);
     let upload = upload.display().to_string();
-    let args = ["mei", "mei-password", &content, "li", "li-password", "org-example-lms-water-cycle", &upload];
+    let uploaded = "org-example-lms-fractions";
+    let args = ["mei", "mei-password", &content, "li", "li-password", "org-example-lms-water-cycle", &upload, uploaded];
     run_script(&n, "cmi5.mjs", &args).await;
-    screenshots(&["course-cmi5", "coach-waive", "content-upload"], &["zh-CN", "en"]);
+    screenshots(
+        &["course-cmi5", "coach-waive", "content-upload", "course-scorm2004", "scorm2004-player"],
+        &["zh-CN", "en"],
+    );
     screenshots(&["content-added"], &["en"]);
     assert_eq!(n.node.current().unwrap().local_packages.len(), 1, "the upload landed in the local pack");
     let agent = serde_urlencoded::to_string([(
@@ -121,7 +125,11 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
         "what the LMS and the AU recorded, in order"
     );
     // The SCO, through scorm-again's commits, as the xAPI SCORM profile has it.
-    assert_eq!(verbs("/scorm/"), ["initialized", "completed", "passed", "terminated"]);
+    assert_eq!(verbs("/scorm/org-example-lms-water-cycle/"), ["initialized", "completed", "passed", "terminated"]);
+    // The SCORM 2004 SCO: started twice for the accessibility checks (left
+    // unfinished), then taken: completed and passed at scaled 1, terminated.
+    let taken = verbs(&format!("/scorm/{uploaded}/"));
+    assert!(taken.ends_with(&["initialized", "completed", "passed", "terminated"].map(String::from)), "{taken:?}");
     let passed = stored["statements"]
         .as_array()
         .unwrap()

@@ -59,9 +59,19 @@ async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
     assert_eq!(data["init"]["core"]["student_id"], "amina");
     assert_eq!(data["init"]["student_data"]["mastery_score"], "80");
     assert_eq!(data["init"]["launch_data"], "level=basic");
+    // The learner's page language: the player page's and the SCO's preference.
+    let lang = data["init"]["student_preference"]["language"].as_str().unwrap();
+    assert!(["zh-CN", "en"].contains(&lang) && html.contains(&format!(r#"<html lang="{lang}">"#)), "{html}");
     assert!(data["sco"].as_str().unwrap().ends_with("/index.html?part=1"), "{data}");
     let js = on_content(&n, "GET", "/scorm/runtime/scorm12.js", None).await;
     assert!(js.status == 200 && js.text().contains("Scorm12API"));
+    // gzip'd for browsers that take it (the 2004 runtime is 565 KB plain).
+    let url = format!("{}/scorm/runtime/scorm2004.js", n.content);
+    let gz = n.client.get(&url, &[("accept-encoding", "gzip, br")]).await.unwrap();
+    assert_eq!((gz.header("content-encoding"), gz.header("vary")), (Some("gzip"), Some("accept-encoding")));
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain).unwrap();
+    assert!(plain.contains("Scorm2004API") && gz.body.len() * 4 < plain.len(), "{} of {}", gz.body.len(), plain.len());
     assert_eq!(on_content(&n, "GET", "/scorm/runtime/other.js", None).await.status, 404);
     assert_eq!(on_content(&n, "GET", &format!("/scorm/state/{secret}"), None).await.json(), json!({}));
 

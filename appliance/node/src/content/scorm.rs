@@ -54,6 +54,9 @@ pub struct Players {
 /// One launch of a SCO for one learner.
 pub struct Attempt {
     version: &'static str,
+    /// The learner's page language: the player page's, and the SCO's
+    /// learner preference.
+    language: String,
     title: String,
     sco: String,
     return_url: String,
@@ -83,6 +86,8 @@ pub struct Launch {
     pub actor: Value,
     pub registration: String,
     pub return_url: String,
+    /// The learner's page language (zh-CN, en).
+    pub language: String,
 }
 
 /// Prepares a launch of unit `unit` (a SCO; an asset opens as its file)
@@ -117,9 +122,9 @@ pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
     };
     let name = req.actor["account"]["name"].as_str().unwrap_or_default().to_string();
     let mut init = if version == "1.2" {
-        json!({"core": {"student_id": name, "student_name": name}})
+        json!({"core": {"student_id": name, "student_name": name}, "student_preference": {"language": req.language}})
     } else {
-        json!({"learner_id": name, "learner_name": name})
+        json!({"learner_id": name, "learner_name": name, "learner_preference": {"language": req.language}})
     };
     if let Some(d) = &unit.data_from_lms {
         init["launch_data"] = json!(d);
@@ -133,7 +138,8 @@ pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
     }
     let attempt = Attempt {
         version,
-        title: super::text_of(&unit.title),
+        title: super::text_in(&unit.title, &req.language),
+        language: req.language,
         sco: file,
         return_url: req.return_url,
         init,
@@ -189,9 +195,9 @@ async fn play(State(node): State<AppState>, Path(secret): Path<String>) -> Respo
     // In a JSON script block: no "</" may close it early.
     let data = data.to_string().replace('<', "\\u003c");
     let runtime = if a.version == "1.2" { "scorm12.js" } else { "scorm2004.js" };
-    let title = html_escape(&a.title);
+    let (title, lang) = (html_escape(&a.title), html_escape(&a.language));
     let page = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>html,body{{margin:0;height:100%}}iframe{{border:0;width:100%;height:100%;display:block}}</style>\
          <script id=\"launch\" type=\"application/json\">{data}</script>\
          <script src=\"/scorm/runtime/{runtime}\"></script><script src=\"/scorm/runtime/player.js\"></script></head>\
@@ -216,15 +222,40 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-async fn runtime(Path(file): Path<String>) -> Response {
+/// The player's scripts, gzip'd once (scorm-again's SCORM 2004 runtime is
+/// 565 KB minified, 107 KB gzip'd: what a learner's first launch loads).
+fn gzipped(file: &str, body: &'static str) -> axum::body::Bytes {
+    use std::io::Write;
+    static KEPT: std::sync::OnceLock<Mutex<std::collections::HashMap<String, axum::body::Bytes>>> =
+        std::sync::OnceLock::new();
+    let kept = KEPT.get_or_init(Default::default);
+    let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+    kept.entry(file.to_string())
+        .or_insert_with(|| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(body.as_bytes()).expect("in memory");
+            gz.finish().expect("in memory").into()
+        })
+        .clone()
+}
+
+async fn runtime(Path(file): Path<String>, headers: axum::http::HeaderMap) -> Response {
     let body = match file.as_str() {
         "scorm12.js" => RUNTIME_12,
         "scorm2004.js" => RUNTIME_2004,
         "player.js" => PLAYER,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let mut r = body.into_response();
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.split(';').next().unwrap_or_default().trim() == "gzip"));
+    let mut r = if gzip { gzipped(&file, body).into_response() } else { body.into_response() };
     let h = r.headers_mut();
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

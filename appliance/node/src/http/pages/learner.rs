@@ -93,7 +93,15 @@ pub async fn launch(State(node): State<AppState>, s: SignedIn, p: Params, req: R
     let kind = node.current().ok().and_then(|set| set.packages.get(&course).map(|p| p.kind));
     let to = match kind {
         Some(lms_package::course::Kind::Scorm12 | lms_package::course::Kind::Scorm2004) => {
-            let l = crate::content::scorm::Launch { course: course.clone(), unit, actor, registration, return_url };
+            let language = s.language.clone();
+            let l = crate::content::scorm::Launch {
+                course: course.clone(),
+                unit,
+                actor,
+                registration,
+                return_url,
+                language,
+            };
             crate::content::scorm::launch(&node, l).await
         }
         Some(lms_package::course::Kind::Html5 | lms_package::course::Kind::Media) => {
