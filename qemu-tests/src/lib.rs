@@ -192,6 +192,21 @@ impl Vm {
         }
     }
 
+    /// Waits until the node serves the content bundle `version` (a first
+    /// boot installs the factory modules, then the factory content: the
+    /// node is ready between the two with an empty catalog); the time it took.
+    pub fn wait_content(&self, version: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let (_, ready) = self.http("GET", "/readyz", Some("demo:demo"), None);
+            if ready.contains(&format!("\"content_version\":\"{version}\"")) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "no content_version {version}: {ready}\n{}", self.console_text());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Waits for QEMU to end by itself (the `exited` event, which reports its
     /// status); panics when it is still running after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> String {

@@ -36,6 +36,7 @@ fn a_power_cut_at_each_module_install_step_leaves_a_whole_set() {
     let disk = flashed(&s, &a, d.path());
     let mut vm = power_on(&a, &disk, d.path());
     vm.wait_ready(Duration::from_secs(400));
+    vm.wait_content("1.0.0", Duration::from_secs(180));
     assert_eq!(serves_a_whole_set(&vm, "none (first boot)"), "1.0.0");
     let (code, body) = vm.http("POST", "/xapi/statements", Some("demo:demo"), Some(&statement(RECORD, "lin")));
     assert_eq!(code, 200, "{body}");

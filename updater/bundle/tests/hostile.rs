@@ -120,7 +120,7 @@ fn the_valid_bundle_verifies() {
     let c = Case::new();
     let (r, staging) = c.verify(&c.entries(&key(1)), &Limits::default());
     let m = r.unwrap();
-    assert_eq!(m.files.len(), 3);
+    assert_eq!(m.files.len(), 2, "manifest.json and the module: code only");
     assert!(staging.join("manifest.json").is_file());
 }
 
