@@ -125,11 +125,26 @@ async fn a_cmi5_course_taken_in_a_real_browser() {
         "what the LMS and the AU recorded, in order"
     );
     // The SCO, through scorm-again's commits, as the xAPI SCORM profile has it.
-    assert_eq!(verbs("/scorm/org-example-lms-water-cycle/"), ["initialized", "completed", "passed", "terminated"]);
+    // (The SCO's answer is an interaction: `responded`.)
+    assert_eq!(
+        verbs("/scorm/org-example-lms-water-cycle/"),
+        ["initialized", "scored", "completed", "passed", "responded", "terminated"]
+    );
     // The SCORM 2004 SCO: started twice for the accessibility checks (left
-    // unfinished), then taken: completed and passed at scaled 1, terminated.
+    // unfinished), then taken: scored, completed and passed at scaled 1, its
+    // numeric interaction answered right, its objective passed, terminated.
     let taken = verbs(&format!("/scorm/{uploaded}/"));
-    assert!(taken.ends_with(&["initialized", "completed", "passed", "terminated"].map(String::from)), "{taken:?}");
+    let want = ["initialized", "scored", "completed", "passed", "responded", "passed", "terminated"].map(String::from);
+    assert!(taken.ends_with(&want), "{taken:?}");
+    let answered = stored["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["object"]["id"].as_str().unwrap().ends_with("/interaction/halves-in-a-whole"))
+        .expect("the 2004 interaction");
+    assert_eq!(answered["result"], serde_json::json!({"response": "2", "success": true}));
+    assert_eq!(answered["object"]["definition"]["interactionType"], "numeric");
+    assert_eq!(answered["object"]["definition"]["correctResponsesPattern"], serde_json::json!(["2[:]2"]));
     let passed = stored["statements"]
         .as_array()
         .unwrap()

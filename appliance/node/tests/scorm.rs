@@ -98,9 +98,13 @@ async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
         json!({"cmi": {"core": {"lesson_location": "page-3", "entry": "resume"}, "suspend_data": "seen=1,2,3"}})
     );
     // Then passes (scorm-again reports status and score in its commit).
+    // An interaction and an objective (as scorm-again sends collections).
     let done = json!({"successStatus": "passed", "completionStatus": "completed", "totalTimeSeconds": 90,
                       "score": {"raw": 90, "min": 0, "max": 100},
-                      "runtimeData": {"cmi": {"core": {"exit": "", "lesson_status": "passed"}}}});
+                      "runtimeData": {"cmi": {"core": {"exit": "", "lesson_status": "passed"},
+                          "interactions": {"0": {"id": "q 1", "type": "choice", "student_response": "sun,heat",
+                                                 "result": "correct", "correct_responses": {"0": {"pattern": "sun,heat"}}}},
+                          "objectives": {"0": {"id": "evaporation", "status": "passed", "score": {"raw": "90"}}}}}});
     let r = on_content(&n, "POST", &format!("/scorm/commit/{secret}?final=true"), Some(done)).await;
     assert_eq!(r.json()["result"], true);
 
@@ -112,8 +116,32 @@ async fn a_sco_commits_become_statements_and_a_suspended_attempt_resumes() {
         .iter()
         .map(|s| s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap())
         .collect();
-    assert_eq!(verbs, ["initialized", "suspended", "initialized", "completed", "passed", "terminated"]);
-    let passed = &stored["statements"][4];
+    assert_eq!(
+        verbs,
+        ["initialized", "suspended", "resumed", "scored", "completed", "passed", "responded", "passed", "terminated"]
+    );
+    let st = |i: usize| &stored["statements"][i];
+    // One attempt, suspended and resumed: the same attempt activity.
+    let attempt = |i: usize| st(i)["context"]["contextActivities"]["grouping"][0].clone();
+    assert_eq!(attempt(0)["definition"]["type"], "http://adlnet.gov/expapi/activities/attempt");
+    assert!(attempt(0)["id"].as_str().unwrap().contains("?attemptId="), "{}", attempt(0));
+    assert!((1..9).all(|i| attempt(i) == attempt(0)), "one attempt throughout");
+    assert_eq!(st(1)["verb"]["id"], "http://adlnet.gov/expapi/verbs/suspended");
+    assert_eq!(st(3)["result"]["score"]["scaled"], 0.9);
+    let responded = st(6);
+    assert!(responded["object"]["id"].as_str().unwrap().ends_with("/unit/0/interaction/q%201"), "{responded}");
+    assert_eq!(responded["object"]["definition"]["interactionType"], "choice");
+    assert_eq!(responded["object"]["definition"]["correctResponsesPattern"], json!(["sun[,]heat"]));
+    assert_eq!(responded["result"], json!({"response": "sun[,]heat", "success": true}));
+    assert!(responded["context"]["contextActivities"]["parent"][0]["id"].as_str().unwrap().ends_with("/unit/0"));
+    assert!(st(7)["object"]["id"].as_str().unwrap().ends_with("/unit/0/objective/evaporation"));
+    assert_eq!(st(7)["result"], json!({"success": true, "score": {"scaled": 0.9}}));
+    assert_eq!(st(8)["result"]["score"]["scaled"], 0.9, "terminated carries the overall result: {}", st(8));
+    assert_eq!(
+        (st(8)["result"]["success"].as_bool(), st(8)["result"]["completion"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let passed = &stored["statements"][5];
     assert_eq!(passed["result"]["score"]["scaled"], 0.9);
     assert_eq!(
         passed["context"]["registration"], stored["statements"][0]["context"]["registration"],

@@ -10,6 +10,7 @@ mod actor;
 mod attachments;
 mod context;
 mod object;
+pub(crate) use object::INTERACTION_TYPES;
 mod result;
 mod values;
 mod verb;

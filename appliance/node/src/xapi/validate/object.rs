@@ -7,7 +7,8 @@ use super::values::{extensions, iri, language_map, uuid};
 use super::{R, Spec, err, join, keys, object, required, statement_body, string};
 use serde_json::Value;
 
-const INTERACTION_TYPES: [&str; 10] = [
+/// xAPI's interaction types (SCORM's, 1.2 and 2004, are among them).
+pub(crate) const INTERACTION_TYPES: [&str; 10] = [
     "true-false",
     "choice",
     "fill-in",

@@ -3,10 +3,9 @@
 //! `assets/scorm-again`): `window.API` / `window.API_1484_11` in the player
 //! page, which opens the SCO in a frame of the same origin. scorm-again
 //! commits the SCO's data to the node; the node turns it into xAPI as ADL's
-//! xAPI SCORM profile describes (initialized, completed, passed/failed with
-//! the score, terminated or suspended with the duration) and keeps the
-//! runtime data in the State resource, from which a suspended attempt
-//! resumes (location, suspend data).
+//! xAPI SCORM profile describes ([`record`]) and keeps the runtime data in
+//! the State resource, from which a suspended attempt resumes (location,
+//! suspend data, the same attempt).
 //!
 //! Routes of the content listener:
 //! - `GET /scorm/play/{launch}`: the player page of a launch;
@@ -17,6 +16,8 @@
 //! `{launch}` is a random secret per launch (the only credential the
 //! player holds; it reaches this learner's attempt of this SCO only).
 //! Launches live in memory, like cmi5 sessions.
+
+mod record;
 
 use super::cmi5::{actor_key, checked_registration, package};
 use crate::http::AppState;
@@ -31,14 +32,13 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-const RUNTIME_12: &str = include_str!("../../assets/scorm-again/scorm12.min.js");
-const RUNTIME_2004: &str = include_str!("../../assets/scorm-again/scorm2004.min.js");
-const PLAYER: &str = include_str!("../../assets/scorm-player.js");
+const RUNTIME_12: &str = include_str!("../../../assets/scorm-again/scorm12.min.js");
+const RUNTIME_2004: &str = include_str!("../../../assets/scorm-again/scorm2004.min.js");
+const PLAYER: &str = include_str!("../../../assets/scorm-player.js");
 /// The State document a SCO's runtime data is kept in.
 pub const STATE_ID: &str = "scorm.runtime";
-const CATEGORY: &str = "https://w3id.org/xapi/scorm";
-const VERB: &str = "http://adlnet.gov/expapi/verbs/";
-const SUSPENDED: &str = "https://w3id.org/xapi/adl/verbs/suspended";
+/// Attempt IRIs the State document keeps (the latest).
+const MAX_ATTEMPTS_KEPT: usize = 50;
 
 /// The LMS's activity id of a SCORM course's unit.
 pub fn unit_activity(activity_base: &str, course: &str, unit: usize) -> String {
@@ -66,6 +66,13 @@ pub struct Attempt {
     registration: String,
     activity: String,
     course_activity: String,
+    /// The attempt's IRI (`{activity}?attemptId={uuid}`): new at each
+    /// launch, kept when a suspended attempt resumes.
+    attempt: String,
+    /// This SCO's attempts, oldest first (the profile's `attempts`).
+    attempts: Vec<String>,
+    /// Launched over a suspended attempt: it starts with `resumed`.
+    resumed: bool,
     started: time::OffsetDateTime,
     seen: Mutex<Seen>,
 }
@@ -77,6 +84,10 @@ struct Seen {
     initialized: bool,
     completion: String,
     success: String,
+    /// The last score reported (`scored` once per new score).
+    score: Option<Value>,
+    /// Interaction responses and objective statuses recorded, by key.
+    recorded: std::collections::HashSet<String>,
     finished: bool,
 }
 
@@ -115,11 +126,24 @@ pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
     let kept = node.store.document(state_place(&activity, &key, &registration), STATE_ID.into()).await?;
     let kept: Value = kept.and_then(|d| serde_json::from_slice(&d.body).ok()).unwrap_or(Value::Null);
     let seen = Seen {
-        initialized: false,
         completion: kept["completion"].as_str().unwrap_or_default().to_string(),
         success: kept["success"].as_str().unwrap_or_default().to_string(),
-        finished: false,
+        score: Some(kept["score"].clone()).filter(|s| !s.is_null()),
+        ..Default::default()
     };
+    // A suspended attempt goes on; anything else starts a new one.
+    let resumed = kept["exit"] == "suspend";
+    let attempt = match kept["attempt"].as_str() {
+        Some(a) if resumed => a.to_string(),
+        _ => format!("{activity}?attemptId={}", uuid::Uuid::new_v4()),
+    };
+    let mut attempts: Vec<String> =
+        kept["attempts"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect();
+    if !attempts.contains(&attempt) {
+        attempts.push(attempt.clone());
+    }
+    let keep_from = attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+    attempts.drain(..keep_from);
     let name = req.actor["account"]["name"].as_str().unwrap_or_default().to_string();
     let mut init = if version == "1.2" {
         json!({"core": {"student_id": name, "student_name": name}, "student_preference": {"language": req.language}})
@@ -148,6 +172,9 @@ pub async fn launch(node: &AppState, req: Launch) -> Result<String, ApiError> {
         registration,
         activity,
         course_activity: super::cmi5::moveon::course_activity(&pkg.activity_base, &course.id),
+        attempt,
+        attempts,
+        resumed,
         started: time::OffsetDateTime::now_utc(),
         seen: Mutex::new(seen),
     };
@@ -195,7 +222,8 @@ async fn play(State(node): State<AppState>, Path(secret): Path<String>) -> Respo
     // In a JSON script block: no "</" may close it early.
     let data = data.to_string().replace('<', "\\u003c");
     let runtime = if a.version == "1.2" { "scorm12.js" } else { "scorm2004.js" };
-    let (title, lang) = (html_escape(&a.title), html_escape(&a.language));
+    let escape = crate::http::pages::escape;
+    let (title, lang) = (escape(&a.title), escape(&a.language));
     let page = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>html,body{{margin:0;height:100%}}iframe{{border:0;width:100%;height:100%;display:block}}</style>\
@@ -216,10 +244,6 @@ async fn play(State(node): State<AppState>, Path(secret): Path<String>) -> Respo
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The player's scripts, gzip'd once (scorm-again's SCORM 2004 runtime is
@@ -314,7 +338,7 @@ async fn commit(
     let Ok(a) = attempt(&node, &secret) else { return refuse(101) };
     let Ok(c) = serde_json::from_slice::<Value>(&body) else { return refuse(201) };
     let last = q.done.as_deref() == Some("true");
-    match record(&node, &a, &c, last).await {
+    match record::record(&node, &a, &c, last).await {
         Ok(()) => {
             if last {
                 node.players.launches.lock().unwrap_or_else(|p| p.into_inner()).remove(&secret);
@@ -328,106 +352,9 @@ async fn commit(
     }
 }
 
-/// The statements and State of one commit.
-async fn record(node: &AppState, a: &Attempt, c: &Value, last: bool) -> Result<(), ApiError> {
-    let rd = &c["runtimeData"];
-    let cmi = if rd.get("cmi").is_some() { rd["cmi"].clone() } else { rd.clone() };
-    let exit = if a.version == "1.2" { cmi["core"]["exit"].as_str() } else { cmi["exit"].as_str() }.unwrap_or_default();
-    let completion = c["completionStatus"].as_str().unwrap_or("unknown").to_string();
-    let success = c["successStatus"].as_str().unwrap_or("unknown").to_string();
-    let now = time::OffsetDateTime::now_utc();
-    let took = now - a.started;
-    let duration = super::iso_duration(took);
-    let mut out = Vec::new();
-    {
-        let mut seen = a.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.finished {
-            return Err(ApiError::Conflict("the attempt has ended".into()));
-        }
-        if !seen.initialized {
-            out.push(statement(a, "initialized", json!(null), now));
-            seen.initialized = true;
-        }
-        if completion == "completed" && seen.completion != "completed" {
-            out.push(statement(a, "completed", json!({"completion": true, "duration": duration}), now));
-        }
-        if (success == "passed" || success == "failed") && seen.success != success {
-            let mut result = json!({"success": success == "passed", "duration": duration});
-            if let Some(score) = score(&c["score"]) {
-                result["score"] = score;
-            }
-            out.push(statement(a, &success, result, now));
-        }
-        if last {
-            let verb = if exit == "suspend" { "suspended" } else { "terminated" };
-            out.push(statement(a, verb, json!({"duration": duration}), now));
-            seen.finished = true;
-        }
-        seen.completion = completion.clone();
-        seen.success = success.clone();
-    }
-    let kept = json!({"version": a.version, "cmi": cmi, "exit": exit, "completion": completion, "success": success});
-    super::put_json_document(node, state_place(&a.activity, &a.actor_key, &a.registration), STATE_ID, &kept).await?;
-    if out.is_empty() {
-        return Ok(());
-    }
-    super::store_statements(node, out, "scorm", &super::lms_authority(node, "lms:scorm")).await
-}
-
-/// A commit's score as xAPI's: scaled when given, else raw over max.
-fn score(s: &Value) -> Option<Value> {
-    let num = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|t| t.parse().ok()));
-    let (raw, min, max) = (num(&s["raw"]), num(&s["min"]), num(&s["max"]));
-    let scaled = num(&s["scaled"]).or(match (raw, max) {
-        (Some(r), Some(m)) if m > 0.0 => Some(r / m),
-        (Some(r), None) => Some(r / 100.0),
-        _ => None,
-    })?;
-    let mut out = json!({"scaled": (scaled.clamp(-1.0, 1.0) * 10000.0).round() / 10000.0});
-    if let (Some(r), Some(lo), Some(hi)) = (raw, min, max)
-        && lo <= r
-        && r <= hi
-    {
-        out["raw"] = json!(r);
-        out["min"] = json!(lo);
-        out["max"] = json!(hi);
-    }
-    Some(out)
-}
-
-fn statement(a: &Attempt, verb: &str, result: Value, now: time::OffsetDateTime) -> Value {
-    let id = if verb == "suspended" { SUSPENDED.to_string() } else { format!("{VERB}{verb}") };
-    let mut s = json!({
-        "actor": a.actor,
-        "verb": {"id": id, "display": {"en-US": verb}},
-        "object": {"objectType": "Activity", "id": a.activity, "definition": {
-            "type": "http://adlnet.gov/expapi/activities/lesson", "name": {"und": a.title}}},
-        "context": {
-            "registration": a.registration,
-            "contextActivities": {"grouping": [{"objectType": "Activity", "id": a.course_activity}], "category": [{"id": CATEGORY}]},
-        },
-        "timestamp": crate::xapi::format_stored(now),
-    });
-    if !result.is_null() {
-        s["result"] = result;
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scores_as_xapi_takes_them() {
-        assert_eq!(
-            score(&json!({"raw": "100", "min": "0", "max": "100"})),
-            Some(json!({"scaled": 1.0, "raw": 100.0, "min": 0.0, "max": 100.0}))
-        );
-        assert_eq!(score(&json!({"raw": 40})), Some(json!({"scaled": 0.4})));
-        assert_eq!(score(&json!({"scaled": 0.75, "raw": 150, "min": 0, "max": 100})), Some(json!({"scaled": 0.75})));
-        assert_eq!(score(&json!({})), None);
-    }
 
     #[test]
     fn the_runtime_is_the_pinned_scorm_again() {
