@@ -118,9 +118,16 @@ pub fn may_write(g: &Grant, statements: &[Value]) -> Result<(), ApiError> {
 }
 
 /// Documents a launch token may reach: its actor's State of its activity
-/// and registration (LaunchData read-only, checked by the caller), its
-/// actor's Agent Profile (read), its activity's Activity Profile (read).
-pub fn may_document(g: &Grant, place: &Place, write: bool) -> Result<(), ApiError> {
+/// and registration (`LMS.LaunchData` read-only: a write naming no id, as a
+/// DELETE of all states does, would change it too), its actor's Agent
+/// Profile (read), its activity's Activity Profile (read).
+pub fn may_document(g: &Grant, place: &Place, id: Option<&str>, write: bool) -> Result<(), ApiError> {
+    if write && place.kind == DocKind::State && id.is_none_or(|i| i == super::LAUNCH_DATA) {
+        return Err(ApiError::Forbidden(format!(
+            "{} is the LMS's; an AU may read it, not change it",
+            super::LAUNCH_DATA
+        )));
+    }
     let allowed = match place.kind {
         DocKind::State => {
             place.agent == g.actor_key

@@ -14,6 +14,7 @@ pub mod coach;
 pub mod content;
 mod learner;
 mod shared;
+pub(crate) use shared::escape;
 
 pub use learner::{catalog, course, home, launch, lesson, progress, quiz, quiz_submit};
 

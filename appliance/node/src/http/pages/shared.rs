@@ -38,7 +38,7 @@ static SLOTS: LazyLock<Slots> = LazyLock::new(|| {
 });
 
 /// Text as askama escapes it in HTML.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {

@@ -92,9 +92,9 @@ fn place_of(kind: Kind, p: &BTreeMap<String, String>) -> Result<Place, ApiError>
 /// profile, and reads activity profiles; anything else is 403 and logged.
 /// (Issue 10's per-launch tokens come in here: one actor, one registration,
 /// one activity.)
-fn may(node: &AppState, user: &User, place: &Place, write: bool) -> Result<(), ApiError> {
+fn may(node: &AppState, user: &User, place: &Place, id: Option<&str>, write: bool) -> Result<(), ApiError> {
     if let Some(g) = &user.launch {
-        return crate::content::cmi5::may_document(g, place, write);
+        return crate::content::cmi5::may_document(g, place, id, write);
     }
     let Some(person) = &user.person else {
         let s = user.scopes;
@@ -167,17 +167,7 @@ async fn document(
         })?)),
     };
     let write = method != Method::GET && method != Method::HEAD;
-    may(node, user, &place, write)?;
-    if write
-        && user.launch.is_some()
-        && kind == Kind::State
-        && id.as_deref().is_none_or(|i| i == crate::content::cmi5::LAUNCH_DATA)
-    {
-        return Err(ApiError::Forbidden(format!(
-            "{} is the LMS's; an AU may read it, not change it",
-            crate::content::cmi5::LAUNCH_DATA
-        )));
-    }
+    may(node, user, &place, id.as_deref(), write)?;
     if !write {
         return match id {
             Some(id) => get_one(node, place, id, headers).await,
