@@ -90,6 +90,21 @@ async function scorm2004Pages(locale, lang) {
   await ctx.close();
 }
 
+/// Launches the first SCO of `course` in the player, answers it with
+/// `answer(frame)`, finishes it, and waits for the course page: its first
+/// outline line.
+async function takeSco(page, course, answer) {
+  const url = `${base}/courses/${course}`;
+  await page.goto(url);
+  await page.click('form.launch button');
+  await page.waitForURL((u) => u.href.startsWith(`${content}/scorm/play/`), { timeout: 20000 });
+  const sco = page.frameLocator('#sco');
+  await answer(sco);
+  await sco.locator('#finish').click();
+  await page.waitForURL(url, { timeout: 20000 });
+  return page.textContent('ol.outline li');
+}
+
 await run(browser, async () => {
   await coursePage('zh-CN', 'zh-CN');
   await coursePage('en-GB', 'en');
@@ -141,29 +156,13 @@ await run(browser, async () => {
   await page.screenshot({ path: `${out}/course-cmi5-done-en.png`, fullPage: true });
 
   // A SCORM 1.2 SCO in the node's player (scorm-again), same page, real CSPs.
-  const SCORM = `${base}/courses/${scormCourse}`;
-  await page.goto(SCORM);
-  await page.click('form.launch button');
-  await page.waitForURL((u) => u.href.startsWith(`${content}/scorm/play/`), { timeout: 20000 });
-  const sco = page.frameLocator('#sco');
-  await sco.locator('#answer').selectOption('sun');
-  await sco.locator('#finish').click();
-  await page.waitForURL(SCORM, { timeout: 20000 });
-  const scoLine = await page.textContent('ol.outline li');
+  const scoLine = await takeSco(page, scormCourse, (sco) => sco.locator('#answer').selectOption('sun'));
   if (!scoLine.includes('Completed')) fail(`SCORM course: after the SCO it shows ${JSON.stringify(scoLine)}, want Completed`);
   if (csp.length) fail(`CSP refusals in the SCORM player: ${csp.join('; ')}`);
   console.log('SCORM launch: ok');
 
   // The uploaded SCORM 2004 SCO, through window.API_1484_11, real CSPs.
-  const S2004 = `${base}/courses/${uploaded}`;
-  await page.goto(S2004);
-  await page.click('form.launch button');
-  await page.waitForURL((u) => u.href.startsWith(`${content}/scorm/play/`), { timeout: 20000 });
-  const sco2004 = page.frameLocator('#sco');
-  await sco2004.locator('#answer').fill('2');
-  await sco2004.locator('#finish').click();
-  await page.waitForURL(S2004, { timeout: 20000 });
-  const line2004 = await page.textContent('ol.outline li');
+  const line2004 = await takeSco(page, uploaded, (sco) => sco.locator('#answer').fill('2'));
   if (!line2004.includes('Completed')) fail(`SCORM 2004 course: after the SCO it shows ${JSON.stringify(line2004)}`);
   await page.goto(`${base}/progress`);
   const row2004 = await page.textContent(`tbody tr:has(a[href="/courses/${uploaded}"])`);

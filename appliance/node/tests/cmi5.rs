@@ -156,6 +156,11 @@ async fn a_cmi5_launch_as_the_spec_asks() {
     assert_eq!(as_au("PUT", prefs, r#"{"languagePreference":"fr"}"#.into()).await.status, 403);
     assert_eq!(as_au("PUT", state(&registration), "{}".into()).await.status, 403);
     assert_eq!(as_au("GET", state(&uuid::Uuid::new_v4().to_string()), String::new()).await.status, 403);
+    // Another learner's state, same activity and registration: 403 too.
+    let bo = json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": "bo"}});
+    let bos = state(&registration).replace(&q(&actor.to_string()), &q(&bo.to_string()));
+    assert!(bos.contains("bo%22"), "{bos}");
+    assert_eq!(as_au("GET", bos, String::new()).await.status, 403, "another learner's state");
     let statement = |actor: &Value, reg: &str| {
         json!({
             "actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/initialized"},
@@ -166,7 +171,6 @@ async fn a_cmi5_launch_as_the_spec_asks() {
     };
     let r = as_au("POST", "/xapi/statements".into(), statement(&actor, &registration)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let bo = json!({"objectType": "Agent", "account": {"homePage": "https://lms.example.org/learners", "name": "bo"}});
     assert_eq!(as_au("POST", "/xapi/statements".into(), statement(&bo, &registration)).await.status, 403);
     assert_eq!(
         as_au("POST", "/xapi/statements".into(), statement(&actor, &uuid::Uuid::new_v4().to_string())).await.status,
