@@ -300,25 +300,42 @@ fn media_staging(course: &str) -> String {
     format!("{course}.media")
 }
 
+/// The distinct media files a native course's lessons show, in its media
+/// directory `dir`: (the path as lessons name it, the file). A path that
+/// names no regular file there is refused: (that path, why, naming the
+/// lesson and the file).
+fn course_media(c: &lms_content::Course, dir: &Path) -> Result<Vec<(String, PathBuf)>, (String, String)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for l in &c.lessons {
+        for m in lms_content::media_refs(&l.body) {
+            if out.iter().any(|(p, _)| *p == m) {
+                continue;
+            }
+            let file = dir.join(&m);
+            if !std::fs::symlink_metadata(&file).is_ok_and(|md| md.is_file()) {
+                let why = format!("lesson {:?} shows {m:?}, but {} is not a file", l.id, file.display());
+                return Err((m, why));
+            }
+            out.push((m, file));
+        }
+    }
+    Ok(out)
+}
+
 /// Copies the media a native course's lessons name from its media
 /// directory beside the TOML file (`<dir>/<course id>/<path>`) to `to`.
 /// A file that is not there refuses the course, naming lesson and path.
 fn stage_media(n: &Native, to: &Path) -> Result<(), AddError> {
     let from = n.source.parent().unwrap_or(Path::new(".")).join(&n.course.id);
     let source = n.source.display().to_string();
-    for l in &n.course.lessons {
-        for m in lms_content::media_refs(&l.body) {
-            let src = from.join(&m);
-            if !std::fs::symlink_metadata(&src).is_ok_and(|md| md.is_file()) {
-                let message = format!("lesson {:?} shows {m:?}, but {} is not a file", l.id, src.display());
-                return Err(ImportError { value: Some(m), ..ImportError::package(&source, message) }.into());
-            }
-            let dst = to.join(&m);
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent).map_err(pack_err(parent))?;
-            }
-            copy_one(&source, &src, &dst, &m)?;
+    let files = course_media(&n.course, &from)
+        .map_err(|(m, why)| ImportError { value: Some(m), ..ImportError::package(&source, why) })?;
+    for (m, src) in files {
+        let dst = to.join(&m);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(pack_err(parent))?;
         }
+        copy_one(&source, &src, &dst, &m)?;
     }
     Ok(())
 }
@@ -469,22 +486,12 @@ fn check_media(
 ) -> Result<std::collections::BTreeMap<String, Vec<FileEntry>>, AddError> {
     let mut out = std::collections::BTreeMap::new();
     for c in natives {
-        let dir = pack.join(COURSES_DIR).join(&c.id);
+        let toml = pack.join(COURSES_DIR).join(format!("{}.toml", c.id));
+        let found = course_media(c, &pack.join(COURSES_DIR).join(&c.id)).map_err(|(_, why)| bad(&toml, why))?;
         let mut files: Vec<FileEntry> = Vec::new();
-        for l in &c.lessons {
-            for m in lms_content::media_refs(&l.body) {
-                if files.iter().any(|f| f.path == m) {
-                    continue;
-                }
-                let path = dir.join(&m);
-                let toml = pack.join(COURSES_DIR).join(format!("{}.toml", c.id));
-                if !std::fs::symlink_metadata(&path).is_ok_and(|md| md.is_file()) {
-                    let message = format!("lesson {:?} shows {m:?}, but {} is not a file", l.id, path.display());
-                    return Err(bad(&toml, message));
-                }
-                let (size, sha256) = lms_bundle::blobs::hash_file(&path).map_err(|e| bad(&path, e.to_string()))?;
-                files.push(FileEntry { path: m, size, sha256 });
-            }
+        for (m, path) in found {
+            let (size, sha256) = lms_bundle::blobs::hash_file(&path).map_err(|e| bad(&path, e.to_string()))?;
+            files.push(FileEntry { path: m, size, sha256 });
         }
         if !files.is_empty() {
             out.insert(c.id.clone(), files);

@@ -297,7 +297,6 @@ pub fn quiz_activity(base: &str, quiz: &str) -> String {
     format!("{base}/quizzes/{quiz}")
 }
 
-/// Ids appear in URLs and activity IRIs: keep them to a safe alphabet.
 /// What a media file of a lesson is shown as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
@@ -327,6 +326,13 @@ pub fn media_type(path: &str) -> Option<(&'static str, MediaKind)> {
     MEDIA_TYPES.iter().find(|(e, _, _)| *e == ext).map(|(_, m, k)| (*m, *k))
 }
 
+/// The scheme of a URL (`https`, `data`, `javascript`), if it has one: what
+/// comes before its first `:` when no `/`, `?` or `#` does.
+pub fn url_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.trim().split_once(':')?;
+    (!scheme.contains(['/', '?', '#'])).then_some(scheme)
+}
+
 /// The course's own media a lesson body names: the destinations of its
 /// Markdown images (`![a diagram](water-cycle.svg)`, `![the lab](lab.mp4)`
 /// for a video) that are not URLs with a scheme. They are paths in the
@@ -338,8 +344,7 @@ pub fn media_refs(body: &str) -> Vec<String> {
     for e in Parser::new(body) {
         if let Event::Start(Tag::Image { dest_url, .. }) = e {
             let d = dest_url.trim();
-            let has_scheme = d.split_once(':').is_some_and(|(s, _)| !s.contains(['/', '?', '#']));
-            if !has_scheme && !d.starts_with('#') && !out.iter().any(|o| o == d) {
+            if url_scheme(d).is_none() && !d.starts_with('#') && !out.iter().any(|o| o == d) {
                 out.push(d.to_string());
             }
         }
@@ -364,6 +369,7 @@ pub fn media_path_problem(path: &str) -> Option<String> {
     None
 }
 
+/// Ids appear in URLs and activity IRIs: keep them to a safe alphabet.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

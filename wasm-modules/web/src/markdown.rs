@@ -12,15 +12,9 @@ use lms_content::MediaKind;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 use std::collections::BTreeMap;
 
+/// A URL without a scheme, or with one of these.
 fn safe_url(url: &str) -> bool {
-    let lower = url.trim().to_ascii_lowercase();
-    match lower.split_once(':') {
-        // A scheme before any '/', '?' or '#' is a scheme; only these.
-        Some((scheme, _)) if !scheme.contains(['/', '?', '#']) => {
-            matches!(scheme, "http" | "https" | "mailto")
-        }
-        _ => true,
-    }
+    lms_content::url_scheme(url).is_none_or(|s| matches!(s.to_ascii_lowercase().as_str(), "http" | "https" | "mailto"))
 }
 
 fn lower(level: HeadingLevel) -> HeadingLevel {
@@ -37,8 +31,9 @@ fn lower(level: HeadingLevel) -> HeadingLevel {
 /// URL); a relative image not there is dropped (its alt text stays).
 pub fn render(body: &str, media: &BTreeMap<String, String>) -> String {
     let mut events: Vec<Event> = Vec::new();
-    // The player a video or audio image became, until its End(Image).
-    let mut player: Option<(&'static str, usize)> = None;
+    // A video or audio image becomes a player: its tag, its src and where
+    // its opening tag goes once the alt text (its name) is known.
+    let mut player: Option<(&'static str, String, usize)> = None;
     let parser = Parser::new_ext(body, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH);
     for e in parser {
         match e {
@@ -56,12 +51,8 @@ pub fn render(body: &str, media: &BTreeMap<String, String>) -> String {
                 match (own, kind) {
                     (Some(url), Some(k @ (MediaKind::Video | MediaKind::Audio))) => {
                         let tag = if k == MediaKind::Video { "video" } else { "audio" };
-                        // Its name (aria-label) is filled in from the alt text at the end.
-                        player = Some((tag, events.len()));
-                        events.push(Event::Html(CowStr::from(format!(
-                            "<{tag} controls preload=\"metadata\" src=\"{}\"",
-                            escape_attr(url)
-                        ))));
+                        player = Some((tag, escape_attr(url), events.len()));
+                        events.push(Event::Html(CowStr::Borrowed("")));
                     }
                     (Some(url), _) => events.push(Event::Start(Tag::Image {
                         link_type,
@@ -70,18 +61,21 @@ pub fn render(body: &str, media: &BTreeMap<String, String>) -> String {
                         id,
                     })),
                     (None, _) => {
-                        let dest = if safe_url(&dest_url) && is_absolute(&dest_url) { dest_url } else { "".into() };
+                        // Not the course's own file: a URL with a safe scheme, or nothing.
+                        let absolute = lms_content::url_scheme(&dest_url).is_some();
+                        let dest = if absolute && safe_url(&dest_url) { dest_url } else { "".into() };
                         events.push(Event::Start(Tag::Image { link_type, dest_url: dest, title, id }))
                     }
                 }
             }
             Event::End(TagEnd::Image) if player.is_some() => {
-                let (tag, at) = player.take().expect("a player");
+                let (tag, src, at) = player.take().expect("a player");
                 let alt: String = events[at + 1..]
                     .iter()
                     .filter_map(|e| if let Event::Text(t) | Event::Code(t) = e { Some(t.as_ref()) } else { None })
                     .collect();
-                let open = format!("{} aria-label=\"{}\">", events[at].as_html(), escape_attr(&alt));
+                let open =
+                    format!("<{tag} controls preload=\"metadata\" src=\"{src}\" aria-label=\"{}\">", escape_attr(&alt));
                 events[at] = Event::Html(CowStr::from(open));
                 events.push(Event::Html(CowStr::from(format!("</{tag}>"))));
             }
@@ -93,24 +87,8 @@ pub fn render(body: &str, media: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// An image URL with a scheme (which [`safe_url`] limits): not the
-/// course's own file.
-fn is_absolute(url: &str) -> bool {
-    url.split_once(':').is_some_and(|(s, _)| !s.contains(['/', '?', '#']))
-}
-
 fn escape_attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-trait AsHtml {
-    fn as_html(&self) -> &str;
-}
-
-impl AsHtml for Event<'_> {
-    fn as_html(&self) -> &str {
-        if let Event::Html(t) = self { t } else { "" }
-    }
 }
 
 #[cfg(test)]

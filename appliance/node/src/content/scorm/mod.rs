@@ -246,35 +246,33 @@ async fn play(State(node): State<AppState>, Path(secret): Path<String>) -> Respo
     r
 }
 
+type Gzipped = std::sync::OnceLock<axum::body::Bytes>;
+
 /// The player's scripts, gzip'd once (scorm-again's SCORM 2004 runtime is
 /// 565 KB minified, 107 KB gzip'd: what a learner's first launch loads).
-fn gzipped(file: &str, body: &'static str) -> axum::body::Bytes {
+fn gzipped(kept: &'static Gzipped, body: &'static str) -> axum::body::Bytes {
     use std::io::Write;
-    static KEPT: std::sync::OnceLock<Mutex<std::collections::HashMap<String, axum::body::Bytes>>> =
-        std::sync::OnceLock::new();
-    let kept = KEPT.get_or_init(Default::default);
-    let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
-    kept.entry(file.to_string())
-        .or_insert_with(|| {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            gz.write_all(body.as_bytes()).expect("in memory");
-            gz.finish().expect("in memory").into()
-        })
-        .clone()
+    kept.get_or_init(|| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(body.as_bytes()).expect("in memory");
+        gz.finish().expect("in memory").into()
+    })
+    .clone()
 }
 
 async fn runtime(Path(file): Path<String>, headers: axum::http::HeaderMap) -> Response {
-    let body = match file.as_str() {
-        "scorm12.js" => RUNTIME_12,
-        "scorm2004.js" => RUNTIME_2004,
-        "player.js" => PLAYER,
+    static GZIPPED: [Gzipped; 3] = [Gzipped::new(), Gzipped::new(), Gzipped::new()];
+    let (body, kept) = match file.as_str() {
+        "scorm12.js" => (RUNTIME_12, &GZIPPED[0]),
+        "scorm2004.js" => (RUNTIME_2004, &GZIPPED[1]),
+        "player.js" => (PLAYER, &GZIPPED[2]),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.split(';').next().unwrap_or_default().trim() == "gzip"));
-    let mut r = if gzip { gzipped(&file, body).into_response() } else { body.into_response() };
+    let mut r = if gzip { gzipped(kept, body).into_response() } else { body.into_response() };
     let h = r.headers_mut();
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
